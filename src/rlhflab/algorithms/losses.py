@@ -1,0 +1,29 @@
+"""Losses as pure tensor functions. Shapes and maths in each docstring; numeric tests in tests/."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE = -100
+
+
+def lm_token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed next-token cross-entropy over labelled positions, and the number of such positions.
+
+    logits: [B, L, V]; labels: [B, L] with IGNORE (-100) where no loss is taken (prompt, padding).
+    Position t predicts labels[t+1]. Returns (Σ_t −log p(labels[t+1] | x_≤t), n_tokens).
+
+    Returning the sum lets a trainer divide by the token count of the whole effective batch, so
+    gradient accumulation k × b gives exactly the gradient of one batch of k·b.
+    """
+    shift_logits = logits[:, :-1].reshape(-1, logits.size(-1)).float()
+    shift_labels = labels[:, 1:].reshape(-1)
+    loss = F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE, reduction="sum")
+    return loss, (shift_labels != IGNORE).sum()
+
+
+def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over completion tokens only (000 appendix E: loss on output tokens)."""
+    total, n = lm_token_loss_sum(logits, labels)
+    return total / n.clamp(min=1)

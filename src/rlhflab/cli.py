@@ -1,0 +1,100 @@
+"""The `rlhflab` command line: thin wrappers that parse, call the pipeline and print."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rlhflab.config import ConfigError, dump_config, load_config
+from rlhflab.data.records import RecordError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Learning from preference feedback: SFT, reward models, PPO, DPO, best-of-N.")
+config_app = typer.Typer(no_args_is_help=True, help="Inspect experiment configs.")
+app.add_typer(config_app, name="config")
+console = Console(stderr=True)
+out = Console()
+
+
+def _load(config: Optional[str], overrides: list[str]):
+    try:
+        return load_config(config, overrides)
+    except ConfigError as e:
+        console.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+        raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    config: Optional[str] = typer.Argument(None, help="YAML file or built-in name (default: quickstart)"),
+    set_: list[str] = typer.Option([], "--set", help="override a key, e.g. --set sft.optim.lr=1e-4"),
+    until: Optional[str] = typer.Option(None, help="stop after this stage"),
+    force: list[str] = typer.Option([], help="rerun this stage even if its artefact is current"),
+) -> None:
+    """Run the experiment's pipeline; stages whose inputs are unchanged are skipped."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    cfg = _load(config, set_)
+    from rlhflab.pipeline import PipelineError, run_pipeline
+    from rlhflab.stages import REGISTRY
+
+    started = time.time()
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                        TimeElapsedColumn(), console=console, disable=not cfg.pipeline.progress)
+    tasks: dict[str, int] = {}
+
+    def on_stage(name: str, status: str) -> None:
+        if status == "cached":
+            console.print(f"[dim]{name}: up to date, skipped[/dim]")
+        elif status == "running":
+            console.print(f"[bold]{name}[/bold]: running")
+
+    def on_progress(desc: str, done: int, total: int) -> None:
+        if desc not in tasks:
+            tasks[desc] = progress.add_task(desc, total=total or None)
+        progress.update(tasks[desc], completed=done, total=total or None)
+
+    try:
+        with progress:
+            results = run_pipeline(cfg, REGISTRY, until=until, force=set(force),
+                                   on_stage=on_stage, on_progress=on_progress)
+    except (PipelineError, RecordError) as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(1)
+
+    table = Table(title=f"{cfg.name}: {time.time() - started:.0f} s")
+    table.add_column("stage")
+    table.add_column("status")
+    table.add_column("seconds", justify="right")
+    table.add_column("headline")
+    for r in results:
+        table.add_row(r.name, r.status, f"{r.seconds:.1f}", _headline(r.metrics))
+    out.print(table)
+    out.print(f"artefacts: {cfg.run_dir}")
+
+
+def _headline(metrics: dict) -> str:
+    keys = ("best_val_loss", "gold_reward_base", "gold_reward_sft", "params")
+    return ", ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), (int, float)))
+
+
+@config_app.command("show")
+def config_show(
+    config: Optional[str] = typer.Argument(None, help="YAML file or built-in name (default: quickstart)"),
+    set_: list[str] = typer.Option([], "--set", help="override a key, e.g. --set seed=3"),
+) -> None:
+    """Print the fully resolved config (every default filled in)."""
+    out.print(dump_config(_load(config, set_)), end="", highlight=False, markup=False)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,297 @@
+"""Typed experiment config: one YAML file describes a whole experiment.
+
+Defaults are the seeds' values (cited next to each field) so a real model gets the papers' settings;
+the built-in `quickstart` config overrides what a tiny CPU model needs. Unknown keys, wrong types
+and bad ranges are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A config could not be read or validated. The message names the key and the fix."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ------------------------------------------------------------------------------------ task ---
+
+
+class SyntheticTask(Section):
+    """The embedded TL;DR-like task (see rlhflab.data.synthetic)."""
+
+    kind: Literal["synthetic"] = "synthetic"
+    n_pretrain: int = Field(6000, ge=100, description="unlabelled posts for the pretrain stage")
+    n_sft_train: int = Field(2000, ge=10)
+    n_sft_validation: int = Field(200, ge=10)
+    n_preference_train: int = Field(2000, ge=10)
+    n_preference_validation: int = Field(300, ge=10)
+    n_preference_test: int = Field(300, ge=10, description="per ID / OOD preference test set")
+    n_policy_prompts: int = Field(1000, ge=10, description="prompts for PPO rollouts")
+    n_policy_validation: int = Field(100, ge=10)
+    n_test: int = Field(200, ge=10, description="inputs per ID / OOD test set")
+    id_topics: list[str] = Field(
+        default_factory=lambda: ["relationships", "family", "work"],
+        description="topics ('subreddits') in distribution; the others form the topic OOD set "
+        "(000 appendix J.1 uses r/relationships as ID)",
+    )
+    min_filler: int = Field(0, ge=0, le=20, description="irrelevant sentences per post, lower bound")
+    max_filler: int = Field(8, ge=0, le=20)
+    reference_incomplete_rate: float = Field(0.25, ge=0.0, le=1.0)
+    annotator_agreement: float = Field(
+        0.72, gt=0.5, lt=1.0,
+        description="expected agreement of simulated annotators with the gold ordering "
+        "(~70% human inter-annotator agreement, 000 §4 / Stiennon et al.)",
+    )
+    median_pool: int = Field(4000, ge=100, description="posts drawn to fix the length/sentiment medians")
+
+    @model_validator(mode="after")
+    def _check(self) -> "SyntheticTask":
+        from rlhflab.data.synthetic import TOPICS
+
+        unknown = sorted(set(self.id_topics) - set(TOPICS))
+        if unknown:
+            raise ValueError(f"id_topics: unknown topic(s) {unknown}; choose from {sorted(TOPICS)}")
+        if not self.id_topics or set(self.id_topics) == set(TOPICS):
+            raise ValueError("id_topics: name at least one topic and leave at least one out (the topic OOD set)")
+        if self.min_filler > self.max_filler:
+            raise ValueError("min_filler must not exceed max_filler")
+        return self
+
+
+class FilesTask(Section):
+    """Your own data as JSONL files in rlhflab's record schemas (see rlhflab.data.records)."""
+
+    kind: Literal["files"] = "files"
+    sft_train: Path
+    sft_validation: Path
+    preference_train: Path | None = None
+    preference_validation: Path | None = None
+    policy_prompts: Path | None = None
+    policy_validation: Path | None = None
+    test_sets: dict[str, Path] = Field(
+        default_factory=dict, description="name -> prompt file; names starting 'id' are in distribution")
+    preference_tests: dict[str, Path] = Field(default_factory=dict)
+    pretrain_corpus: Path | None = Field(None, description="JSONL of {'text'} for the pretrain stage")
+
+
+Task = Annotated[Union[SyntheticTask, FilesTask], Field(discriminator="kind")]
+
+
+# ----------------------------------------------------------------------------------- model ---
+
+
+class ModelSpec(Section):
+    """The base model. Leave `name_or_path` empty to build a tokenizer and a small Llama and
+    pretrain it on the task's unlabelled text; set it to any Hugging Face causal LM (hub id or local
+    folder) to start from that instead."""
+
+    name_or_path: str | None = None
+    vocab_size: int = Field(2000, ge=100)
+    hidden_size: int = Field(128, ge=8)
+    num_layers: int = Field(4, ge=1)
+    num_heads: int = Field(4, ge=1)
+    num_kv_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(384, ge=8)
+    max_position_embeddings: int = Field(512, ge=32)
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelSpec":
+        if self.hidden_size % self.num_heads:
+            raise ValueError("hidden_size must be divisible by num_heads")
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError("num_heads must be divisible by num_kv_heads")
+        return self
+
+
+class Generation(Section):
+    """Sampling defaults shared by every stage that samples."""
+
+    temperature: float = Field(0.7, gt=0.0, description="000 §5.2 / 004 table 9: τ = 0.7")
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(48, ge=1)
+    batch_size: int = Field(64, ge=1)
+
+
+# ---------------------------------------------------------------------------------- stages ---
+
+
+class Optim(Section):
+    """AdamW + warmup + schedule, shared by the supervised trainers."""
+
+    lr: float = Field(3e-5, gt=0.0, description="000 appendix E.4: SFT lr 3e-5 selected")
+    batch_size: int = Field(128, ge=1, description="effective batch; 000 table 2: 128")
+    micro_batch_size: int = Field(16, ge=1, description="per device per step; accumulation fills the rest")
+    epochs: float = Field(1.0, gt=0.0, description="000 table 2: 1 epoch")
+    max_steps: int | None = Field(None, ge=1, description="cap on optimiser steps (overrides epochs)")
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    adam_beta1: float = Field(0.9, ge=0.0, lt=1.0, description="000 table 2")
+    adam_beta2: float = Field(0.999, ge=0.0, lt=1.0, description="000 table 2")
+    adam_epsilon: float = Field(1e-8, gt=0.0, description="000 table 2")
+    weight_decay: float = Field(0.0, ge=0.0)
+    max_grad_norm: float | None = Field(1.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Optim":
+        if self.batch_size % self.micro_batch_size:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of "
+                             f"micro_batch_size ({self.micro_batch_size})")
+        return self
+
+
+class PretrainStage(Section):
+    """Language-model pretraining of the small base model on unlabelled task text."""
+
+    optim: Optim = Field(default_factory=lambda: Optim(
+        lr=2e-3, batch_size=32, micro_batch_size=32, epochs=1.0, warmup_ratio=0.05,
+        schedule="cosine", adam_beta2=0.95, weight_decay=0.1))
+    max_length: int = Field(256, ge=16)
+    tokenizer_min_frequency: int = Field(2, ge=1)
+
+
+class SFTStage(Section):
+    """Supervised fine-tuning: cross-entropy on completion tokens only (000 appendix E)."""
+
+    optim: Optim = Field(default_factory=Optim)
+    freeze_fraction: float = Field(
+        0.8, ge=0.0, le=1.0,
+        description="fraction of transformer layers frozen from the bottom, plus embeddings and "
+        "unembedding when > 0 (000 table 2: 80%)")
+    max_length: int = Field(512, ge=16)
+    eval_every: int = Field(50, ge=1, description="steps between validation passes (model selection on val loss, 000 E.3)")
+    n_sample_check: int = Field(64, ge=0, description="validation prompts sampled at the end to log gold reward, if the task has one")
+
+
+class Pipeline(Section):
+    """How the runner treats stages."""
+
+    progress: bool = True
+
+
+class ExperimentConfig(Section):
+    name: str = Field("quickstart", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    seed: int = Field(0, ge=0)
+    output_dir: Path = Path("runs")
+    task: Task = Field(default_factory=SyntheticTask)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    generation: Generation = Field(default_factory=Generation)
+    pretrain: PretrainStage = Field(default_factory=PretrainStage)
+    sft: SFTStage = Field(default_factory=SFTStage)
+    pipeline: Pipeline = Field(default_factory=Pipeline)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+    def section(self, key: str) -> Any:
+        obj: Any = self
+        for part in key.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def digest(self, keys: list[str]) -> str:
+        """Hash of the named config sections: what a stage's output depends on."""
+        payload = {k: _jsonable(self.section(k)) for k in sorted(keys)}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+# ----------------------------------------------------------------------------- loading ---
+
+BUILTIN = ("quickstart",)
+
+
+def builtin_path(name: str) -> Path:
+    return Path(str(resources.files("rlhflab") / "configs" / f"{name}.yaml"))
+
+
+def _read_yaml(source: str | Path) -> dict[str, Any]:
+    path = Path(source)
+    if not path.exists():
+        if str(source) in BUILTIN or builtin_path(str(source)).exists():
+            path = builtin_path(str(source))
+        else:
+            raise ConfigError(f"config {source!r}: no such file and no built-in config of that name "
+                              f"(built-ins: {', '.join(BUILTIN)})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply one `a.b.c=value` override; the value is parsed as YAML (so 3e-5, true, [1, 2] work)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set sft.optim.lr=1e-4")
+    key, raw = assignment.split("=", 1)
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"--set {assignment!r}: bad key {key!r}")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    node = data
+    parts = key.split(".")
+    for p in parts[:-1]:
+        child = node.get(p)
+        if child is None:
+            child = node[p] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {p!r} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _format_errors(err: ValidationError, origin: str) -> str:
+    lines = [f"{origin}: invalid config"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p in ("synthetic", "files")))
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; `rlhflab config show` lists every key)"
+        elif "input" in e and e["type"] != "missing":
+            msg = f"{msg} (got {e['input']!r})"
+        lines.append(f"  {loc or '<top>'}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(source: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML file or built-in config by name, apply `--set` overrides, validate."""
+    source = source or "quickstart"
+    data = _read_yaml(source)
+    for o in overrides or []:
+        apply_override(data, o)
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, str(source))) from None
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,144 @@
+"""Record schemas shared by synthetic and real data, and JSONL I/O with line-numbered errors.
+
+Three kinds of record, one JSON object per line:
+- SFT:        {"prompt", "completion", "id"?, "meta"?}
+- preference: {"prompt", "chosen", "rejected", "id"?, "meta"?}
+- prompt:     {"prompt", "reference"?, "id"?, "meta"?}   (policy-training and test inputs)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, TypeVar
+
+
+class RecordError(ValueError):
+    """A data file has a bad record; the message names file, line and fix."""
+
+
+@dataclass
+class SFTRecord:
+    prompt: str
+    completion: str
+    id: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PreferenceRecord:
+    prompt: str
+    chosen: str
+    rejected: str
+    id: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PromptRecord:
+    prompt: str
+    reference: str | None = None
+    id: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+R = TypeVar("R", SFTRecord, PreferenceRecord, PromptRecord)
+
+_REQUIRED = {
+    SFTRecord: ("prompt", "completion"),
+    PreferenceRecord: ("prompt", "chosen", "rejected"),
+    PromptRecord: ("prompt",),
+}
+_KIND = {SFTRecord: "SFT", PreferenceRecord: "preference", PromptRecord: "prompt"}
+
+
+def _validate(obj: Any, cls: type[R], where: str) -> R:
+    kind = _KIND[cls]
+    required = _REQUIRED[cls]
+    if not isinstance(obj, dict):
+        raise RecordError(f"{where}: expected a JSON object, got {type(obj).__name__}; "
+                          f"each line of a {kind} file is one object with keys {', '.join(required)}")
+    allowed = {f for f in cls.__dataclass_fields__}
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        raise RecordError(f"{where}: unknown field(s) {unknown}; a {kind} record has "
+                          f"{sorted(allowed)} (put anything else under \"meta\")")
+    for key in required:
+        if key not in obj:
+            raise RecordError(f"{where}: missing field {key!r}; every {kind} record needs "
+                              f"{', '.join(required)}")
+        if not isinstance(obj[key], str):
+            raise RecordError(f"{where}: field {key!r} must be a string, got "
+                              f"{type(obj[key]).__name__}")
+        if key != "prompt" and not obj[key].strip():
+            raise RecordError(f"{where}: field {key!r} is empty; drop the record or fill it in")
+    if cls is PreferenceRecord and obj["chosen"] == obj["rejected"]:
+        raise RecordError(f"{where}: 'chosen' and 'rejected' are identical, so the pair carries "
+                          "no preference; drop the record")
+    if "meta" in obj and not isinstance(obj["meta"], dict):
+        raise RecordError(f"{where}: field 'meta' must be an object")
+    if "id" in obj and not isinstance(obj["id"], str):
+        raise RecordError(f"{where}: field 'id' must be a string")
+    return cls(**obj)
+
+
+def read_records(path: str | Path, cls: type[R]) -> list[R]:
+    path = Path(path)
+    if not path.exists():
+        raise RecordError(f"{path}: no such file")
+    out: list[R] = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path} line {lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise RecordError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+            rec = _validate(obj, cls, where)
+            if not rec.id:
+                rec.id = f"{path.stem}-{lineno}"
+            out.append(rec)
+    if not out:
+        raise RecordError(f"{path}: the file holds no records")
+    return out
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Any]) -> None:
+    """Write rows (dataclasses or dicts) as JSONL, atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for row in rows:
+                obj = asdict(row) if hasattr(row, "__dataclass_fields__") else row
+                f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write one JSON document atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, ensure_ascii=False, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: str | Path) -> Any:
+    with Path(path).open(encoding="utf-8") as f:
+        return json.load(f)

@@ -1,0 +1,173 @@
+"""Assemble the synthetic task's datasets: ID train/validation/test and OOD test sets.
+
+The ID distribution is posts from the ID topics that are shorter than the median length and less
+positive than the median sentiment (000 appendix J.1: "ID below the median, OOD the complement").
+Each OOD set flips exactly one of those factors, so a drop from ID to that set is attributable to
+one kind of shift; a news domain plays CNN/DailyMail's role (000 §4). Medians are taken over a
+pool of posts drawn from the whole reddit distribution.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from pathlib import Path
+from typing import Callable
+
+from rlhflab.config import SyntheticTask
+from rlhflab.data import synthetic as syn
+from rlhflab.data.records import PreferenceRecord, PromptRecord, SFTRecord, write_json, write_jsonl
+
+TEST_SETS = ("id", "ood_length", "ood_sentiment", "ood_topic", "ood_news")
+
+
+class _Sampler:
+    """Draws posts from one region of the distribution, never repeating a post text."""
+
+    def __init__(self, cfg: SyntheticTask, rng: random.Random, seen: set[str],
+                 median_words: float, median_sentiment: float):
+        self.cfg, self.rng, self.seen = cfg, rng, seen
+        self.median_words, self.median_sentiment = median_words, median_sentiment
+        self.ood_topics = sorted(set(syn.TOPICS) - set(cfg.id_topics))
+        self.counter = 0
+
+    def draw(self, region: str, prefix: str) -> syn.Post:
+        short = region != "ood_length"
+        negative = region != "ood_sentiment"
+        for _ in range(100_000):
+            if region == "ood_news":
+                post = self._post("news", "news", prefix)
+            else:
+                topics = self.ood_topics if region == "ood_topic" else self.cfg.id_topics
+                post = self._post("reddit", self.rng.choice(topics), prefix)
+                if (post.n_words < self.median_words) != short:
+                    continue
+                if (post.sentiment < self.median_sentiment) != negative:
+                    continue
+            if post.text in self.seen:
+                continue
+            self.seen.add(post.text)
+            return post
+        raise RuntimeError(f"could not draw a new post for region {region!r}; the vocabulary is "
+                           "exhausted; lower the dataset sizes in task.*")
+
+    def _post(self, domain: str, topic: str, prefix: str) -> syn.Post:
+        self.counter += 1
+        n_filler = self.rng.randint(self.cfg.min_filler, self.cfg.max_filler)
+        return syn.make_post(self.rng, f"{prefix}-{self.counter}", domain, topic, n_filler)
+
+
+def _meta(post: syn.Post, region: str) -> dict:
+    return {"topic": post.topic, "domain": post.domain, "n_words": post.n_words,
+            "sentiment": post.sentiment, "split": region}
+
+
+def _preference(rng: random.Random, post: syn.Post, region: str) -> tuple[PreferenceRecord, float, float]:
+    for _ in range(50):
+        a, b = syn.behaviour_summary(rng, post), syn.behaviour_summary(rng, post)
+        ga, gb = syn.gold_reward(post.prompt, a), syn.gold_reward(post.prompt, b)
+        if a != b and ga != gb:
+            rec = PreferenceRecord(prompt=post.prompt, chosen=a, rejected=b, id=post.id,
+                                   meta=_meta(post, region))
+            return rec, ga, gb
+    raise RuntimeError(f"post {post.id}: could not draw two summaries of different quality")
+
+
+def build_synthetic_task(cfg: SyntheticTask, seed: int, out_dir: Path,
+                         progress: Callable[[str], None] = lambda s: None) -> dict:
+    """Write every dataset of the task under `out_dir`; return a summary for the manifest."""
+    rng = random.Random(seed)
+
+    pool_rng = random.Random(rng.randrange(2**31))
+    pool = [syn.make_post(pool_rng, f"pool-{i}", "reddit", pool_rng.choice(sorted(syn.TOPICS)),
+                          pool_rng.randint(cfg.min_filler, cfg.max_filler))
+            for i in range(cfg.median_pool)]
+    median_words = statistics.median(p.n_words for p in pool)
+    median_sentiment = statistics.median(p.sentiment for p in pool)
+
+    seen: set[str] = set()
+    sampler = _Sampler(cfg, random.Random(rng.randrange(2**31)), seen, median_words, median_sentiment)
+    ref_rng = random.Random(rng.randrange(2**31))
+
+    def refs(posts: list[syn.Post], region: str) -> list[SFTRecord]:
+        return [SFTRecord(p.prompt, " " + syn.reference_summary(ref_rng, p, cfg.reference_incomplete_rate),
+                          p.id, _meta(p, region)) for p in posts]
+
+    progress("sft data")
+    sft_train = refs([sampler.draw("id", "sft-train") for _ in range(cfg.n_sft_train)], "id")
+    sft_val = refs([sampler.draw("id", "sft-val") for _ in range(cfg.n_sft_validation)], "id")
+    write_jsonl(out_dir / "sft" / "train.jsonl", sft_train)
+    write_jsonl(out_dir / "sft" / "validation.jsonl", sft_val)
+
+    progress("preference data")
+    pref_rng = random.Random(rng.randrange(2**31))
+    pref_sets: dict[str, list[tuple[PreferenceRecord, float, float]]] = {
+        "train": [_preference(pref_rng, sampler.draw("id", "pref-train"), "id")
+                  for _ in range(cfg.n_preference_train)],
+        "validation": [_preference(pref_rng, sampler.draw("id", "pref-val"), "id")
+                       for _ in range(cfg.n_preference_validation)],
+    }
+    for region in TEST_SETS:
+        pref_sets[f"test_{region}"] = [_preference(pref_rng, sampler.draw(region, f"pref-{region}"), region)
+                                       for _ in range(cfg.n_preference_test)]
+    # One annotator scale for all sets, calibrated on the training pairs.
+    scale = syn.annotator_scale([ga - gb for _, ga, gb in pref_sets["train"]], cfg.annotator_agreement)
+    label_rng = random.Random(rng.randrange(2**31))
+    agreement: dict[str, float] = {}
+    for name, rows in pref_sets.items():
+        out, agree = [], 0
+        for rec, ga, gb in rows:
+            prefers_a = syn.annotate(label_rng, ga, gb, scale)
+            if not prefers_a:
+                rec.chosen, rec.rejected = rec.rejected, rec.chosen
+            agree += prefers_a == (ga > gb)
+            out.append(rec)
+        agreement[name] = agree / len(rows)
+        write_jsonl(out_dir / "preference" / f"{name}.jsonl", out)
+
+    progress("prompts and test sets")
+    write_jsonl(out_dir / "prompts" / "train.jsonl",
+                [PromptRecord(p.prompt, None, p.id, _meta(p, "id"))
+                 for p in (sampler.draw("id", "rl-train") for _ in range(cfg.n_policy_prompts))])
+    write_jsonl(out_dir / "prompts" / "validation.jsonl",
+                [PromptRecord(p.prompt, syn.reference_summary(ref_rng, p, 0.0), p.id, _meta(p, "id"))
+                 for p in (sampler.draw("id", "rl-val") for _ in range(cfg.n_policy_validation))])
+    test_sizes = {}
+    for region in TEST_SETS:
+        # Test references are always complete, as a careful annotator would write them.
+        rows = [PromptRecord(p.prompt, syn.reference_summary(ref_rng, p, 0.0), p.id, _meta(p, region))
+                for p in (sampler.draw(region, f"test-{region}") for _ in range(cfg.n_test))]
+        write_jsonl(out_dir / "test" / f"{region}.jsonl", rows)
+        test_sizes[region] = len(rows)
+
+    progress("pretraining corpus")
+    # Unlabelled text from the whole world (every topic, length, sentiment, both domains), as
+    # a web-scale corpus would hold; no summaries, so summarising is learnt only in SFT.
+    corpus_rng = random.Random(rng.randrange(2**31))
+    corpus = []
+    for i in range(cfg.n_pretrain):
+        domain = "news" if corpus_rng.random() < 0.25 else "reddit"
+        topic = "news" if domain == "news" else corpus_rng.choice(sorted(syn.TOPICS))
+        post = syn.make_post(corpus_rng, f"pt-{i}", domain, topic,
+                             corpus_rng.randint(cfg.min_filler, cfg.max_filler))
+        if post.text in seen:
+            continue
+        corpus.append({"text": post.document})
+    write_jsonl(out_dir / "pretrain" / "corpus.jsonl", corpus)
+
+    summary = {
+        "task": "synthetic-tldr",
+        "gold_reward": "synthetic-tldr",
+        "median_words": median_words,
+        "median_sentiment": median_sentiment,
+        "id_topics": cfg.id_topics,
+        "annotator_scale": scale,
+        "annotator_agreement": agreement,
+        "sizes": {"sft_train": len(sft_train), "sft_validation": len(sft_val),
+                  **{f"preference_{k}": len(v) for k, v in pref_sets.items()},
+                  "policy_prompts": cfg.n_policy_prompts, "pretrain_corpus": len(corpus),
+                  **{f"test_{k}": v for k, v in test_sizes.items()}},
+    }
+    write_json(out_dir / "task.json", {**summary, "test_sets": {r: f"test/{r}.jsonl" for r in TEST_SETS},
+                                       "preference_tests": {r: f"preference/test_{r}.jsonl" for r in TEST_SETS}})
+    return summary

@@ -1,0 +1,98 @@
+"""Batched sampling with a KV cache, and log-probabilities of given completions.
+
+Used by every stage that samples (SFT checks, best-of-N, PPO rollouts, evaluation, diversity).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel
+
+
+@dataclass
+class Samples:
+    """A batch of sampled completions.
+
+    prompt_ids:    [B, P] left-padded prompt tokens;   prompt_mask the same shape.
+    response_ids:  [B, T] right-padded sampled tokens (EOS included when produced).
+    response_mask: [B, T] 1 on real response tokens (up to and including EOS).
+    logprobs:      [B, T] log π(token) under the sampling temperature, 0 on padding.
+    finished:      [B]    True where the sample ended with EOS (False = truncated).
+    texts:         decoded responses without special tokens.
+    """
+
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    response_ids: torch.Tensor
+    response_mask: torch.Tensor
+    logprobs: torch.Tensor
+    finished: torch.Tensor
+    texts: list[str]
+
+
+def encode_prompts(tokenizer, prompts: list[str], device: torch.device | str = "cpu"):
+    """Left-pad prompts for generation."""
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        enc = tokenizer(prompts, return_tensors="pt", padding=True)
+    finally:
+        tokenizer.padding_side = side
+    return enc["input_ids"].to(device), enc["attention_mask"].to(device)
+
+
+@torch.no_grad()
+def sample(model: PreTrainedModel, tokenizer, prompts: list[str], *, temperature: float = 0.7,
+           top_p: float = 1.0, max_new_tokens: int = 48, do_sample: bool = True) -> Samples:
+    """Sample one completion per prompt. Seed with `torch.manual_seed` for reproducibility."""
+    device = next(model.parameters()).device
+    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, device)
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    was_training = model.training
+    model.eval()
+    out = model.generate(
+        input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=do_sample,
+        temperature=temperature if do_sample else None, top_p=top_p if do_sample else None,
+        top_k=None, max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=pad,
+        output_logits=True, return_dict_in_generate=True, use_cache=True,
+    )
+    model.train(was_training)
+    response = out.sequences[:, prompt_ids.shape[1]:]
+    # Mask everything after the first EOS (generate pads finished rows with pad_token_id, which
+    # may equal EOS for hub tokenizers, so position, not token value, decides).
+    is_eos = response == eos
+    after_eos = (is_eos.cumsum(dim=1) - is_eos.long()) > 0
+    response_mask = (~after_eos).long()
+    finished = is_eos.any(dim=1)
+    logits = torch.stack(out.logits, dim=1).float()  # [B, T, V] raw logits
+    scale = temperature if do_sample else 1.0
+    logprobs = torch.gather(F.log_softmax(logits / scale, dim=-1), 2, response.unsqueeze(-1)).squeeze(-1)
+    logprobs = logprobs * response_mask
+    response = response.masked_fill(response_mask == 0, pad)
+    texts = tokenizer.batch_decode(response, skip_special_tokens=True)
+    return Samples(prompt_ids, prompt_mask, response, response_mask, logprobs, finished,
+                   [t.strip() for t in texts])
+
+
+def sample_texts(model, tokenizer, prompts: list[str], *, batch_size: int = 64, **kw) -> list[str]:
+    """Sample one completion text per prompt, in batches."""
+    out: list[str] = []
+    for i in range(0, len(prompts), batch_size):
+        out.extend(sample(model, tokenizer, prompts[i:i + batch_size], **kw).texts)
+    return out
+
+
+def token_logprobs(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                   temperature: float = 1.0) -> torch.Tensor:
+    """log π(x_t | x_<t) for t = 1..L-1 of each row: [B, L-1]. Differentiable.
+
+    Position ids follow the attention mask so left padding does not shift positions.
+    """
+    position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
+    logits = logits[:, :-1].float() / temperature
+    targets = input_ids[:, 1:]
+    return torch.gather(F.log_softmax(logits, dim=-1), 2, targets.unsqueeze(-1)).squeeze(-1)

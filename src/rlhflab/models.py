@@ -1,0 +1,118 @@
+"""Loading, building and saving models and tokenizers; layer freezing.
+
+Every model is an ordinary Hugging Face object saved with `save_pretrained`, so any artefact loads
+with `AutoModelForCausalLM.from_pretrained` (or `AutoModelForSequenceClassification`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM,
+                          PreTrainedModel, PreTrainedTokenizerFast)
+
+from rlhflab.config import ModelSpec
+
+SPECIAL = {"pad": "<pad>", "bos": "<s>", "eos": "</s>", "unk": "<unk>"}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+    """Byte-level BPE (GPT-2 style) trained on `texts`; lossless round trip of any string."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency,
+        special_tokens=[SPECIAL["pad"], SPECIAL["bos"], SPECIAL["eos"], SPECIAL["unk"]],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    bos = tok.token_to_id(SPECIAL["bos"])
+    # Prepend BOS to every encoding, as Llama tokenizers do; EOS is appended by the data code
+    # only after completions, so prompts stay open-ended.
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{SPECIAL['bos']} $A", pair=f"{SPECIAL['bos']} $A $B",
+        special_tokens=[(SPECIAL["bos"], bos)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=SPECIAL["bos"], eos_token=SPECIAL["eos"],
+        pad_token=SPECIAL["pad"], unk_token=SPECIAL["unk"], padding_side="right",
+        model_max_length=100_000,
+    )
+
+
+def build_llama(spec: ModelSpec, tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
+    """A small Llama-architecture causal LM sized by `spec` for `tokenizer`'s vocabulary."""
+    cfg = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        num_key_value_heads=spec.num_kv_heads,
+        max_position_embeddings=spec.max_position_embeddings,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+        rms_norm_eps=1e-5,
+    )
+    return LlamaForCausalLM(cfg)
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
+    tok = AutoTokenizer.from_pretrained(str(path))
+    if tok.pad_token is None:
+        # Many hub causal LMs ship without a pad token; padding is masked out everywhere, so
+        # reusing EOS is safe.
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_causal_lm(path: str | Path, dtype: str = "float32") -> PreTrainedModel:
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=DTYPES[dtype])
+    return model
+
+
+def save_model(model: PreTrainedModel, tokenizer, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+
+
+def decoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
+    """The list of transformer blocks of a decoder-only model (Llama, GPT-2, OPT, ... layouts)."""
+    base = getattr(model, "base_model", model)
+    for path in ("layers", "model.layers", "h", "decoder.layers", "transformer.h", "model.decoder.layers"):
+        obj = base
+        try:
+            for part in path.split("."):
+                obj = getattr(obj, part)
+        except AttributeError:
+            continue
+        if isinstance(obj, torch.nn.ModuleList):
+            return obj
+    raise ValueError(f"cannot find the transformer layers of {type(model).__name__}; "
+                     "set freeze_fraction: 0 for this model")
+
+
+def freeze_bottom(model: PreTrainedModel, fraction: float) -> dict[str, int]:
+    """Freeze embeddings, unembedding and the first `fraction` of layers (000 table 2: 80%).
+
+    With fraction 0 nothing is frozen. Returns counts of trainable and total parameters.
+    """
+    if fraction > 0:
+        layers = decoder_layers(model)
+        n = int(round(fraction * len(layers)))
+        for layer in list(layers)[:n]:
+            layer.requires_grad_(False)
+        model.get_input_embeddings().requires_grad_(False)
+        out = model.get_output_embeddings()
+        if out is not None:
+            out.requires_grad_(False)
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trainable_params": trainable, "total_params": total}

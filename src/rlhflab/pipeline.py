@@ -1,0 +1,244 @@
+"""Stage registry, ordering, artefact cache, manifests and atomic artefact writes.
+
+Each stage writes one folder `runs/<experiment>/<stage>/` holding its artefacts, `metrics.jsonl`
+and `manifest.json`. A stage's *key* hashes the config sections it reads, its code version and the
+artefact ids of the stages it needs; a rerun skips a stage whose key matches its manifest. The
+folder is built under a temporary name and renamed into place only once complete, so a killed run
+never leaves a stage that looks finished.
+
+Multi-process runs (`accelerate launch -m rlhflab.cli run ...`): every process runs every stage
+(trainers shard their batches); only the main process touches the filesystem, between barriers.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from accelerate import PartialState
+
+from rlhflab.config import ExperimentConfig, dump_config
+from rlhflab.data.records import read_json, write_json
+
+
+class PipelineError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the pipeline.
+
+    name:    folder name and CLI name.
+    needs:   stages whose artefacts this one reads (given the config, since some are optional).
+    reads:   config sections (dotted) the output depends on; they feed the cache key.
+    run:     does the work into `ctx.out`; returns summary metrics for the manifest.
+    enabled: whether the stage takes part under this config.
+    version: bump when a code change alters the stage's output, to invalidate old artefacts.
+    """
+
+    name: str
+    needs: Callable[[ExperimentConfig], list[str]]
+    reads: tuple[str, ...]
+    run: Callable[["StageContext"], dict]
+    enabled: Callable[[ExperimentConfig], bool] = lambda cfg: True
+    version: str = "1"
+
+
+@dataclass
+class StageContext:
+    cfg: ExperimentConfig
+    stage: Stage
+    out: Path  # temporary folder; becomes runs/<experiment>/<stage> when the stage completes
+    run_dir: Path
+    state: PartialState
+    on_progress: Callable[[str, int, int], None] = lambda desc, done, total: None
+    _metrics_file: Path | None = field(default=None, repr=False)
+
+    @property
+    def is_main(self) -> bool:
+        return self.state.is_main_process
+
+    @property
+    def seed(self) -> int:
+        return self.cfg.seed
+
+    def input(self, stage: str) -> Path:
+        """Folder of a completed upstream stage."""
+        if stage not in self.stage.needs(self.cfg):
+            raise PipelineError(f"stage {self.stage.name!r} reads {stage!r} without declaring it in needs")
+        return self.run_dir / stage
+
+    def log(self, step: int, metrics: dict) -> None:
+        """Append one row of per-step metrics to metrics.jsonl."""
+        if not self.is_main:
+            return
+        if self._metrics_file is None:
+            self._metrics_file = self.out / "metrics.jsonl"
+        with self._metrics_file.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": step, **metrics}) + "\n")
+
+    def progress(self, desc: str, done: int, total: int) -> None:
+        self.on_progress(desc, done, total)
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("rlhflab", "torch", "transformers", "tokenizers", "accelerate", "datasets", "peft",
+                "sentence-transformers", "pydantic"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def active_stages(cfg: ExperimentConfig, registry: list[Stage]) -> list[Stage]:
+    """Enabled stages in registry order, checked to be a valid topological order."""
+    stages = [s for s in registry if s.enabled(cfg)]
+    seen: set[str] = set()
+    for s in stages:
+        for dep in s.needs(cfg):
+            if dep not in seen:
+                raise PipelineError(f"stage {s.name!r} needs {dep!r}, which is disabled or comes later")
+        seen.add(s.name)
+    return stages
+
+
+def select(stages: list[Stage], cfg: ExperimentConfig, until: str | None) -> list[Stage]:
+    """`until` and everything it depends on; all stages when None."""
+    if until is None:
+        return stages
+    by_name = {s.name: s for s in stages}
+    if until not in by_name:
+        raise PipelineError(f"--until {until}: no such active stage; active: {', '.join(by_name)}")
+    wanted, todo = set(), [until]
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(by_name[name].needs(cfg))
+    return [s for s in stages if s.name in wanted]
+
+
+def stage_key(stage: Stage, cfg: ExperimentConfig, upstream_ids: dict[str, str]) -> str:
+    import hashlib
+
+    payload = json.dumps({"stage": stage.name, "version": stage.version,
+                          "config": cfg.digest(list(stage.reads)), "inputs": upstream_ids},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def read_manifest(folder: Path) -> dict | None:
+    path = folder / "manifest.json"
+    if not path.exists():
+        return None
+    try:
+        return read_json(path)
+    except (json.JSONDecodeError, OSError):
+        return None
+
+
+@dataclass
+class StageResult:
+    name: str
+    status: str  # "ran" | "cached"
+    seconds: float
+    metrics: dict
+
+
+def _clean_leftovers(run_dir: Path) -> None:
+    """Remove temporary folders of stages killed mid-write."""
+    for p in run_dir.glob(".tmp-*"):
+        shutil.rmtree(p, ignore_errors=True)
+    for p in run_dir.glob(".old-*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Swap the finished temporary folder into place (rename is atomic on one filesystem)."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:8]}")
+        final.rename(old)
+    tmp.rename(final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | None = None,
+                 force: set[str] = frozenset(),
+                 on_stage: Callable[[str, str], None] = lambda name, status: None,
+                 on_progress: Callable[[str, int, int], None] = lambda d, i, n: None) -> list[StageResult]:
+    state = PartialState()
+    stages = select(active_stages(cfg, registry), cfg, until)
+    unknown = set(force) - {s.name for s in active_stages(cfg, registry)}
+    if unknown:
+        raise PipelineError(f"--force {', '.join(sorted(unknown))}: no such active stage")
+    run_dir = cfg.run_dir
+    if state.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _clean_leftovers(run_dir)
+        (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+    state.wait_for_everyone()
+
+    results: list[StageResult] = []
+    for stage in stages:
+        final = run_dir / stage.name
+        upstream = {}
+        for dep in stage.needs(cfg):
+            m = read_manifest(run_dir / dep)
+            if m is None:
+                raise PipelineError(f"stage {stage.name!r}: upstream {dep!r} has no manifest")
+            upstream[dep] = m["artefact_id"]
+        key = stage_key(stage, cfg, upstream)
+        manifest = read_manifest(final)
+        if manifest and manifest.get("key") == key and stage.name not in force:
+            on_stage(stage.name, "cached")
+            results.append(StageResult(stage.name, "cached", 0.0, manifest.get("metrics", {})))
+            continue
+
+        on_stage(stage.name, "running")
+        tmp = run_dir / f".tmp-{stage.name}-{key}"
+        if state.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        state.wait_for_everyone()
+        ctx = StageContext(cfg, stage, tmp, run_dir, state, on_progress)
+        started = time.time()
+        metrics = stage.run(ctx) or {}
+        seconds = time.time() - started
+        state.wait_for_everyone()
+        if state.is_main_process:
+            write_json(tmp / "manifest.json", {
+                "stage": stage.name,
+                "key": key,
+                "artefact_id": uuid.uuid4().hex,
+                "stage_version": stage.version,
+                "inputs": upstream,
+                "seed": cfg.seed,
+                "config": {k: json.loads(json.dumps(_dump(cfg.section(k)), default=str)) for k in stage.reads},
+                "config_hash": cfg.digest(list(stage.reads)),
+                "versions": package_versions(),
+                "num_processes": state.num_processes,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+                "seconds": round(seconds, 3),
+                "metrics": metrics,
+            })
+            _publish(tmp, final)
+        state.wait_for_everyone()
+        on_stage(stage.name, "done")
+        results.append(StageResult(stage.name, "ran", seconds, metrics))
+    return results
+
+
+def _dump(obj):
+    return obj.model_dump(mode="json") if hasattr(obj, "model_dump") else obj

@@ -1,0 +1,54 @@
+"""`data` stage: write the task's datasets as JSONL records.
+
+The synthetic task is generated from the seed; a `files` task is validated record by record and
+copied in, so every later stage reads the same layout and none knows where the data came from.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from rlhflab.config import FilesTask, SyntheticTask
+from rlhflab.data.records import PreferenceRecord, PromptRecord, SFTRecord, read_records, write_json
+from rlhflab.data.synthetic_datasets import build_synthetic_task
+from rlhflab.pipeline import Stage, StageContext
+
+
+def run(ctx: StageContext) -> dict:
+    task = ctx.cfg.task
+    if not ctx.is_main:
+        return {}
+    if isinstance(task, SyntheticTask):
+        return build_synthetic_task(task, ctx.seed, ctx.out, lambda s: ctx.progress(f"data: {s}", 0, 0))
+    return _copy_files(task, ctx)
+
+
+def _copy_files(task: FilesTask, ctx: StageContext) -> dict:
+    layout = {
+        "sft/train.jsonl": (task.sft_train, SFTRecord),
+        "sft/validation.jsonl": (task.sft_validation, SFTRecord),
+        "preference/train.jsonl": (task.preference_train, PreferenceRecord),
+        "preference/validation.jsonl": (task.preference_validation, PreferenceRecord),
+        "prompts/train.jsonl": (task.policy_prompts, PromptRecord),
+        "prompts/validation.jsonl": (task.policy_validation, PromptRecord),
+    }
+    layout.update({f"test/{k}.jsonl": (v, PromptRecord) for k, v in task.test_sets.items()})
+    layout.update({f"preference/test_{k}.jsonl": (v, PreferenceRecord) for k, v in task.preference_tests.items()})
+    sizes = {}
+    for dest, (src, cls) in layout.items():
+        if src is None:
+            continue
+        sizes[dest] = len(read_records(src, cls))  # validates every record, naming file and line
+        (ctx.out / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, ctx.out / dest)
+    if task.pretrain_corpus is not None:
+        (ctx.out / "pretrain").mkdir(exist_ok=True)
+        shutil.copyfile(task.pretrain_corpus, ctx.out / "pretrain" / "corpus.jsonl")
+    info = {"task": "files", "gold_reward": None, "sizes": sizes,
+            "test_sets": {k: f"test/{k}.jsonl" for k in task.test_sets},
+            "preference_tests": {k: f"preference/test_{k}.jsonl" for k in task.preference_tests}}
+    write_json(ctx.out / "task.json", info)
+    return {"sizes": sizes}
+
+
+STAGE = Stage(name="data", needs=lambda cfg: [], reads=("seed", "task"), run=run)

@@ -1,0 +1,58 @@
+"""`sft` stage: supervised fine-tuning on reference completions (000 §3, appendix E).
+
+Cross-entropy on completion tokens only; the first `freeze_fraction` of layers plus embeddings
+are frozen (000 table 2: 80%); model selection on ID validation loss (000 appendix E.3). When the
+task has a gold reward, one sample per validation prompt from the base and the SFT model is
+scored, so the manifest shows what SFT bought.
+"""
+
+from __future__ import annotations
+
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from rlhflab.data.records import SFTRecord, read_records
+from rlhflab.data.tokenize import encode_completion
+from rlhflab.models import freeze_bottom, load_causal_lm, load_tokenizer, save_model
+from rlhflab.pipeline import Stage, StageContext
+from rlhflab.stages.common import base_model_dir, data_file, gold_reward_of, mean_gold_of_samples
+from rlhflab.training import train_lm
+
+
+def run(ctx: StageContext) -> dict:
+    cfg = ctx.cfg.sft
+    set_seed(ctx.seed)
+    source = base_model_dir(ctx)
+    tokenizer = load_tokenizer(source)
+    model = load_causal_lm(source, ctx.cfg.model.dtype)
+    train_recs = read_records(data_file(ctx, "sft/train.jsonl"), SFTRecord)
+    val_recs = read_records(data_file(ctx, "sft/validation.jsonl"), SFTRecord)
+    train = [encode_completion(tokenizer, r.prompt, r.completion, cfg.max_length) for r in train_recs]
+    val = [encode_completion(tokenizer, r.prompt, r.completion, cfg.max_length) for r in val_recs]
+
+    gold = gold_reward_of(ctx)
+    check_prompts = [r.prompt for r in val_recs[: cfg.n_sample_check]]
+    metrics: dict = {}
+    if gold and check_prompts:
+        metrics["gold_reward_base"] = mean_gold_of_samples(model, tokenizer, check_prompts, gold, ctx)
+
+    metrics.update(freeze_bottom(model, cfg.freeze_fraction))
+    accelerator = Accelerator()
+    metrics.update(train_lm(model, train, val, cfg.optim, accelerator=accelerator,
+                            pad_id=tokenizer.pad_token_id, seed=ctx.seed, eval_every=cfg.eval_every,
+                            log=ctx.log, progress=lambda i, n: ctx.progress("sft", i, n)))
+    model = accelerator.unwrap_model(model)
+    model.requires_grad_(True)  # saved models load fully trainable
+    if gold and check_prompts:
+        metrics["gold_reward_sft"] = mean_gold_of_samples(model, tokenizer, check_prompts, gold, ctx)
+    if ctx.is_main:
+        save_model(model, tokenizer, ctx.out)
+    return metrics
+
+
+def _needs(cfg) -> list[str]:
+    return ["data", "pretrain"] if cfg.model.name_or_path is None else ["data"]
+
+
+STAGE = Stage(name="sft", needs=_needs,
+              reads=("seed", "model.name_or_path", "model.dtype", "sft", "generation"), run=run)

@@ -1,0 +1,143 @@
+"""Plain functions shared by the trainers: optimiser, schedule, batching, the LM training loop.
+
+Trainers run under `accelerate` (one process by default; `accelerate launch` / `torchrun` for
+many). Every process sees the same shuffled order and takes its own slice of each global batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import random
+from typing import Callable, Sequence
+
+import torch
+from accelerate import Accelerator
+from transformers import get_scheduler
+
+from rlhflab.algorithms.losses import lm_token_loss_sum
+from rlhflab.config import Optim
+from rlhflab.data.tokenize import LMExample, collate
+
+LogFn = Callable[[int, dict], None]
+
+
+def make_optimizer(model: torch.nn.Module, optim: Optim) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("no trainable parameters: freeze_fraction froze the whole model")
+    return torch.optim.AdamW(params, lr=optim.lr, betas=(optim.adam_beta1, optim.adam_beta2),
+                             eps=optim.adam_epsilon, weight_decay=optim.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, optim: Optim, total_steps: int):
+    name = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[optim.schedule]
+    return get_scheduler(name, optimizer, num_warmup_steps=int(optim.warmup_ratio * total_steps),
+                         num_training_steps=total_steps)
+
+
+def total_steps(optim: Optim, n_examples: int) -> int:
+    steps = max(1, math.ceil(optim.epochs * n_examples / optim.batch_size))
+    return min(steps, optim.max_steps) if optim.max_steps else steps
+
+
+def batch_order(n_examples: int, batch_size: int, steps: int, seed: int) -> list[list[int]]:
+    """Indices of each global batch: reshuffled every epoch, deterministic from the seed."""
+    rng = random.Random(seed)
+    order: list[int] = []
+    batches = []
+    for _ in range(steps):
+        while len(order) < batch_size:
+            perm = list(range(n_examples))
+            rng.shuffle(perm)
+            order.extend(perm)
+        batches.append(order[:batch_size])
+        order = order[batch_size:]
+    return batches
+
+
+def local_microbatches(batch: list[int], accelerator: Accelerator, micro: int) -> list[list[int]]:
+    """This process's share of a global batch, cut into micro-batches."""
+    n, r = accelerator.num_processes, accelerator.process_index
+    if len(batch) % n:
+        raise ValueError(f"batch size {len(batch)} is not divisible by {n} processes")
+    share = batch[r::n]
+    return [share[i:i + micro] for i in range(0, len(share), micro)]
+
+
+@torch.no_grad()
+def lm_eval_loss(model, examples: Sequence[LMExample], accelerator: Accelerator, pad_id: int,
+                 batch_size: int = 32) -> float:
+    """Mean token loss over `examples` (completion tokens only where labels say so)."""
+    model.eval()
+    mine = list(range(accelerator.process_index, len(examples), accelerator.num_processes))
+    total = torch.zeros(2, device=accelerator.device)
+    for i in range(0, len(mine), batch_size):
+        b = collate([examples[j] for j in mine[i:i + batch_size]], pad_id)
+        b = {k: v.to(accelerator.device) for k, v in b.items()}
+        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+        s, n = lm_token_loss_sum(logits, b["labels"])
+        total += torch.stack([s, n.float()])
+    total = accelerator.reduce(total, reduction="sum")
+    model.train()
+    return (total[0] / total[1].clamp(min=1)).item()
+
+
+def train_lm(model, train: Sequence[LMExample], val: Sequence[LMExample], optim: Optim, *,
+             accelerator: Accelerator, pad_id: int, seed: int, eval_every: int, log: LogFn,
+             progress: Callable[[int, int], None] = lambda i, n: None) -> dict:
+    """Next-token training on labelled tokens, with model selection on validation loss.
+
+    The loss of a global batch is Σ token losses / (labelled tokens in the global batch), so any
+    split into processes × micro-batches yields the same gradient. Returns summary metrics; the
+    model is left holding the weights with the best validation loss.
+    """
+    steps = total_steps(optim, len(train))
+    optimizer = make_optimizer(model, optim)
+    scheduler = make_scheduler(optimizer, optim, steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    raw = accelerator.unwrap_model(model)
+    best = {"val_loss": lm_eval_loss(model, val, accelerator, pad_id), "step": 0}
+    initial_val = best["val_loss"]
+    best_state = copy.deepcopy(raw.state_dict())
+    log(0, {"val_loss": initial_val})
+    model.train()
+    train_loss = float("nan")
+    for step, batch in enumerate(batch_order(len(train), optim.batch_size, steps, seed), start=1):
+        micro = local_microbatches(batch, accelerator, optim.micro_batch_size)
+        n_local = sum(sum(1 for t in train[j].labels[1:] if t != -100) for mb in micro for j in mb)
+        n_global = accelerator.reduce(torch.tensor(float(n_local), device=accelerator.device), "sum")
+        scale = accelerator.num_processes / n_global.clamp(min=1)
+        loss_sum = 0.0
+        for k, mb in enumerate(micro):
+            b = {key: v.to(accelerator.device) for key, v in collate([train[j] for j in mb], pad_id).items()}
+            ctx = accelerator.no_sync(model) if k < len(micro) - 1 else contextlib.nullcontext()
+            with ctx:
+                logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+                s, _ = lm_token_loss_sum(logits, b["labels"])
+                accelerator.backward(s * scale)
+            loss_sum += s.item()
+        grad_norm = None
+        if optim.max_grad_norm:
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), optim.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        total = accelerator.reduce(torch.tensor(loss_sum, device=accelerator.device), "sum")
+        train_loss = (total / n_global.clamp(min=1)).item()
+        row = {"train_loss": train_loss, "lr": scheduler.get_last_lr()[0]}
+        if grad_norm is not None:
+            row["grad_norm"] = float(grad_norm)
+        if step % eval_every == 0 or step == steps:
+            val_loss = lm_eval_loss(model, val, accelerator, pad_id)
+            row["val_loss"] = val_loss
+            if val_loss < best["val_loss"]:
+                best = {"val_loss": val_loss, "step": step}
+                best_state = copy.deepcopy(raw.state_dict())
+        log(step, row)
+        progress(step, steps)
+    raw.load_state_dict(best_state)
+    return {"steps": steps, "initial_val_loss": initial_val, "best_val_loss": best["val_loss"],
+            "best_step": best["step"], "final_train_loss": train_loss}
+

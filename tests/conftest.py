@@ -1,0 +1,32 @@
+import os
+
+# Tests never touch the network.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+import pytest  # noqa: E402
+
+TINY = [
+    "task.n_pretrain=1500", "task.n_sft_train=600", "task.n_sft_validation=64",
+    "task.n_preference_train=200", "task.n_preference_validation=50", "task.n_preference_test=50",
+    "task.n_policy_prompts=50", "task.n_policy_validation=20", "task.n_test=20", "task.median_pool=1000",
+    "model.hidden_size=64", "model.num_layers=2", "model.num_heads=2", "model.num_kv_heads=2",
+    "model.intermediate_size=128",
+    "pretrain.optim.epochs=1", "sft.optim.epochs=3", "sft.eval_every=20", "sft.n_sample_check=48",
+    "pipeline.progress=false",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The real pipeline up to SFT at a tiny size, shared by the end-to-end tests."""
+    from rlhflab.config import load_config
+    from rlhflab.pipeline import run_pipeline
+    from rlhflab.stages import REGISTRY
+
+    out = tmp_path_factory.mktemp("runs")
+    cfg = load_config("quickstart", TINY + [f"output_dir={out}", "name=tiny"])
+    results = run_pipeline(cfg, REGISTRY, until="sft")
+    return cfg, {r.name: r for r in results}

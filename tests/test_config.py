@@ -1,0 +1,49 @@
+import pytest
+from typer.testing import CliRunner
+
+from rlhflab.cli import app
+from rlhflab.config import ConfigError, load_config
+
+
+def test_quickstart_loads_with_seed_defaults():
+    cfg = load_config()
+    assert cfg.name == "quickstart"
+    assert cfg.generation.temperature == 0.7  # 000 §5.2 / 004 table 9
+    assert cfg.sft.optim.adam_beta2 == 0.999  # 000 table 2
+    from rlhflab.config import SFTStage
+    assert SFTStage().freeze_fraction == 0.8 and SFTStage().optim.lr == 3e-5  # 000 table 2, E.4
+
+
+def test_overrides_parse_yaml_values():
+    cfg = load_config("quickstart", ["sft.optim.lr=1e-4", "task.id_topics=[pets, work]", "seed=3"])
+    assert cfg.sft.optim.lr == 1e-4 and cfg.task.id_topics == ["pets", "work"] and cfg.seed == 3
+
+
+@pytest.mark.parametrize("override, key", [
+    ("sft.optim.lrr=1", "sft.optim.lrr"),
+    ("sft.optim.lr=fast", "sft.optim.lr"),
+    ("sft.freeze_fraction=1.5", "sft.freeze_fraction"),
+    ("task.id_topics=[cooking]", "id_topics"),
+    ("sft.optim.micro_batch_size=7", "micro_batch_size"),
+])
+def test_bad_config_names_the_key(override, key):
+    with pytest.raises(ConfigError) as e:
+        load_config("quickstart", [override])
+    assert key in str(e.value)
+
+
+def test_cli_exit_code_2_on_bad_config(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsft:\n  optim:\n    epochs: -1\n")
+    r = CliRunner().invoke(app, ["config", "show", str(bad)])
+    assert r.exit_code == 2 and "sft.optim.epochs" in r.output
+    r = CliRunner().invoke(app, ["run", "--set", "nope=1"])
+    assert r.exit_code == 2 and "nope" in r.output
+
+
+def test_config_show_prints_resolved_config():
+    r = CliRunner().invoke(app, ["config", "show", "--set", "seed=5"])
+    assert r.exit_code == 0
+    import yaml
+    data = yaml.safe_load(r.output)
+    assert data["seed"] == 5 and data["sft"]["optim"]["adam_epsilon"] == 1e-8
