@@ -9,13 +9,13 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 import pytest  # noqa: E402
 
 TINY = [
-    "task.n_pretrain=1500", "task.n_sft_train=600", "task.n_sft_validation=64",
+    "task.n_pretrain=3000", "task.n_sft_train=1000", "task.n_sft_validation=64",
     "task.n_preference_train=200", "task.n_preference_validation=50", "task.n_preference_test=50",
     "task.n_policy_prompts=50", "task.n_policy_validation=20", "task.n_test=20", "task.median_pool=1000",
-    "model.hidden_size=64", "model.num_layers=2", "model.num_heads=2", "model.num_kv_heads=2",
-    "model.intermediate_size=128",
-    "pretrain.optim.epochs=1", "sft.optim.epochs=3", "sft.eval_every=20", "sft.n_sample_check=48",
-    "pipeline.progress=false",
+    "model.hidden_size=128", "model.num_layers=3", "model.num_heads=4", "model.num_kv_heads=4",
+    "model.intermediate_size=256",
+    "pretrain.optim.epochs=1", "sft.optim.epochs=4", "sft.optim.lr=2e-3", "sft.eval_every=20",
+    "sft.n_sample_check=48", "pipeline.progress=false",
 ]
 
 

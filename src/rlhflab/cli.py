@@ -55,6 +55,11 @@ def run(
             console.print(f"[bold]{name}[/bold]: running")
 
     def on_progress(desc: str, done: int, total: int) -> None:
+        if not total:  # a step without a count: say it once
+            if desc not in tasks:
+                tasks[desc] = -1
+                console.print(f"  [dim]{desc}[/dim]")
+            return
         if desc not in tasks:
             tasks[desc] = progress.add_task(desc, total=total or None)
         progress.update(tasks[desc], completed=done, total=total or None)

@@ -1,0 +1,19 @@
+"""Tiny models and tokenizers for fast tests."""
+
+from rlhflab.config import ModelSpec
+from rlhflab.models import build_llama, train_tokenizer
+
+TEXTS = [
+    "SUBREDDIT: r/work\nPOST: my boss cut my hours. I feel anxious. should I quit?\nTL;DR: my boss cut my hours",
+    "SUBREDDIT: r/pets\nPOST: my dog chewed through the sofa. I am furious.\nTL;DR: my dog chewed the sofa",
+    "ARTICLE: the city council approved a new budget. residents were pleased.",
+] * 20
+
+
+def tiny_model_and_tokenizer(seed: int = 0, layers: int = 2):
+    import torch
+
+    torch.manual_seed(seed)
+    tok = train_tokenizer(TEXTS, vocab_size=300, min_frequency=1)
+    spec = ModelSpec(hidden_size=32, num_layers=layers, num_heads=2, num_kv_heads=2, intermediate_size=64)
+    return build_llama(spec, tok), tok

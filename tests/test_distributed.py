@@ -1,0 +1,60 @@
+"""A training step in 2 CPU processes (torchrun, gloo) equals the same global batch in one."""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = textwrap.dedent("""
+    import sys, torch
+    sys.path.insert(0, {tests!r})
+    from accelerate import Accelerator
+    from rlhflab.config import Optim
+    from rlhflab.data.tokenize import encode_completion
+    from rlhflab.training import train_lm
+    from helpers import TEXTS, tiny_model_and_tokenizer
+
+    model, tok = tiny_model_and_tokenizer(seed=3)
+    ex = [encode_completion(tok, t.split("TL;DR:")[0] + "TL;DR:", " " + t.split(" ")[-1], 64) for t in TEXTS[:8]]
+    optim = Optim(lr=1e-2, batch_size=8, micro_batch_size={micro}, max_steps=2, warmup_ratio=0.0,
+                  schedule="constant", max_grad_norm=None, adam_epsilon=1.0)
+    acc = Accelerator(cpu=True)
+    train_lm(model, ex, ex[:4], optim, accelerator=acc, pad_id=tok.pad_token_id, seed=0,
+             eval_every=100, log=lambda s, m: None)
+    state = {{k: v.detach().cpu() for k, v in acc.unwrap_model(model).state_dict().items()}}
+    torch.save(state, {out!r} + f"/rank{{acc.process_index}}.pt")
+    print("world", acc.num_processes)
+""")
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+                    reason="torchrun not installed")
+def test_two_process_training_step_matches_single_process(tmp_path):
+    tests = str(Path(__file__).parent)
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = tmp_path / "two"
+    two.mkdir()
+    (tmp_path / "two.py").write_text(SCRIPT.format(tests=tests, micro=2, out=str(two)))
+    p = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29533", str(tmp_path / "two.py")],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "world 2" in p.stdout
+    one = tmp_path / "one"
+    one.mkdir()
+    (tmp_path / "one.py").write_text(SCRIPT.format(tests=tests, micro=8, out=str(one)))
+    p = subprocess.run([sys.executable, str(tmp_path / "one.py")], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r0, r1, single = (torch.load(f) for f in (two / "rank0.pt", two / "rank1.pt", one / "rank0.pt"))
+    start = {k: v for k, v in __import__("helpers").tiny_model_and_tokenizer(seed=3)[0].state_dict().items()}
+    moved = False
+    for k in single:
+        assert torch.equal(r0[k], r1[k]), k  # ranks stay in sync
+        assert torch.allclose(r0[k], single[k], atol=1e-6), k  # and equal the 1-process run
+        moved |= not torch.equal(single[k], start[k])
+    assert moved

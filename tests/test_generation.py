@@ -1,0 +1,61 @@
+import torch
+
+from rlhflab.data.tokenize import collate, encode_completion
+from rlhflab.generation import sample, token_logprobs
+from helpers import tiny_model_and_tokenizer
+
+
+def test_sample_shapes_masks_and_seeded_reproducibility():
+    model, tok = tiny_model_and_tokenizer()
+    prompts = ["SUBREDDIT: r/work\nPOST: my boss", "ARTICLE: the city council approved a new budget"]
+    torch.manual_seed(0)
+    a = sample(model, tok, prompts, temperature=1.0, max_new_tokens=12)
+    torch.manual_seed(0)
+    b = sample(model, tok, prompts, temperature=1.0, max_new_tokens=12)
+    assert torch.equal(a.response_ids, b.response_ids) and a.texts == b.texts
+    assert a.response_ids.shape == a.logprobs.shape == a.response_mask.shape
+    assert a.response_ids.shape[1] <= 12
+    for i in range(2):
+        n = int(a.response_mask[i].sum())
+        ids = a.response_ids[i, :n].tolist()
+        if a.finished[i]:
+            assert ids[-1] == tok.eos_token_id and tok.eos_token_id not in ids[:-1]
+        else:
+            assert n == a.response_ids.shape[1]
+    assert (a.logprobs[a.response_mask == 0] == 0).all()
+    assert (a.logprobs[a.response_mask == 1] < 0).all()
+
+
+def test_sampling_logprobs_match_a_forward_pass():
+    model, tok = tiny_model_and_tokenizer()
+    prompts = ["SUBREDDIT: r/pets\nPOST: my dog", "ARTICLE: the city"]
+    torch.manual_seed(1)
+    s = sample(model, tok, prompts, temperature=0.7, max_new_tokens=10)
+    ids = torch.cat([s.prompt_ids, s.response_ids], dim=1)
+    mask = torch.cat([s.prompt_mask, s.response_mask], dim=1)
+    with torch.no_grad():
+        lp = token_logprobs(model, ids, mask, temperature=0.7)[:, s.prompt_ids.shape[1] - 1:]
+    assert torch.allclose(lp * s.response_mask, s.logprobs, atol=1e-4)
+
+
+def test_eos_stops_generation_when_model_wants_it():
+    model, tok = tiny_model_and_tokenizer()
+    # Make EOS overwhelmingly likely: every sample ends after one token.
+    with torch.no_grad():
+        model.lm_head.weight.zero_() if not model.config.tie_word_embeddings else None
+        bias = torch.zeros(len(tok))
+        bias[tok.eos_token_id] = 100.0
+    model.lm_head.register_forward_hook(lambda m, i, o: o + bias)
+    s = sample(model, tok, ["ARTICLE: the city", "SUBREDDIT: r/work"], max_new_tokens=8)
+    assert s.finished.all() and s.response_mask.sum(1).tolist() == [1, 1] and s.texts == ["", ""]
+
+
+def test_encode_completion_truncates_prompt_not_completion():
+    _, tok = tiny_model_and_tokenizer()
+    ex = encode_completion(tok, "SUBREDDIT: r/work\nPOST: my boss cut my hours. " * 5, " my boss", 16)
+    assert len(ex.input_ids) == 16 and ex.input_ids[0] == tok.bos_token_id
+    completion = tok(" my boss", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert ex.input_ids[-len(completion):] == completion
+    assert ex.labels[-len(completion):] == completion and set(ex.labels[:-len(completion)]) == {-100}
+    b = collate([ex, encode_completion(tok, "ARTICLE:", " the city", 16)], tok.pad_token_id)
+    assert b["input_ids"].shape == (2, 16) and b["attention_mask"][1].sum() < 16
