@@ -10,23 +10,26 @@ import pytest  # noqa: E402
 
 TINY = [
     "task.n_pretrain=3000", "task.n_sft_train=1000", "task.n_sft_validation=64",
-    "task.n_preference_train=200", "task.n_preference_validation=50", "task.n_preference_test=50",
+
     "task.n_policy_prompts=50", "task.n_policy_validation=20", "task.n_test=20", "task.median_pool=1000",
     "model.hidden_size=128", "model.num_layers=3", "model.num_heads=4", "model.num_kv_heads=4",
     "model.intermediate_size=256",
     "pretrain.optim.epochs=1", "sft.optim.epochs=4", "sft.optim.lr=2e-3", "sft.eval_every=20",
     "sft.n_sample_check=48", "pipeline.progress=false",
+    "task.n_preference_train=1500", "task.n_preference_validation=150", "task.n_preference_test=100", "rm.freeze_fraction=0", "rm.optim.lr=5e-4", "rm.optim.batch_size=32",
+    "rm.optim.micro_batch_size=16", "rm.eval_every=5",
+    "bon.n=8", "bon.sweep=[1,2,4,8,16]", "bon.sweep_prompts=16", "bon.max_prompts_per_test_set=16",
 ]
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """The real pipeline up to SFT at a tiny size, shared by the end-to-end tests."""
+    """The real pipeline at a tiny size, shared by the end-to-end tests."""
     from rlhflab.config import load_config
     from rlhflab.pipeline import run_pipeline
     from rlhflab.stages import REGISTRY
 
     out = tmp_path_factory.mktemp("runs")
     cfg = load_config("quickstart", TINY + [f"output_dir={out}", "name=tiny"])
-    results = run_pipeline(cfg, REGISTRY, until="sft")
+    results = run_pipeline(cfg, REGISTRY)
     return cfg, {r.name: r for r in results}

@@ -84,7 +84,8 @@ def run(
 
 
 def _headline(metrics: dict) -> str:
-    keys = ("best_val_loss", "gold_reward_base", "gold_reward_sft", "params")
+    keys = ("best_val_loss", "gold_reward_base", "gold_reward_sft", "params", "best_val_accuracy",
+            "rm/accuracy_id", "rm/mean_ood_drop", "rm_proxy/accuracy_id", "id/gold_bon", "id/gold_gain")
     return ", ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), (int, float)))
 
 

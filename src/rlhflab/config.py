@@ -175,6 +175,50 @@ class SFTStage(Section):
     n_sample_check: int = Field(64, ge=0, description="validation prompts sampled at the end to log gold reward, if the task has one")
 
 
+class RMStage(Section):
+    """Bradley–Terry reward model (000 §3 and appendix E.1; 004 §2.1 eq. 1)."""
+
+    init: Literal["base", "sft"] = Field(
+        "base", description="000 E.1 initialises the RM from the base (pretrained) model; 004 from SFT")
+    optim: Optim = Field(default_factory=lambda: Optim(
+        lr=3e-5, batch_size=64, micro_batch_size=16, epochs=1.0, warmup_ratio=0.03),
+        description="000 table 3: batch 64, 1 epoch; 000 E.4: lr 3e-5; 004 appendix F: 3% warmup")
+    freeze_fraction: float = Field(0.8, ge=0.0, le=1.0, description="000 table 3: 80% frozen")
+    margin: float = Field(0.0, description="subtracted from r_chosen − r_rejected in the loss")
+    max_length: int = Field(512, ge=16)
+    eval_every: int = Field(20, ge=1, description="steps between ID validation-accuracy passes (000 fig. 23)")
+    proxy: bool = Field(True, description="also train the proxy RM (000 appendix J.3) on all preference data")
+    proxy_seed_offset: int = Field(1, ge=1, description="the proxy RM's seed is seed + this")
+
+
+class BoNStage(Section):
+    """Best-of-N sampling from the SFT policy with the reward model (000 §3; 004 appendix H)."""
+
+    enabled: bool = True
+    n: int = Field(16, ge=1, description="000 and 004: N = 16")
+    temperature: float = Field(0.7, gt=0.0, description="004 appendix H: τ = 0.7")
+    reward_model: Literal["rm", "rm_proxy"] = "rm"
+    sweep: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64],
+                             description="N values of the best-of-N curve (000 fig. 22)")
+    sweep_prompts: int = Field(64, ge=1, description="ID validation prompts in the sweep")
+    max_prompts_per_test_set: int | None = Field(None, ge=1, description="cap on test inputs per set")
+
+    @model_validator(mode="after")
+    def _check(self) -> "BoNStage":
+        if not self.sweep or min(self.sweep) < 1:
+            raise ValueError("sweep: list N values >= 1")
+        return self
+
+
+class RMEvalStage(Section):
+    """Reward-model evaluation: pairwise accuracy ID/OOD, gold agreement, RewardBench-style score."""
+
+    rewardbench_prior: list[str] = Field(
+        default_factory=list, description="subsets weighted 0.5 in the score (004 table 13)")
+    extra_preference_files: dict[str, Path] = Field(
+        default_factory=dict, description="more named preference files to score as subsets")
+
+
 class Pipeline(Section):
     """How the runner treats stages."""
 
@@ -190,6 +234,9 @@ class ExperimentConfig(Section):
     generation: Generation = Field(default_factory=Generation)
     pretrain: PretrainStage = Field(default_factory=PretrainStage)
     sft: SFTStage = Field(default_factory=SFTStage)
+    rm: RMStage = Field(default_factory=RMStage)
+    bon: BoNStage = Field(default_factory=BoNStage)
+    rm_eval: RMEvalStage = Field(default_factory=RMEvalStage)
     pipeline: Pipeline = Field(default_factory=Pipeline)
 
     @property

@@ -27,3 +27,17 @@ def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over completion tokens only (000 appendix E: loss on output tokens)."""
     total, n = lm_token_loss_sum(logits, labels)
     return total / n.clamp(min=1)
+
+
+def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: float | torch.Tensor = 0.0,
+                       reduction: str = "mean") -> torch.Tensor:
+    """Reward-model loss −log σ(r_c − r_r − m) (004 eq. 1; margin m as in Llama 2, 0 by default).
+
+    r_chosen, r_rejected: [B] scalar rewards of the preferred and dispreferred completion.
+    """
+    losses = -F.logsigmoid(r_chosen - r_rejected - margin)
+    if reduction == "sum":
+        return losses.sum()
+    if reduction == "none":
+        return losses
+    return losses.mean()

@@ -66,7 +66,7 @@ def _preference(rng: random.Random, post: syn.Post, region: str) -> tuple[Prefer
     for _ in range(50):
         a, b = syn.behaviour_summary(rng, post), syn.behaviour_summary(rng, post)
         ga, gb = syn.gold_reward(post.prompt, a), syn.gold_reward(post.prompt, b)
-        if a != b and ga != gb:
+        if a.strip() and b.strip() and a != b and ga != gb:
             rec = PreferenceRecord(prompt=post.prompt, chosen=a, rejected=b, id=post.id,
                                    meta=_meta(post, region))
             return rec, ga, gb

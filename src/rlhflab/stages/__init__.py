@@ -1,9 +1,13 @@
 """The stage registry, in topological order. A new stage is one file plus one line here."""
 
-from rlhflab.stages import data, pretrain, sft
+from rlhflab.stages import bon, data, pretrain, rm, rm_eval, sft
 
 REGISTRY = [
     data.STAGE,
     pretrain.STAGE,
     sft.STAGE,
+    rm.STAGE,
+    rm.PROXY_STAGE,
+    rm_eval.STAGE,
+    bon.STAGE,
 ]

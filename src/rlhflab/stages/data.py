@@ -51,4 +51,4 @@ def _copy_files(task: FilesTask, ctx: StageContext) -> dict:
     return {"sizes": sizes}
 
 
-STAGE = Stage(name="data", needs=lambda cfg: [], reads=("seed", "task"), run=run)
+STAGE = Stage(name="data", needs=lambda cfg: [], reads=("seed", "task"), run=run, version="2")

@@ -1,0 +1,119 @@
+"""`bon` stage: best-of-N sampling from the SFT policy with a reward model (000 §3; 004 appendix H).
+
+For every test set: sample N completions per input at τ = 0.7, score them with the RM, keep the
+best; outputs go to `outputs/<test_set>.jsonl` for evaluation like any other policy's.
+
+The best-of-N curve (000 fig. 22) reuses ONE pool of max(sweep) samples per ID validation prompt.
+For each N it averages the gold reward of the RM's pick over all ⌊K/N⌋ disjoint blocks of the pool
+(the nested prefix is one of them), an unbiased estimate of E[gold(best-of-N)] with less variance
+than one prefix; spread is the standard error over prompts.
+"""
+
+from __future__ import annotations
+
+from statistics import mean
+
+import torch
+
+from rlhflab.data.records import PromptRecord, read_records, write_json, write_jsonl
+from rlhflab.evaluation.reward_model import score, standard_error
+from rlhflab.generation import sample_texts
+from rlhflab.models import load_causal_lm, load_tokenizer
+from rlhflab.pipeline import Stage, StageContext
+from rlhflab.stages.common import data_file, gold_reward_of, task_info
+from rlhflab.stages.rm import load_reward_model
+
+
+def sample_pool(model, tokenizer, prompts: list[str], k: int, ctx: StageContext) -> list[list[str]]:
+    """k samples per prompt: pool[i][j] is sample j of prompt i."""
+    g = ctx.cfg.generation
+    flat = sample_texts(model, tokenizer, [p for p in prompts for _ in range(k)], batch_size=g.batch_size * 4,
+                        temperature=ctx.cfg.bon.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens)
+    return [flat[i * k:(i + 1) * k] for i in range(len(prompts))]
+
+
+def score_pool(rm, tokenizer, prompts: list[str], pool: list[list[str]]) -> torch.Tensor:
+    k = len(pool[0])
+    flat = score(rm, tokenizer, [p for p in prompts for _ in range(k)], [c for row in pool for c in row])
+    return flat.view(len(prompts), k)
+
+
+def best_of_n_curve(rm_scores: torch.Tensor, gold: torch.Tensor, sweep: list[int]) -> dict[int, dict]:
+    """E[gold of the RM's best of N] per prompt, averaged over disjoint blocks of the pool.
+
+    rm_scores, gold: [P, K]. Returns {N: {"gold_mean", "gold_se", "rm_mean", "blocks"}}.
+    """
+    P, K = rm_scores.shape
+    out = {}
+    for n in sorted(sweep):
+        if n > K:
+            raise ValueError(f"best-of-{n} needs a pool of at least {n} samples, have {K}")
+        blocks = K // n
+        r = rm_scores[:, : blocks * n].reshape(P, blocks, n)
+        g = gold[:, : blocks * n].reshape(P, blocks, n)
+        pick = r.argmax(dim=2, keepdim=True)
+        per_prompt_gold = g.gather(2, pick).squeeze(2).mean(dim=1)
+        per_prompt_rm = r.gather(2, pick).squeeze(2).mean(dim=1)
+        out[n] = {"gold_mean": per_prompt_gold.mean().item(),
+                  "gold_se": standard_error(per_prompt_gold.tolist()),
+                  "rm_mean": per_prompt_rm.mean().item(), "blocks": blocks}
+    return out
+
+
+def run(ctx: StageContext) -> dict:
+    cfg = ctx.cfg.bon
+    torch.manual_seed(ctx.seed + 31)
+    policy_dir = ctx.input("sft")
+    tokenizer = load_tokenizer(policy_dir)
+    policy = load_causal_lm(policy_dir, ctx.cfg.model.dtype)
+    rm_dir = ctx.input(cfg.reward_model)
+    rm = load_reward_model(str(rm_dir), load_tokenizer(rm_dir))
+    rm_tok = load_tokenizer(rm_dir)
+    gold = gold_reward_of(ctx)
+    metrics: dict = {"n": cfg.n, "reward_model": cfg.reward_model}
+
+    test_sets = task_info(ctx).get("test_sets", {})
+    for i, (name, rel) in enumerate(sorted(test_sets.items())):
+        recs = read_records(data_file(ctx, rel), PromptRecord)[: cfg.max_prompts_per_test_set]
+        prompts = [r.prompt for r in recs]
+        ctx.progress("bon: test sets", i, len(test_sets))
+        pool = sample_pool(policy, tokenizer, prompts, cfg.n, ctx)
+        scores = score_pool(rm, rm_tok, prompts, pool)
+        best = scores.argmax(dim=1).tolist()
+        rows = []
+        for r, cands, b, sc in zip(recs, pool, best, scores.tolist()):
+            row = {"id": r.id, "prompt": r.prompt, "output": cands[b], "reward": sc[b],
+                   "reference": r.reference, "meta": r.meta}
+            if gold:
+                row["gold"] = gold(r.prompt, cands[b])
+                row["gold_first_sample"] = gold(r.prompt, cands[0])
+            rows.append(row)
+        if ctx.is_main:
+            write_jsonl(ctx.out / "outputs" / f"{name}.jsonl", rows)
+        if gold:
+            metrics[f"{name}/gold_bon"] = mean(r["gold"] for r in rows)
+            metrics[f"{name}/gold_sft_sample"] = mean(r["gold_first_sample"] for r in rows)
+            metrics[f"{name}/gold_gain"] = metrics[f"{name}/gold_bon"] - metrics[f"{name}/gold_sft_sample"]
+    ctx.progress("bon: test sets", len(test_sets), len(test_sets))
+
+    if gold and cfg.sweep:
+        recs = read_records(data_file(ctx, "prompts/validation.jsonl"), PromptRecord)[: cfg.sweep_prompts]
+        prompts = [r.prompt for r in recs]
+        ctx.progress("bon: sweep pool", 0, 1)
+        pool = sample_pool(policy, tokenizer, prompts, max(cfg.sweep), ctx)
+        scores = score_pool(rm, rm_tok, prompts, pool)
+        golds = torch.tensor([[gold(p, c) for c in row] for p, row in zip(prompts, pool)])
+        curve = best_of_n_curve(scores, golds, cfg.sweep)
+        oracle = golds.max(dim=1).values.mean().item()  # best-of-K picked by the gold reward itself
+        if ctx.is_main:
+            write_json(ctx.out / "sweep.json", {"prompts": len(prompts), "pool": max(cfg.sweep),
+                                                "curve": {str(n): v for n, v in curve.items()},
+                                                "gold_oracle_best_of_pool": oracle})
+        metrics["sweep"] = {str(n): round(v["gold_mean"], 4) for n, v in curve.items()}
+        ctx.progress("bon: sweep pool", 1, 1)
+    return metrics
+
+
+STAGE = Stage(name="bon", needs=lambda cfg: ["data", "sft", cfg.bon.reward_model],
+              reads=("seed", "generation", "bon", "model.dtype"), run=run,
+              enabled=lambda cfg: cfg.bon.enabled)
