@@ -28,7 +28,8 @@ SCRIPT = textwrap.dedent("""
              eval_every=100, log=lambda s, m: None)
     state = {{k: v.detach().cpu() for k, v in acc.unwrap_model(model).state_dict().items()}}
     torch.save(state, {out!r} + f"/rank{{acc.process_index}}.pt")
-    print("world", acc.num_processes)
+    if acc.is_main_process:
+        print("world", acc.num_processes)
 """)
 
 
