@@ -108,35 +108,35 @@ def read_records(path: str | Path, cls: type[R]) -> list[R]:
     return out
 
 
-def write_jsonl(path: str | Path, rows: Iterable[Any]) -> None:
-    """Write rows (dataclasses or dicts) as JSONL, atomically (temp file + rename)."""
+def _atomic_write(path: str | Path, write) -> None:
+    """Call write(file) on a temp file beside `path`, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                obj = asdict(row) if hasattr(row, "__dataclass_fields__") else row
-                f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Any]) -> None:
+    """Write rows (dataclasses or dicts) as JSONL, atomically."""
+    def write(f):
+        for row in rows:
+            obj = asdict(row) if hasattr(row, "__dataclass_fields__") else row
+            f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    _atomic_write(path, write)
 
 
 def write_json(path: str | Path, obj: Any) -> None:
     """Write one JSON document atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, ensure_ascii=False, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    def write(f):
+        json.dump(obj, f, indent=2, ensure_ascii=False, default=str)
+        f.write("\n")
+    _atomic_write(path, write)
 
 
 def read_json(path: str | Path) -> Any:

@@ -67,8 +67,8 @@ def run(ctx: StageContext) -> dict:
     tokenizer = load_tokenizer(policy_dir)
     policy = load_causal_lm(policy_dir, ctx.cfg.model.dtype)
     rm_dir = ctx.input(cfg.reward_model)
-    rm = load_reward_model(str(rm_dir), load_tokenizer(rm_dir))
     rm_tok = load_tokenizer(rm_dir)
+    rm = load_reward_model(str(rm_dir), rm_tok)
     gold = gold_reward_of(ctx)
     metrics: dict = {"n": cfg.n, "reward_model": cfg.reward_model}
 
