@@ -175,6 +175,19 @@ class SFTStage(Section):
     n_sample_check: int = Field(64, ge=0, description="validation prompts sampled at the end to log gold reward, if the task has one")
 
 
+class ComparisonsStage(Section):
+    """Where the preference pairs that train the RM (and DPO) come from.
+
+    `task`: the task's labelled preference files as they are (any real dataset).
+    `sft_samples`: as Stiennon et al. collected them, two samples from the SFT policy per prompt of
+    every preference file, labelled by the task's simulated annotators (synthetic task only). Pairs
+    then come from the distribution the RM must later judge (best-of-N, PPO rollouts).
+    """
+
+    source: Literal["task", "sft_samples"] = "task"
+    temperature: float = Field(1.0, gt=0.0, description="sampling temperature of the two candidates")
+
+
 class RMStage(Section):
     """Bradley–Terry reward model (000 §3 and appendix E.1; 004 §2.1 eq. 1)."""
 
@@ -234,10 +247,18 @@ class ExperimentConfig(Section):
     generation: Generation = Field(default_factory=Generation)
     pretrain: PretrainStage = Field(default_factory=PretrainStage)
     sft: SFTStage = Field(default_factory=SFTStage)
+    comparisons: ComparisonsStage = Field(default_factory=ComparisonsStage)
     rm: RMStage = Field(default_factory=RMStage)
     bon: BoNStage = Field(default_factory=BoNStage)
     rm_eval: RMEvalStage = Field(default_factory=RMEvalStage)
     pipeline: Pipeline = Field(default_factory=Pipeline)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ExperimentConfig":
+        if self.comparisons.source == "sft_samples" and self.task.kind != "synthetic":
+            raise ValueError("comparisons.source: 'sft_samples' needs simulated annotators, which only "
+                             "the synthetic task has; with your own data use comparisons.source: task")
+        return self
 
     @property
     def run_dir(self) -> Path:

@@ -1,11 +1,12 @@
 """The stage registry, in topological order. A new stage is one file plus one line here."""
 
-from rlhflab.stages import bon, data, pretrain, rm, rm_eval, sft
+from rlhflab.stages import bon, comparisons, data, pretrain, rm, rm_eval, sft
 
 REGISTRY = [
     data.STAGE,
     pretrain.STAGE,
     sft.STAGE,
+    comparisons.STAGE,
     rm.STAGE,
     rm.PROXY_STAGE,
     rm_eval.STAGE,

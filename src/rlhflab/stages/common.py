@@ -21,6 +21,18 @@ def data_file(ctx: StageContext, relative: str) -> Path:
     return ctx.input("data") / relative
 
 
+def preference_file(ctx: StageContext, relative: str) -> Path:
+    """A preference file from wherever `comparisons.source` says pairs come from (same layout)."""
+    if ctx.cfg.comparisons.source == "sft_samples":
+        return ctx.input("comparisons") / relative
+    return data_file(ctx, relative)
+
+
+def preference_needs(cfg) -> list[str]:
+    """The stages a preference-reading stage needs for its pairs."""
+    return ["data"] + (["comparisons"] if cfg.comparisons.source == "sft_samples" else [])
+
+
 def base_model_dir(ctx: StageContext) -> str:
     """The pretrained model SFT starts from: our own pretrain stage or a named HF model."""
     if ctx.cfg.model.name_or_path is None:

@@ -25,7 +25,7 @@ from rlhflab.data.tokenize import collate, encode_completion
 from rlhflab.evaluation.reward_model import pairwise_accuracy, reward_forward, score
 from rlhflab.models import DTYPES, freeze_bottom, load_tokenizer
 from rlhflab.pipeline import Stage, StageContext
-from rlhflab.stages.common import base_model_dir, data_file, task_info
+from rlhflab.stages.common import base_model_dir, preference_file, preference_needs, task_info
 from rlhflab.training import batch_order, local_microbatches, make_optimizer, make_scheduler, total_steps
 
 
@@ -113,23 +113,24 @@ def train_reward_model(ctx: StageContext, train_recs, val_recs, seed: int) -> di
 
 
 def run_rm(ctx: StageContext) -> dict:
-    train = read_records(data_file(ctx, "preference/train.jsonl"), PreferenceRecord)
-    val = read_records(data_file(ctx, "preference/validation.jsonl"), PreferenceRecord)
+    train = read_records(preference_file(ctx, "preference/train.jsonl"), PreferenceRecord)
+    val = read_records(preference_file(ctx, "preference/validation.jsonl"), PreferenceRecord)
     return train_reward_model(ctx, train, val, ctx.seed)
 
 
 def run_proxy(ctx: StageContext) -> dict:
     info = task_info(ctx)
-    train = read_records(data_file(ctx, "preference/train.jsonl"), PreferenceRecord)
+    train = read_records(preference_file(ctx, "preference/train.jsonl"), PreferenceRecord)
     for rel in info.get("preference_tests", {}).values():
-        train += read_records(data_file(ctx, rel), PreferenceRecord)
-    val = read_records(data_file(ctx, "preference/validation.jsonl"), PreferenceRecord)
+        train += read_records(preference_file(ctx, rel), PreferenceRecord)
+    val = read_records(preference_file(ctx, "preference/validation.jsonl"), PreferenceRecord)
     return train_reward_model(ctx, train, val, ctx.seed + ctx.cfg.rm.proxy_seed_offset)
 
 
 def _needs(cfg) -> list[str]:
     base = ["pretrain"] if cfg.model.name_or_path is None else []
-    return ["data"] + base + (["sft"] if cfg.rm.init == "sft" else [])
+    needs = preference_needs(cfg) + base + (["sft"] if cfg.rm.init == "sft" else [])
+    return list(dict.fromkeys(needs))
 
 
 _READS = ("seed", "model.name_or_path", "model.dtype", "rm.init", "rm.optim", "rm.freeze_fraction",

@@ -15,14 +15,14 @@ from rlhflab.data.records import PreferenceRecord, read_records, write_json
 from rlhflab.evaluation.reward_model import pairwise_accuracy, rewardbench_score, score
 from rlhflab.models import load_tokenizer
 from rlhflab.pipeline import Stage, StageContext
-from rlhflab.stages.common import data_file, gold_reward_of, task_info
+from rlhflab.stages.common import gold_reward_of, preference_file, preference_needs, task_info
 from rlhflab.stages.rm import load_reward_model
 
 
 def _subsets(ctx: StageContext) -> dict[str, str]:
-    files = {"validation": str(data_file(ctx, "preference/validation.jsonl"))}
+    files = {"validation": str(preference_file(ctx, "preference/validation.jsonl"))}
     for name, rel in sorted(task_info(ctx).get("preference_tests", {}).items()):
-        files[f"test_{name}"] = str(data_file(ctx, rel))
+        files[f"test_{name}"] = str(preference_file(ctx, rel))
     files.update({k: str(v) for k, v in ctx.cfg.rm_eval.extra_preference_files.items()})
     return files
 
@@ -36,7 +36,7 @@ def run(ctx: StageContext) -> dict:
         table["annotator_gold_agreement"] = {
             k: sum(gold(r.prompt, r.chosen) > gold(r.prompt, r.rejected) for r in recs) / len(recs)
             for k, recs in subsets.items()}
-    for rm_name in ctx.stage.needs(ctx.cfg)[1:]:
+    for rm_name in _reward_models(ctx.cfg):
         folder = ctx.input(rm_name)
         tok = load_tokenizer(folder)
         rm = load_reward_model(str(folder), tok)
@@ -72,5 +72,9 @@ def run(ctx: StageContext) -> dict:
     return headline
 
 
-STAGE = Stage(name="rm_eval", needs=lambda cfg: ["data", "rm"] + (["rm_proxy"] if cfg.rm.proxy else []),
+def _reward_models(cfg) -> list[str]:
+    return ["rm"] + (["rm_proxy"] if cfg.rm.proxy else [])
+
+
+STAGE = Stage(name="rm_eval", needs=lambda cfg: preference_needs(cfg) + _reward_models(cfg),
               reads=("rm_eval",), run=run)
