@@ -18,18 +18,25 @@ TINY = [
     "sft.n_sample_check=48", "pipeline.progress=false",
     "task.n_preference_train=1500", "task.n_preference_validation=150", "task.n_preference_test=100", "rm.freeze_fraction=0", "rm.optim.lr=5e-4", "rm.optim.batch_size=32",
     "rm.optim.micro_batch_size=16", "rm.eval_every=5",
+    "ppo.prompt_batch_size=32", "ppo.minibatch_size=16", "ppo.epochs=10", "ppo.max_steps=10", "ppo.lr=1e-4",
+    "ppo.eval_every=4", "ppo.save_every=4",
     "bon.n=8", "bon.sweep=[1,2,4,8,16]", "bon.sweep_prompts=16", "bon.max_prompts_per_test_set=16",
 ]
+
+
+def tiny_config(out, name="tiny", extra=()):
+    from rlhflab.config import load_config
+
+    return load_config("quickstart", TINY + [f"output_dir={out}", f"name={name}", *extra])
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """The real pipeline at a tiny size, shared by the end-to-end tests."""
-    from rlhflab.config import load_config
     from rlhflab.pipeline import run_pipeline
     from rlhflab.stages import REGISTRY
 
     out = tmp_path_factory.mktemp("runs")
-    cfg = load_config("quickstart", TINY + [f"output_dir={out}", "name=tiny"])
+    cfg = tiny_config(out)
     results = run_pipeline(cfg, REGISTRY)
     return cfg, {r.name: r for r in results}

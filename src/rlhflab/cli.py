@@ -85,7 +85,9 @@ def run(
 
 def _headline(metrics: dict) -> str:
     keys = ("best_val_loss", "gold_reward_base", "gold_reward_sft", "params", "best_val_accuracy",
-            "rm/accuracy_id", "rm/mean_ood_drop", "rm_proxy/accuracy_id", "id/gold_bon", "id/gold_gain")
+            "rm/accuracy_id", "rm/mean_ood_drop", "rm_proxy/accuracy_id", "id/gold_bon", "id/gold_gain",
+            "train_pairs", "annotator_gold_agreement_train", "final_val_rm_score", "final_val_kl",
+            "final_val_gold", "best_step")
     return ", ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), (int, float)))
 
 

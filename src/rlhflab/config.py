@@ -223,6 +223,72 @@ class BoNStage(Section):
         return self
 
 
+class PPOStage(Section):
+    """RLHF with PPO. Defaults: 004 appendix F.2 / table 9 unless noted; 000 table 4 in comments."""
+
+    enabled: bool = True
+    value_model: Literal["separate", "shared"] = Field(
+        "separate", description="separate: a value model initialised from the RM (004 F.2, InstructGPT); "
+        "shared: a randomly initialised value head on the policy backbone (000 appendix E.2/F)")
+    freeze_fraction: float = Field(0.0, ge=0.0, le=1.0, description="bottom layers frozen (000 table 4: 80%)")
+    # --- batch shape (004 table 9) ---
+    prompt_batch_size: int = Field(64, ge=1, description="B: prompts per rollout batch")
+    rollouts_per_prompt: int = Field(1, ge=1, description="r")
+    minibatch_size: int = Field(64, ge=1, description="b: rollouts per forward-backward pass")
+    grad_accum: int = Field(1, ge=1, description="g: minibatches per optimiser step")
+    inner_epochs: int = Field(1, ge=1, description="e: passes over each rollout batch (000 table 4: 4)")
+    epochs: float = Field(1.0, gt=0.0, description="E: passes over the prompt set")
+    max_steps: int | None = Field(None, ge=1, description="cap on rollout batches (overrides epochs)")
+    max_prompt_length: int = Field(1024, ge=8, description="L_p; longer prompts keep their last tokens")
+    max_new_tokens: int | None = Field(None, ge=1, description="L_c; default generation.max_new_tokens")
+    temperature: float = Field(0.7, gt=0.0, description="τ for rollouts")
+    # --- RL ---
+    kl_coef: float = Field(0.05, ge=0.0, description="β (004: 0.05; 0.0325 with 70B RMs; 000: 0.05)")
+    adaptive_kl: bool = Field(False, description="Ziegler et al.'s adaptive controller (004 uses fixed β)")
+    kl_target: float = Field(6.0, gt=0.0, description="adaptive KL target (nats per sequence)")
+    kl_horizon: int = Field(10000, ge=1, description="adaptive KL horizon (samples)")
+    kl_estimator: Literal["k1", "k3"] = "k1"
+    kl_clamp_min: float | None = Field(None, description="clamp per-token KL from below (AlpacaFarm); off")
+    gamma: float = Field(1.0, ge=0.0, le=1.0)
+    lam: float = Field(0.95, ge=0.0, le=1.0)
+    clip_range: float = Field(0.2, gt=0.0, description="ε for the policy ratio")
+    value_clip_range: float = Field(0.2, gt=0.0, description="ε for the value loss")
+    vf_coef: float = Field(0.1, ge=0.0, description="α, value loss coefficient")
+    whiten_advantages: bool = True
+    whiten_rewards: bool = Field(False, description="whiten step-level rewards per batch (004 does not)")
+    normalize_rewards: bool = Field(
+        False, description="standardise RM scores with the mean/std of the first rollout batch (004 does not)")
+    eos_penalty: float | None = Field(-10.0, description="EOS trick: score of a truncated completion; null = off")
+    minibatch_forward: bool = Field(
+        False, description="recompute log-probs, values and advantages per minibatch with current weights (004 G)")
+    # --- optimisation (004 table 9) ---
+    lr: float = Field(1e-6, gt=0.0)
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    schedule: Literal["linear", "cosine", "constant"] = Field("constant", description="after warmup")
+    adam_beta1: float = Field(0.9, ge=0.0, lt=1.0)
+    adam_beta2: float = Field(0.95, ge=0.0, lt=1.0)
+    adam_epsilon: float = Field(1e-5, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    max_grad_norm: float | None = Field(1.0, gt=0.0)
+    # --- bookkeeping ---
+    eval_every: int = Field(10, ge=1, description="rollout batches between validation passes")
+    val_prompts: int | None = Field(None, ge=1, description="validation prompts per pass (default: all)")
+    select_on: Literal["val_objective", "last"] = Field(
+        "val_objective", description="keep the checkpoint with the best validation RM score − β·KL, or the last")
+    save_every: int = Field(10, ge=1, description="rollout batches between resumable checkpoints")
+
+    @model_validator(mode="after")
+    def _check(self) -> "PPOStage":
+        rollouts = self.prompt_batch_size * self.rollouts_per_prompt
+        if rollouts % self.minibatch_size:
+            raise ValueError(f"prompt_batch_size × rollouts_per_prompt ({rollouts}) must be a multiple "
+                             f"of minibatch_size ({self.minibatch_size})")
+        if (rollouts // self.minibatch_size) % self.grad_accum:
+            raise ValueError(f"minibatches per batch ({rollouts // self.minibatch_size}) must be a "
+                             f"multiple of grad_accum ({self.grad_accum})")
+        return self
+
+
 class RMEvalStage(Section):
     """Reward-model evaluation: pairwise accuracy ID/OOD, gold agreement, RewardBench-style score."""
 
@@ -250,6 +316,7 @@ class ExperimentConfig(Section):
     comparisons: ComparisonsStage = Field(default_factory=ComparisonsStage)
     rm: RMStage = Field(default_factory=RMStage)
     bon: BoNStage = Field(default_factory=BoNStage)
+    ppo: PPOStage = Field(default_factory=PPOStage)
     rm_eval: RMEvalStage = Field(default_factory=RMEvalStage)
     pipeline: Pipeline = Field(default_factory=Pipeline)
 

@@ -33,23 +33,26 @@ class Samples:
     texts: list[str]
 
 
-def encode_prompts(tokenizer, prompts: list[str], device: torch.device | str = "cpu"):
-    """Left-pad prompts for generation."""
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
+def encode_prompts(tokenizer, prompts: list[str], device: torch.device | str = "cpu",
+                   max_length: int | None = None):
+    """Left-pad prompts for generation; over-long prompts keep their last `max_length` tokens."""
+    side, tside = tokenizer.padding_side, tokenizer.truncation_side
+    tokenizer.padding_side = tokenizer.truncation_side = "left"
     try:
-        enc = tokenizer(prompts, return_tensors="pt", padding=True)
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, truncation=max_length is not None,
+                        max_length=max_length)
     finally:
-        tokenizer.padding_side = side
+        tokenizer.padding_side, tokenizer.truncation_side = side, tside
     return enc["input_ids"].to(device), enc["attention_mask"].to(device)
 
 
 @torch.no_grad()
 def sample(model: PreTrainedModel, tokenizer, prompts: list[str], *, temperature: float = 0.7,
-           top_p: float = 1.0, max_new_tokens: int = 48, do_sample: bool = True) -> Samples:
+           top_p: float = 1.0, max_new_tokens: int = 48, do_sample: bool = True,
+           max_prompt_length: int | None = None) -> Samples:
     """Sample one completion per prompt. Seed with `torch.manual_seed` for reproducibility."""
     device = next(model.parameters()).device
-    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, device)
+    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, device, max_prompt_length)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     was_training = model.training
     model.eval()

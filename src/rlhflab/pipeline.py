@@ -60,6 +60,7 @@ class StageContext:
     run_dir: Path
     state: PartialState
     on_progress: Callable[[str, int, int], None] = lambda desc, done, total: None
+    key: str = ""
     _metrics_file: Path | None = field(default=None, repr=False)
 
     @property
@@ -69,6 +70,13 @@ class StageContext:
     @property
     def seed(self) -> int:
         return self.cfg.seed
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where a long stage keeps resumable checkpoints. Unlike `out` it survives a crash, and is
+        keyed like the artefact, so a rerun with the same inputs resumes and any change starts over.
+        Removed once the stage completes."""
+        return self.run_dir / ".checkpoints" / f"{self.stage.name}-{self.key}"
 
     def input(self, stage: str) -> Path:
         """Folder of a completed upstream stage."""
@@ -212,7 +220,7 @@ def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | N
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         state.wait_for_everyone()
-        ctx = StageContext(cfg, stage, tmp, run_dir, state, on_progress)
+        ctx = StageContext(cfg, stage, tmp, run_dir, state, on_progress, key)
         started = time.time()
         metrics = stage.run(ctx) or {}
         seconds = time.time() - started
@@ -234,6 +242,7 @@ def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | N
                 "metrics": metrics,
             })
             _publish(tmp, final)
+            shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)
         state.wait_for_everyone()
         on_stage(stage.name, "done")
         results.append(StageResult(stage.name, "ran", seconds, metrics))

@@ -142,10 +142,3 @@ class AdaptiveKLController:
         error = max(-0.2, min(0.2, kl / self.target - 1.0))
         self.value *= 1.0 + error * n_samples / self.horizon
 
-
-class FixedKLController:
-    def __init__(self, beta: float):
-        self.value = beta
-
-    def update(self, kl: float, n_samples: int) -> None:
-        pass

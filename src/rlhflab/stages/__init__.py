@@ -1,6 +1,6 @@
 """The stage registry, in topological order. A new stage is one file plus one line here."""
 
-from rlhflab.stages import bon, comparisons, data, pretrain, rm, rm_eval, sft
+from rlhflab.stages import bon, comparisons, data, ppo, pretrain, rm, rm_eval, sft
 
 REGISTRY = [
     data.STAGE,
@@ -11,4 +11,5 @@ REGISTRY = [
     rm.PROXY_STAGE,
     rm_eval.STAGE,
     bon.STAGE,
+    ppo.STAGE,
 ]

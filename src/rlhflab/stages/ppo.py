@@ -1,0 +1,376 @@
+"""`ppo` stage: RLHF with PPO (000 eq. 4, appendix E.2/F, table 4; 004 §2.1 eq. 2, appendix F.2, tables 9–10).
+
+One rollout batch = B prompts × r samples from the current policy at τ. Each sample is scored by
+the RM (a completion truncated without EOS gets `eos_penalty` instead: the EOS trick); per-token
+rewards are −β·KL(π‖π_ref) with the score added at the last token (004 eq. 4); GAE (γ, λ) gives
+advantages, whitened over valid tokens; then e inner epochs of clipped policy + α·clipped value
+loss over minibatches of b, g minibatches per optimiser step.
+
+The value function is either a separate model initialised from the RM (004, InstructGPT) or a
+randomly initialised head sharing the policy's backbone (000 appendix F). Log-probabilities are
+taken at the sampling temperature, for the policy and the reference alike.
+
+Checkpoints (model, optimiser, scheduler, every RNG, data position, KL controller, best model so
+far) are written every `save_every` batches to `ctx.checkpoint_dir`; a rerun after a crash resumes
+from the last one and ends where an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import shutil
+from statistics import mean
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch import nn
+
+from rlhflab.algorithms.ppo import (AdaptiveKLController, entropy_from_logits, eos_trick,
+                                   gae, masked_mean, policy_loss, token_rewards, value_loss, whiten)
+from rlhflab.config import Optim
+from rlhflab.data.records import PromptRecord, read_records
+from rlhflab.evaluation.reward_model import score
+from rlhflab.generation import Samples, sample
+from rlhflab.models import freeze_bottom, load_causal_lm, load_tokenizer, save_model
+from rlhflab.pipeline import Stage, StageContext
+from rlhflab.stages.common import data_file, gold_reward_of
+from rlhflab.stages.rm import load_reward_model
+from rlhflab.training import batch_order, make_optimizer, make_scheduler
+
+
+def backbone(model: nn.Module) -> nn.Module:
+    return getattr(model, model.base_model_prefix)
+
+
+class ActorCritic(nn.Module):
+    """Policy plus value function; one module so one optimiser and one `prepare` cover both."""
+
+    def __init__(self, policy: nn.Module, value_model: nn.Module | None = None):
+        super().__init__()
+        self.policy = policy
+        self.value_model = value_model
+        if value_model is None:  # 000 appendix F: shared backbone, randomly initialised value head
+            h = policy.config.hidden_size
+            self.value_head = nn.Linear(h, 1)
+            nn.init.normal_(self.value_head.weight, std=1.0 / math.sqrt(h + 1))
+            nn.init.zeros_(self.value_head.bias)
+        elif not hasattr(value_model, "score"):
+            raise ValueError(f"{type(value_model).__name__} has no `score` head to read values from; "
+                             "use ppo.value_model: shared")
+
+    def forward(self, input_ids, attention_mask, start: int, temperature: float):
+        """Log-probs, values and logits for response tokens input_ids[:, start:]. Each is [B, T]
+        (logits [B, T, V]); position t holds the state before token t was sampled."""
+        position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+        hidden = backbone(self.policy)(input_ids=input_ids, attention_mask=attention_mask,
+                                       position_ids=position_ids).last_hidden_state
+        states = hidden[:, start - 1:-1]
+        logits = self.policy.get_output_embeddings()(states).float() / temperature
+        logprobs = torch.gather(F.log_softmax(logits, dim=-1), 2, input_ids[:, start:].unsqueeze(-1)).squeeze(-1)
+        if self.value_model is None:
+            values = self.value_head(states).squeeze(-1)
+        else:
+            vh = backbone(self.value_model)(input_ids=input_ids, attention_mask=attention_mask,
+                                            position_ids=position_ids).last_hidden_state
+            values = self.value_model.score(vh[:, start - 1:-1]).squeeze(-1)
+        return logprobs, values.float(), logits
+
+
+@torch.no_grad()
+def reference_logprobs(ref: nn.Module, input_ids, attention_mask, start: int, temperature: float) -> torch.Tensor:
+    position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+    logits = ref(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
+    logits = logits[:, start - 1:-1].float() / temperature
+    return torch.gather(F.log_softmax(logits, dim=-1), 2, input_ids[:, start:].unsqueeze(-1)).squeeze(-1)
+
+
+class LoopState:
+    """Everything besides model/optimiser/scheduler/RNG that exact resume needs."""
+
+    def __init__(self):
+        self.step = 0
+        self.kl_coef = 0.0
+        self.best_objective = -math.inf
+        self.best_step = 0
+        self.best_policy: dict | None = None
+        self.score_norm: list[float] | None = None
+
+    def state_dict(self) -> dict:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update(state)
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+class PPOTrainer:
+    """The PPO loop over plain functions; see the module docstring for the algorithm."""
+
+    def __init__(self, ctx: StageContext):
+        self.ctx, self.cfg = ctx, ctx.cfg.ppo
+        cfg = self.cfg
+        set_seed(ctx.seed)
+        self.accelerator = Accelerator()
+        self.world = self.accelerator.num_processes
+        for name, n in (("prompt_batch_size", cfg.prompt_batch_size), ("minibatch_size", cfg.minibatch_size)):
+            if n % self.world:
+                raise ValueError(f"ppo.{name} ({n}) must be divisible by the number of processes ({self.world})")
+        sft_dir, rm_dir = ctx.input("sft"), ctx.input("rm")
+        self.tokenizer = load_tokenizer(sft_dir)
+        policy = load_causal_lm(sft_dir, ctx.cfg.model.dtype)
+        self.ref = load_causal_lm(sft_dir, ctx.cfg.model.dtype).requires_grad_(False).eval()
+        self.rm_tokenizer = load_tokenizer(rm_dir)
+        self.rm = load_reward_model(str(rm_dir), self.rm_tokenizer, ctx.cfg.model.dtype).requires_grad_(False).eval()
+        self.params = freeze_bottom(policy, cfg.freeze_fraction)
+        value_model = None
+        if cfg.value_model == "separate":
+            value_model = load_reward_model(str(rm_dir), self.rm_tokenizer, ctx.cfg.model.dtype)
+            if self.rm_tokenizer.get_vocab() != self.tokenizer.get_vocab():
+                raise ValueError("ppo.value_model=separate reads the policy's tokens with the RM's backbone, "
+                                 "so the RM must share the policy's tokenizer; use ppo.value_model: shared")
+            freeze_bottom(value_model, cfg.freeze_fraction)
+            value_model.score.requires_grad_(True)
+        model = ActorCritic(policy, value_model)
+
+        self.prompts = read_records(data_file(ctx, "prompts/train.jsonl"), PromptRecord)
+        self.val_prompts = read_records(data_file(ctx, "prompts/validation.jsonl"), PromptRecord)[: cfg.val_prompts]
+        self.gold = gold_reward_of(ctx)
+        self.steps = max(1, math.ceil(cfg.epochs * len(self.prompts) / cfg.prompt_batch_size))
+        if cfg.max_steps:
+            self.steps = min(self.steps, cfg.max_steps)
+        self.batches = batch_order(len(self.prompts), cfg.prompt_batch_size, self.steps, ctx.seed)
+        n_minibatches = cfg.prompt_batch_size * cfg.rollouts_per_prompt // cfg.minibatch_size
+        self.updates = self.steps * cfg.inner_epochs * n_minibatches // cfg.grad_accum
+        self.optim = Optim(lr=cfg.lr, batch_size=1, micro_batch_size=1, warmup_ratio=cfg.warmup_ratio,
+                           schedule=cfg.schedule, adam_beta1=cfg.adam_beta1, adam_beta2=cfg.adam_beta2,
+                           adam_epsilon=cfg.adam_epsilon, weight_decay=cfg.weight_decay,
+                           max_grad_norm=cfg.max_grad_norm)
+        optimizer = make_optimizer(model, self.optim)
+        self.scheduler = make_scheduler(optimizer, self.optim, self.updates)
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.raw: ActorCritic = self.accelerator.unwrap_model(self.model)
+        self.ref.to(self.accelerator.device)
+        self.rm.to(self.accelerator.device)
+        self.loop = LoopState()
+        self.loop.kl_coef = cfg.kl_coef
+        self.accelerator.register_for_checkpointing(self.scheduler, self.loop)
+        self.max_new_tokens = cfg.max_new_tokens or ctx.cfg.generation.max_new_tokens
+
+    # ------------------------------------------------------------------------- rollouts ---
+
+    def rollout(self, prompts: list[str]) -> tuple[Samples, torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
+        s = sample(self.raw.policy, self.tokenizer, prompts, temperature=cfg.temperature,
+                   top_p=self.ctx.cfg.generation.top_p, max_new_tokens=self.max_new_tokens,
+                   max_prompt_length=cfg.max_prompt_length)
+        raw = score(self.rm, self.rm_tokenizer, prompts, s.texts).to(self.accelerator.device)
+        return s, raw, eos_trick(raw, s.finished.to(raw.device), cfg.eos_penalty)
+
+    def normalise(self, scores: torch.Tensor) -> torch.Tensor:
+        if not self.cfg.normalize_rewards:
+            return scores
+        if self.loop.score_norm is None:  # fixed from the first batch, so rewards stay comparable
+            self.loop.score_norm = [scores.mean().item(), scores.std().clamp(min=1e-6).item()]
+        mu, sd = self.loop.score_norm
+        return (scores - mu) / sd
+
+    @torch.no_grad()
+    def old_stats(self, ids, attn, start, mask, scores, rows: slice | None = None):
+        """Log-probs, values, KL, rewards and advantages of rows under the current weights."""
+        cfg = self.cfg
+        idx = rows or slice(0, ids.shape[0])
+        ids, attn, mask, scores = ids[idx], attn[idx], mask[idx], scores[idx]
+        logps, values, refs = [], [], []
+        for c in _chunks(ids.shape[0], cfg.minibatch_size // self.world):
+            lp, v, _ = self.raw(ids[c], attn[c], start, cfg.temperature)
+            logps.append(lp)
+            values.append(v)
+            refs.append(reference_logprobs(self.ref, ids[c], attn[c], start, cfg.temperature))
+        logp, value, ref = torch.cat(logps), torch.cat(values) * mask, torch.cat(refs)
+        rewards, kl = token_rewards(scores, logp, ref, mask, self.loop.kl_coef, cfg.kl_estimator, cfg.kl_clamp_min)
+        if cfg.whiten_rewards:
+            rewards = whiten(rewards, mask, shift_mean=False)
+        adv, returns = gae(rewards, value, mask, cfg.gamma, cfg.lam)
+        if cfg.whiten_advantages:
+            adv = whiten(adv, mask)
+        return {"logp": logp * mask, "values": value, "kl": kl, "adv": adv, "returns": returns}
+
+    # ------------------------------------------------------------------------- training ---
+
+    def train_step(self, step: int) -> dict:
+        cfg, acc = self.cfg, self.accelerator
+        batch = self.batches[step - 1]
+        per = len(batch) // self.world
+        local = batch[acc.process_index * per:(acc.process_index + 1) * per]
+        prompts = [self.prompts[i].prompt for i in local for _ in range(cfg.rollouts_per_prompt)]
+        s, raw_scores, scores = self.rollout(prompts)
+        scores = self.normalise(scores)
+        dev = acc.device
+        ids = torch.cat([s.prompt_ids, s.response_ids], dim=1).to(dev)
+        attn = torch.cat([s.prompt_mask, s.response_mask], dim=1).to(dev)
+        start, mask = s.prompt_ids.shape[1], s.response_mask.to(dev).float()
+        stats = self.old_stats(ids, attn, start, mask, scores)
+        seq_kl = stats["kl"].sum(dim=1)
+
+        n_local, mb = ids.shape[0], cfg.minibatch_size // self.world
+        logs: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "clipfrac", "vf_clipfrac",
+                                                        "approx_kl", "entropy")}
+        first_ratio = None
+        self.model.train()
+        for _ in range(cfg.inner_epochs):
+            order = torch.randperm(n_local)
+            parts = _chunks(n_local, mb)
+            for k, part in enumerate(parts):
+                rows = order[part]
+                if cfg.minibatch_forward:  # 004 appendix G: fresh log-probs and values per minibatch
+                    sub = self.old_stats(ids[rows], attn[rows], start, mask[rows], scores[rows])
+                else:
+                    sub = {key: v[rows] for key, v in stats.items()}
+                sync = (k + 1) % cfg.grad_accum == 0
+                with acc.no_sync(self.model) if not sync else contextlib.nullcontext():
+                    logp, values, logits = self.model(ids[rows], attn[rows], start, cfg.temperature)
+                    m = mask[rows]
+                    pl, ps = policy_loss(logp, sub["logp"], sub["adv"], m, cfg.clip_range)
+                    vl, vs = value_loss(values, sub["values"], sub["returns"], m, cfg.value_clip_range)
+                    acc.backward((pl + cfg.vf_coef * vl) / cfg.grad_accum)
+                if first_ratio is None:
+                    first_ratio = ps["ratio"].item()
+                if sync:
+                    if cfg.max_grad_norm:
+                        acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                    self.optimizer.step()
+                    self.scheduler.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                with torch.no_grad():
+                    logs["entropy"].append(masked_mean(entropy_from_logits(logits), m).item())
+                logs["policy_loss"].append(pl.item())
+                logs["value_loss"].append(vl.item())
+                for key, v in {**ps, **vs}.items():
+                    if key in logs:
+                        logs[key].append(v.item())
+        kl_mean = seq_kl.mean().item()
+        row = {"rm_score": raw_scores.mean().item(), "score": scores.mean().item(), "kl": kl_mean,
+               "objective": (scores - self.loop.kl_coef * seq_kl).mean().item(),
+               "kl_coef": self.loop.kl_coef, "ratio_first_minibatch": first_ratio,
+               "response_length": s.response_mask.sum(dim=1).float().mean().item(),
+               "truncated_fraction": 1.0 - s.finished.float().mean().item(),
+               "lr": self.scheduler.get_last_lr()[0], **{k: mean(v) for k, v in logs.items()}}
+        if self.gold:
+            row["gold"] = mean(self.gold(p, t) for p, t in zip(prompts, s.texts))
+        row = self._reduce(row)
+        if cfg.adaptive_kl:
+            ctl = AdaptiveKLController(self.loop.kl_coef, cfg.kl_target, cfg.kl_horizon)
+            ctl.update(row["kl"], len(batch) * cfg.rollouts_per_prompt)
+            self.loop.kl_coef = ctl.value
+        return row
+
+    def _reduce(self, row: dict) -> dict:
+        """Average scalar metrics over processes."""
+        if self.world == 1:
+            return row
+        keys = sorted(row)
+        t = torch.tensor([float(row[k]) for k in keys], device=self.accelerator.device)
+        t = self.accelerator.reduce(t, "mean")
+        return dict(zip(keys, t.tolist()))
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Validation RM score, KL and score − β·KL of one sample per validation prompt."""
+        cfg, dev = self.cfg, self.accelerator.device
+        prompts = [r.prompt for r in self.val_prompts]
+        s, raw, scores = self.rollout(prompts)
+        ids = torch.cat([s.prompt_ids, s.response_ids], dim=1).to(dev)
+        attn = torch.cat([s.prompt_mask, s.response_mask], dim=1).to(dev)
+        start, mask = s.prompt_ids.shape[1], s.response_mask.to(dev).float()
+        kls = []
+        for c in _chunks(ids.shape[0], 64):
+            lp, _, _ = self.raw(ids[c], attn[c], start, cfg.temperature)
+            ref = reference_logprobs(self.ref, ids[c], attn[c], start, cfg.temperature)
+            kls.append(((lp - ref) * mask[c]).sum(dim=1))
+        kl = torch.cat(kls)
+        out = {"val_rm_score": raw.mean().item(), "val_kl": kl.mean().item(),
+               "val_objective": (scores - cfg.kl_coef * kl).mean().item()}
+        if self.gold:
+            out["val_gold"] = mean(self.gold(p, t) for p, t in zip(prompts, s.texts))
+        return out
+
+    # ------------------------------------------------------------------------- checkpoints ---
+
+    def save_checkpoint(self) -> None:
+        folder = self.ctx.checkpoint_dir
+        tmp = folder / "state.tmp"
+        if self.accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(tmp))
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            metrics = self.ctx.out / "metrics.jsonl"
+            if metrics.exists():
+                shutil.copy(metrics, tmp / "metrics.jsonl")
+            old = folder / "state.old"
+            shutil.rmtree(old, ignore_errors=True)
+            if (folder / "state").exists():
+                (folder / "state").rename(old)
+            tmp.rename(folder / "state")  # the switch to the new checkpoint is one rename
+            shutil.rmtree(old, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+
+    def maybe_resume(self) -> bool:
+        state = self.ctx.checkpoint_dir / "state"
+        if not state.exists():
+            return False
+        self.accelerator.load_state(str(state))
+        if self.accelerator.is_main_process and (state / "metrics.jsonl").exists():
+            shutil.copy(state / "metrics.jsonl", self.ctx.out / "metrics.jsonl")
+        return True
+
+    # ------------------------------------------------------------------------- main loop ---
+
+    def train(self) -> dict:
+        cfg, ctx = self.cfg, self.ctx
+        resumed_at = self.loop.step if self.maybe_resume() else None
+        if resumed_at is None:
+            first = self.validate()
+            ctx.log(0, first)
+            self.loop.best_objective = first["val_objective"]
+            self.loop.best_policy = copy.deepcopy(self.raw.policy.state_dict())
+        for step in range(self.loop.step + 1, self.steps + 1):
+            row = self.train_step(step)
+            if step % cfg.eval_every == 0 or step == self.steps:
+                val = self.validate()
+                row.update(val)
+                if cfg.select_on == "last" or val["val_objective"] > self.loop.best_objective:
+                    self.loop.best_objective, self.loop.best_step = val["val_objective"], step
+                    self.loop.best_policy = copy.deepcopy(self.raw.policy.state_dict())
+            ctx.log(step, row)
+            ctx.progress("ppo", step, self.steps)
+            self.loop.step = step
+            if step % cfg.save_every == 0 and step < self.steps:
+                self.save_checkpoint()
+        self.raw.policy.load_state_dict(self.loop.best_policy)
+        policy = self.raw.policy.requires_grad_(True)
+        if self.accelerator.is_main_process:
+            save_model(policy, self.tokenizer, ctx.out)
+        last = row if self.steps else {}
+        return {**self.params, "steps": self.steps, "optimizer_updates": self.updates,
+                "best_step": self.loop.best_step, "best_val_objective": self.loop.best_objective,
+                "resumed_at_step": resumed_at,
+                **{f"final_{k}": v for k, v in last.items() if k in
+                   ("rm_score", "kl", "gold", "val_rm_score", "val_kl", "val_gold", "entropy")}}
+
+
+def run(ctx: StageContext) -> dict:
+    return PPOTrainer(ctx).train()
+
+
+STAGE = Stage(name="ppo", needs=lambda cfg: ["data", "sft", "rm"],
+              reads=("seed", "generation", "ppo", "model.dtype"), run=run,
+              enabled=lambda cfg: cfg.ppo.enabled)
