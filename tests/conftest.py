@@ -20,6 +20,7 @@ TINY = [
     "rm.optim.micro_batch_size=16", "rm.eval_every=5",
     "ppo.prompt_batch_size=32", "ppo.minibatch_size=16", "ppo.epochs=10", "ppo.max_steps=10", "ppo.lr=1e-4",
     "ppo.eval_every=4", "ppo.save_every=4",
+    "dpo.optim.lr=1e-4", "dpo.optim.micro_batch_size=16", "dpo.eval_every=10", "dpo.n_sample_check=48",
     "bon.n=8", "bon.sweep=[1,2,4,8,16]", "bon.sweep_prompts=16", "bon.max_prompts_per_test_set=16",
 ]
 

@@ -47,3 +47,10 @@ def test_config_show_prints_resolved_config():
     import yaml
     data = yaml.safe_load(r.output)
     assert data["seed"] == 5 and data["sft"]["optim"]["adam_epsilon"] == 1e-8
+
+
+def test_setting_one_key_keeps_the_sections_own_defaults():
+    cfg = load_config("quickstart", ["dpo.optim.lr=1e-4"])
+    assert cfg.dpo.optim.lr == 1e-4
+    assert cfg.dpo.optim.batch_size == 32 and cfg.dpo.optim.epochs == 3.0  # DPO's defaults, not Optim's
+    assert cfg.rm.optim.warmup_ratio == 0.03

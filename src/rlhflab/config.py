@@ -289,6 +289,24 @@ class PPOStage(Section):
         return self
 
 
+class DPOStage(Section):
+    """Direct preference optimisation from the SFT model (004 §2.1 eq. 3, appendix F.1)."""
+
+    enabled: bool = True
+    beta: float = Field(0.1, gt=0.0, description="004: β = 0.1 (for IPO this is τ)")
+    loss: Literal["sigmoid", "ipo"] = Field("sigmoid", description="sigmoid = DPO; ipo = Azar et al.")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5, description="conservative DPO ε (sigmoid loss only)")
+    reference: Literal["precomputed", "live"] = Field(
+        "precomputed", description="reference log-probs computed once before training, or every step")
+    optim: Optim = Field(default_factory=lambda: Optim(
+        lr=5e-7, batch_size=32, micro_batch_size=8, epochs=3.0, warmup_ratio=0.1, schedule="linear"),
+        description="004 F.1: 3 epochs, lr 5e-7, 10% linear warmup then linear decay; batch 32 (Tülu 2 DPO)")
+    freeze_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    max_length: int = Field(512, ge=16)
+    eval_every: int = Field(20, ge=1, description="steps between ID validation-accuracy passes")
+    n_sample_check: int = Field(64, ge=0, description="validation prompts sampled at the end to log gold reward")
+
+
 class RMEvalStage(Section):
     """Reward-model evaluation: pairwise accuracy ID/OOD, gold agreement, RewardBench-style score."""
 
@@ -317,6 +335,7 @@ class ExperimentConfig(Section):
     rm: RMStage = Field(default_factory=RMStage)
     bon: BoNStage = Field(default_factory=BoNStage)
     ppo: PPOStage = Field(default_factory=PPOStage)
+    dpo: DPOStage = Field(default_factory=DPOStage)
     rm_eval: RMEvalStage = Field(default_factory=RMEvalStage)
     pipeline: Pipeline = Field(default_factory=Pipeline)
 
@@ -416,12 +435,26 @@ def _format_errors(err: ValidationError, origin: str) -> str:
     return "\n".join(lines)
 
 
+def _with_defaults(data: Any, defaults: Any) -> Any:
+    """Deep-merge `data` over `defaults`, so setting one key of a section (e.g. rm.optim.lr) keeps
+    that section's own defaults for the rest rather than the generic ones of its type."""
+    if not isinstance(data, dict) or not isinstance(defaults, dict):
+        return data
+    if "kind" in defaults and data.get("kind", defaults["kind"]) != defaults["kind"]:
+        return data  # another variant (e.g. task.kind: files): the defaults are not its own
+    out = dict(defaults)
+    for k, v in data.items():
+        out[k] = _with_defaults(v, defaults.get(k)) if k in defaults else v
+    return out
+
+
 def load_config(source: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML file or built-in config by name, apply `--set` overrides, validate."""
     source = source or "quickstart"
     data = _read_yaml(source)
     for o in overrides or []:
         apply_override(data, o)
+    data = _with_defaults(data, ExperimentConfig().model_dump(mode="json"))
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as e:

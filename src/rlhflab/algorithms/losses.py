@@ -41,3 +41,41 @@ def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin:
     if reduction == "none":
         return losses
     return losses.mean()
+
+
+def sequence_logprob_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Σ_t log π(labels[t+1] | x_≤t) over labelled positions, per row: [B].
+
+    logits: [B, L, V]; labels: [B, L] with IGNORE outside the completion.
+    """
+    shift_logits = logits[:, :-1].float()
+    shift_labels = labels[:, 1:]
+    valid = shift_labels != IGNORE
+    logp = torch.gather(F.log_softmax(shift_logits, dim=-1), 2,
+                        shift_labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (logp * valid).sum(dim=1)
+
+
+def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
+             ref_rejected: torch.Tensor, beta: float = 0.1, kind: str = "sigmoid",
+             label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-pair DPO-family losses over summed sequence log-probs [B]; returns (losses, r_c, r_r).
+
+    h = (log π(y_c) − log π_ref(y_c)) − (log π(y_r) − log π_ref(y_r)); implicit rewards
+    r = β·(log π − log π_ref).
+      sigmoid (DPO, 004 eq. 3):        −log σ(β·h)
+      sigmoid + label_smoothing ε (conservative DPO): −(1−ε)·log σ(β·h) − ε·log σ(−β·h)
+      ipo (Azar et al. 2023):           (h − 1/(2β))²
+    """
+    chosen_ratio = policy_chosen - ref_chosen
+    rejected_ratio = policy_rejected - ref_rejected
+    h = chosen_ratio - rejected_ratio
+    if kind == "sigmoid":
+        losses = -(1 - label_smoothing) * F.logsigmoid(beta * h) - label_smoothing * F.logsigmoid(-beta * h)
+    elif kind == "ipo":
+        if label_smoothing:
+            raise ValueError("label_smoothing applies to the sigmoid (DPO) loss, not IPO")
+        losses = (h - 1 / (2 * beta)) ** 2
+    else:
+        raise ValueError(f"unknown DPO loss {kind!r}; use sigmoid or ipo")
+    return losses, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()

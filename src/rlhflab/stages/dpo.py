@@ -1,0 +1,144 @@
+"""`dpo` stage: direct preference optimisation from the SFT model (004 §2.1 eq. 3, §3.2, appendix F.1).
+
+Trains on the same preference files the RM learns from, so DPO and PPO see exactly the same
+labelled data (004 §3.2). Loss options: DPO (sigmoid), conservative DPO (label smoothing), IPO.
+Sequence log-probs are sums over completion tokens (EOS included). Reference log-probs are
+computed once before training (default) or live every step. Logged per step: loss, implicit-reward
+accuracy and margin, and the chosen/rejected log-probs, so the common "both log-probs fall"
+pattern is visible. Model selection on ID validation preference accuracy (implicit reward).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from rlhflab.algorithms.losses import dpo_loss, sequence_logprob_sum
+from rlhflab.data.records import PreferenceRecord, read_records
+from rlhflab.data.tokenize import collate, encode_completion
+from rlhflab.models import freeze_bottom, load_causal_lm, load_tokenizer, save_model
+from rlhflab.pipeline import Stage, StageContext
+from rlhflab.stages.common import gold_reward_of, mean_gold_of_samples, preference_file, preference_needs
+from rlhflab.training import batch_order, local_microbatches, make_optimizer, make_scheduler, total_steps
+
+
+def encode_pairs(tokenizer, recs: list[PreferenceRecord], max_length: int):
+    lead = lambda t: t if t.startswith(" ") else " " + t  # noqa: E731  (as the RM and SFT see completions)
+    return [(encode_completion(tokenizer, r.prompt, lead(r.chosen), max_length),
+             encode_completion(tokenizer, r.prompt, lead(r.rejected), max_length)) for r in recs]
+
+
+def pair_logprobs(model, pairs, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed completion log-probs of chosen and rejected, one forward over both halves."""
+    b = collate([c for c, _ in pairs] + [r for _, r in pairs], pad_id=0)  # pads are masked out
+    ids, mask = b["input_ids"].to(device), b["attention_mask"].to(device)
+    position_ids = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids).logits
+    lp = sequence_logprob_sum(logits, b["labels"].to(device))
+    return lp[: len(pairs)], lp[len(pairs):]
+
+
+@torch.no_grad()
+def all_pair_logprobs(model, pairs, device, batch_size: int = 32) -> torch.Tensor:
+    """[N, 2] (chosen, rejected) log-probs for every pair."""
+    was = model.training
+    model.eval()
+    out = [torch.stack(pair_logprobs(model, pairs[i:i + batch_size], device), dim=1).cpu()
+           for i in range(0, len(pairs), batch_size)]
+    model.train(was)
+    return torch.cat(out) if out else torch.zeros(0, 2)
+
+
+def implicit_accuracy(policy_lp: torch.Tensor, ref_lp: torch.Tensor) -> float:
+    """Share of pairs whose implicit reward ranks chosen above rejected (ties count half, so the
+    untrained policy, whose margins are all 0, scores 0.5)."""
+    margin = (policy_lp[:, 0] - ref_lp[:, 0]) - (policy_lp[:, 1] - ref_lp[:, 1])
+    return ((margin > 0).float() + 0.5 * (margin == 0).float()).mean().item()
+
+
+def run(ctx: StageContext) -> dict:
+    cfg = ctx.cfg.dpo
+    set_seed(ctx.seed)
+    sft_dir = ctx.input("sft")
+    tokenizer = load_tokenizer(sft_dir)
+    model = load_causal_lm(sft_dir, ctx.cfg.model.dtype)
+    ref = load_causal_lm(sft_dir, ctx.cfg.model.dtype).requires_grad_(False).eval()
+    train_recs = read_records(preference_file(ctx, "preference/train.jsonl"), PreferenceRecord)
+    val_recs = read_records(preference_file(ctx, "preference/validation.jsonl"), PreferenceRecord)
+    train = encode_pairs(tokenizer, train_recs, cfg.max_length)
+    val = encode_pairs(tokenizer, val_recs, cfg.max_length)
+    metrics = freeze_bottom(model, cfg.freeze_fraction)
+    gold = gold_reward_of(ctx)
+    check_prompts = [r.prompt for r in val_recs[: cfg.n_sample_check]]
+
+    accelerator = Accelerator()
+    dev = accelerator.device
+    ref.to(dev)
+    ref_train = all_pair_logprobs(ref, train, dev) if cfg.reference == "precomputed" else None
+    ref_val = all_pair_logprobs(ref, val, dev)
+
+    optim = cfg.optim
+    steps = total_steps(optim, len(train))
+    optimizer = make_optimizer(model, optim)
+    scheduler = make_scheduler(optimizer, optim, steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    raw = accelerator.unwrap_model(model)
+    best_acc = implicit_accuracy(all_pair_logprobs(raw, val, dev), ref_val)
+    best_step, initial_acc = 0, best_acc
+    best_state = copy.deepcopy(raw.state_dict())
+    ctx.log(0, {"val_accuracy": best_acc})
+    model.train()
+    for step, batch in enumerate(batch_order(len(train), optim.batch_size, steps, ctx.seed), start=1):
+        micro = local_microbatches(batch, accelerator, optim.micro_batch_size)
+        sums = torch.zeros(7, device=dev)
+        for k, mb in enumerate(micro):
+            pairs = [train[j] for j in mb]
+            with accelerator.no_sync(model) if k < len(micro) - 1 else contextlib.nullcontext():
+                pc, pr = pair_logprobs(model, pairs, dev)
+                if ref_train is not None:
+                    rc, rr = ref_train[mb, 0].to(dev), ref_train[mb, 1].to(dev)
+                else:
+                    with torch.no_grad():
+                        rc, rr = pair_logprobs(ref, pairs, dev)
+                losses, rew_c, rew_r = dpo_loss(pc, pr, rc, rr, cfg.beta, cfg.loss, cfg.label_smoothing)
+                # mean over the global batch, however it is split
+                accelerator.backward(losses.sum() * accelerator.num_processes / len(batch))
+            sums += torch.stack([losses.sum(), (rew_c > rew_r).float().sum(), (rew_c - rew_r).sum(),
+                                 pc.detach().sum(), pr.detach().sum(), rew_c.sum(), rew_r.sum()])
+        if optim.max_grad_norm:
+            accelerator.clip_grad_norm_(model.parameters(), optim.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        s = (accelerator.reduce(sums, "sum") / len(batch)).tolist()
+        row = {"loss": s[0], "reward_accuracy": s[1], "reward_margin": s[2], "logp_chosen": s[3],
+               "logp_rejected": s[4], "reward_chosen": s[5], "reward_rejected": s[6],
+               "lr": scheduler.get_last_lr()[0]}
+        if step % cfg.eval_every == 0 or step == steps:
+            val_lp = all_pair_logprobs(raw, val, dev)
+            row["val_accuracy"] = implicit_accuracy(val_lp, ref_val)
+            row["val_logp_chosen"], row["val_logp_rejected"] = val_lp.mean(dim=0).tolist()
+            if row["val_accuracy"] > best_acc:
+                best_acc, best_step = row["val_accuracy"], step
+                best_state = copy.deepcopy(raw.state_dict())
+        ctx.log(step, row)
+        ctx.progress("dpo", step, steps)
+    raw.load_state_dict(best_state)
+    raw.requires_grad_(True)
+    metrics.update({"steps": steps, "initial_val_accuracy": initial_acc, "best_val_accuracy": best_acc,
+                    "best_step": best_step, "train_pairs": len(train)})
+    if gold and check_prompts:
+        metrics["gold_reward_sft"] = mean_gold_of_samples(ref, tokenizer, check_prompts, gold, ctx)
+        metrics["gold_reward_dpo"] = mean_gold_of_samples(raw, tokenizer, check_prompts, gold, ctx)
+    if ctx.is_main:
+        save_model(raw, tokenizer, ctx.out)
+    return metrics
+
+
+STAGE = Stage(name="dpo", needs=lambda cfg: preference_needs(cfg) + ["sft"],
+              reads=("seed", "generation", "dpo", "model.dtype"), run=run,
+              enabled=lambda cfg: cfg.dpo.enabled)
