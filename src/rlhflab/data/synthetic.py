@@ -216,6 +216,14 @@ def find_facts(text: str) -> list[str]:
     return _PHRASE_RE.findall(normalise(text))
 
 
+def fact_slots(text: str) -> dict[str, str]:
+    """slot -> the phrase `text` asserts for it (the first, if it names several)."""
+    out: dict[str, str] = {}
+    for phrase in find_facts(text):
+        out.setdefault(_PHRASE_SLOT[phrase], phrase)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Posts
 # --------------------------------------------------------------------------------------------
