@@ -104,5 +104,29 @@ def main() -> None:  # pragma: no cover
     app()
 
 
+@app.command()
+def winrate(files: list[str] = typer.Argument(..., help="annotation files in AlpacaEval's format")) -> None:
+    """Win rate, standard error and counts per generator from AlpacaEval-style annotation files
+    (rlhflab's or alpaca_eval's own; preferences in [1, 2], draws 0 or 1.5)."""
+    from rlhflab.evaluation.winrate import AnnotationFileError, read_annotations, win_rates_by_generator
+
+    rows: list[dict] = []
+    for f in files:
+        try:
+            rows += read_annotations(f)
+        except FileNotFoundError:
+            console.print(f"[red]error:[/red] {f}: no such file")
+            raise typer.Exit(1)
+        except AnnotationFileError as e:
+            console.print(f"[red]error:[/red] {e}", highlight=False)
+            raise typer.Exit(1)
+    table = Table(title="win rate of generator_2 against generator_1")
+    for col in ("generator", "win rate", "SE", "n", "draws", "invalid"):
+        table.add_column(col)
+    for g, w in win_rates_by_generator(rows).items():
+        table.add_row(g, f"{w.win_rate:.1f}", f"{w.standard_error:.1f}", str(w.n), str(w.n_draws), str(w.n_invalid))
+    out.print(table)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

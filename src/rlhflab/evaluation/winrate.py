@@ -1,0 +1,118 @@
+"""Win rates the way AlpacaEval reports them, bootstrap intervals, generalisation gaps, and
+AlpacaEval's file formats (model_outputs.json, annotations.json) in both directions.
+
+Preferences here are P(model beats the other) in [0, 1] (0.5 a draw; None invalid). AlpacaEval's
+annotation `preference` is in [1, 2]: 1 = output_1 better, 2 = output_2 better, 1.5 a draw, with
+0 also meaning a draw in older files; the model under test is generator_2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean, stdev
+from typing import Sequence
+
+
+@dataclass
+class WinRate:
+    win_rate: float  # 100 × mean preference over valid judgements
+    standard_error: float  # 100 × sample std / √n
+    n: int  # valid judgements
+    n_draws: int
+    n_invalid: int
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+def win_rate(prefs: Sequence[float | None], *, bootstrap: int = 0, seed: int = 0, level: float = 0.95) -> WinRate:
+    valid = [float(p) for p in prefs if p is not None and not (isinstance(p, float) and math.isnan(p))]
+    invalid = len(prefs) - len(valid)
+    if not valid:
+        return WinRate(float("nan"), float("nan"), 0, 0, invalid)
+    se = 100 * stdev(valid) / math.sqrt(len(valid)) if len(valid) > 1 else float("nan")
+    out = WinRate(100 * mean(valid), se, len(valid), sum(p == 0.5 for p in valid), invalid)
+    if bootstrap:
+        out.ci_low, out.ci_high = bootstrap_ci(valid, bootstrap, seed, level)
+    return out
+
+
+def bootstrap_ci(values: Sequence[float], resamples: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of 100 × mean."""
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(100 * sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
+    lo = means[int(math.floor((1 - level) / 2 * (resamples - 1)))]
+    hi = means[int(math.ceil((1 + level) / 2 * (resamples - 1)))]
+    return lo, hi
+
+
+def generalisation_gap(id_value: float, ood_values: dict[str, float]) -> dict[str, float]:
+    """ID − OOD for each OOD set (000 §6.1): positive = the policy loses ground out of distribution."""
+    return {name: id_value - v for name, v in ood_values.items()}
+
+
+# ------------------------------------------------------------------------- AlpacaEval files ---
+
+
+def preference_from_alpaca(p) -> float | None:
+    """AlpacaEval preference (1..2, 0 or 1.5 = draw) -> P(generator_2 wins); None if invalid."""
+    if p is None:
+        return None
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(p):
+        return None
+    if p == 0:
+        return 0.5
+    if 1.0 <= p <= 2.0:
+        return p - 1.0
+    return None
+
+
+def preference_to_alpaca(p_second_wins: float | None) -> float | None:
+    return None if p_second_wins is None else 1.0 + p_second_wins
+
+
+def model_outputs(prompts: Sequence[str], outputs: Sequence[str], generator: str) -> list[dict]:
+    return [{"instruction": p, "output": o, "generator": generator} for p, o in zip(prompts, outputs)]
+
+
+def annotations(prompts, outputs_1, generator_1: str, outputs_2, generator_2: str,
+                p_second_wins: Sequence[float | None]) -> list[dict]:
+    return [{"instruction": p, "output_1": o1, "generator_1": generator_1, "output_2": o2,
+             "generator_2": generator_2, "preference": preference_to_alpaca(w)}
+            for p, o1, o2, w in zip(prompts, outputs_1, outputs_2, p_second_wins)]
+
+
+class AnnotationFileError(ValueError):
+    pass
+
+
+def read_annotations(path: str | Path) -> list[dict]:
+    path = Path(path)
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise AnnotationFileError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from None
+    if not isinstance(rows, list):
+        raise AnnotationFileError(f"{path}: expected a JSON list of annotations (AlpacaEval's annotations.json)")
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or "preference" not in r:
+            raise AnnotationFileError(f"{path}: record {i} has no 'preference' field; each annotation needs "
+                                      "output_1, output_2, generator_2 and preference (1–2)")
+    return rows
+
+
+def win_rates_by_generator(rows: list[dict]) -> dict[str, WinRate]:
+    """Win rate of each generator_2 against its generator_1s."""
+    groups: dict[str, list[float | None]] = {}
+    for r in rows:
+        groups.setdefault(str(r.get("generator_2", "model")), []).append(preference_from_alpaca(r["preference"]))
+    return {g: win_rate(p) for g, p in sorted(groups.items())}
