@@ -21,6 +21,8 @@ TINY = [
     "ppo.prompt_batch_size=32", "ppo.minibatch_size=16", "ppo.epochs=10", "ppo.max_steps=10", "ppo.lr=1e-4",
     "ppo.eval_every=4", "ppo.save_every=4",
     "dpo.optim.lr=1e-4", "dpo.optim.micro_batch_size=16", "dpo.eval_every=10", "dpo.n_sample_check=48",
+    "diversity.n_inputs=16", "diversity.samples_per_input=8", "diversity.policies=[sft,ppo,dpo]",
+    "eval.max_inputs_per_test_set=16", "eval.bootstrap=100", "eval.gold_noise=true",
     "bon.n=8", "bon.sweep=[1,2,4,8,16]", "bon.sweep_prompts=16", "bon.max_prompts_per_test_set=16",
 ]
 

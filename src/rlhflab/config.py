@@ -331,6 +331,33 @@ class DiversityStage(Section):
     resamples: int = Field(10, ge=1, description="redraws of the across-input sample, for its spread")
 
 
+class OpenAIJudgeSpec(Section):
+    """An LLM judge behind an OpenAI-compatible chat endpoint; the key is read from the environment."""
+
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4-0613"
+    prompt: Literal["auto", "tldr", "news", "instruction"] = Field(
+        "auto", description="auto: the news prompt (002 fig. 7) for test sets named *news*, else TL;DR (fig. 8)")
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = Field(8, ge=1)
+    timeout: float = Field(60.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+
+
+class EvalStage(Section):
+    """PvR win rates ID/OOD, head-to-head, generalisation gaps and judge validation (000 §5.1, §6.1)."""
+
+    enabled: bool = True
+    policies: list[Literal["sft", "ppo", "dpo", "bon"]] = Field(default_factory=lambda: ["sft", "bon", "ppo", "dpo"])
+    judge: Literal["gold", "rm", "rm_proxy", "openai"] = Field(
+        "gold", description="gold: the synthetic task's gold reward; rm_proxy: the held-out proxy RM (000 J.3)")
+    gold_noise: bool = Field(False, description="gold judge with the simulated annotators' noise (σ(Δ/s))")
+    openai: OpenAIJudgeSpec = Field(default_factory=OpenAIJudgeSpec)
+    baseline: Literal["sft", "ppo", "dpo", "bon"] = Field("sft", description="head-to-head opponent (000 fig. 4)")
+    max_inputs_per_test_set: int | None = Field(None, ge=1)
+    bootstrap: int = Field(1000, ge=0, description="bootstrap resamples for confidence intervals")
+
+
 class RMEvalStage(Section):
     """Reward-model evaluation: pairwise accuracy ID/OOD, gold agreement, RewardBench-style score."""
 
@@ -361,6 +388,7 @@ class ExperimentConfig(Section):
     ppo: PPOStage = Field(default_factory=PPOStage)
     dpo: DPOStage = Field(default_factory=DPOStage)
     diversity: DiversityStage = Field(default_factory=DiversityStage)
+    eval: EvalStage = Field(default_factory=EvalStage)
     rm_eval: RMEvalStage = Field(default_factory=RMEvalStage)
     pipeline: Pipeline = Field(default_factory=Pipeline)
 

@@ -1,6 +1,6 @@
 """The stage registry, in topological order. A new stage is one file plus one line here."""
 
-from rlhflab.stages import bon, comparisons, data, diversity, dpo, ppo, pretrain, rm, rm_eval, sft
+from rlhflab.stages import bon, comparisons, data, diversity, dpo, eval, ppo, report, pretrain, rm, rm_eval, sft
 
 REGISTRY = [
     data.STAGE,
@@ -14,4 +14,6 @@ REGISTRY = [
     ppo.STAGE,
     dpo.STAGE,
     diversity.STAGE,
+    eval.STAGE,
+    report.STAGE,
 ]

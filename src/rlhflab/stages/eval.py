@@ -1,0 +1,175 @@
+"""`eval` stage: every policy on every ID and OOD test set with the configured judge (000 §5.1, §6.1).
+
+For each policy one output per input (τ from `generation`; best-of-N picks among `bon.n`):
+preference-vs-reference (PvR) win rate per test set with AlpacaEval's standard error and a
+bootstrap interval; the generalisation gap ID − OOD; head-to-head against the baseline policy
+(default SFT) and its change from ID to each OOD set; the judge's own agreement with held-out
+preference labels, ID and OOD (000 appendix D.1), and with the gold reward where the task has one.
+
+Writes AlpacaEval-format `model_outputs/<policy>/<set>.json` and `annotations/<pair>/<set>.json`,
+and `results.json`. Judgements are cached in `<run>/judge-cache/`, outside the stage folder, so a
+crashed or changed run never pays twice for the same judgement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from statistics import mean
+
+import torch
+
+from rlhflab.data.records import PreferenceRecord, PromptRecord, read_records, write_json
+from rlhflab.evaluation.judges import AnnotationCache, GoldJudge, OpenAIJudge, RewardModelJudge, judge_pairs
+from rlhflab.evaluation.winrate import annotations, generalisation_gap, model_outputs, win_rate
+from rlhflab.models import load_tokenizer
+from rlhflab.pipeline import Stage, StageContext
+from rlhflab.stages.common import data_file, gold_reward_of, preference_file, preference_needs, task_info
+from rlhflab.stages.policies import enabled_policies, policy_needs, policy_sampler
+
+
+def make_judge(ctx: StageContext, test_set: str):
+    cfg = ctx.cfg.eval
+    if cfg.judge == "gold":
+        gold = gold_reward_of(ctx)
+        if gold is None:
+            raise ValueError("eval.judge=gold: this task has no gold reward; use rm_proxy or openai")
+        scale = task_info(ctx).get("annotator_scale") if cfg.gold_noise else None
+        return GoldJudge(gold, task_info(ctx)["gold_reward"], scale)
+    if cfg.judge in ("rm", "rm_proxy"):
+        from rlhflab.stages.rm import load_reward_model
+
+        folder = ctx.input(cfg.judge)
+        tok = load_tokenizer(folder)
+        return RewardModelJudge(load_reward_model(str(folder), tok), tok, f"{cfg.judge}:{folder}")
+    spec = cfg.openai
+    prompt = spec.prompt if spec.prompt != "auto" else ("news" if "news" in test_set else "tldr")
+    return OpenAIJudge(base_url=spec.base_url, model=spec.model, prompt=prompt, api_key_env=spec.api_key_env,
+                       concurrency=spec.concurrency, timeout=spec.timeout, max_retries=spec.max_retries)
+
+
+def _is_id(name: str) -> bool:
+    return name == "id" or name.startswith("id")
+
+
+def run(ctx: StageContext) -> dict:
+    cfg = ctx.cfg.eval
+    info = task_info(ctx)
+    test_sets = {k: read_records(data_file(ctx, v), PromptRecord)[: cfg.max_inputs_per_test_set]
+                 for k, v in sorted(info.get("test_sets", {}).items())}
+    if not test_sets:
+        raise ValueError("eval: the task lists no test sets")
+    id_set = next((k for k in test_sets if _is_id(k)), None)
+    policies = enabled_policies(ctx.cfg, cfg.policies)
+    cache = AnnotationCache(ctx.run_dir / "judge-cache" / "annotations.jsonl")
+    gold = gold_reward_of(ctx)
+
+    outputs: dict[str, dict[str, list[str]]] = {}
+    for i, name in enumerate(policies):
+        ctx.progress("eval: sampling", i, len(policies))
+        torch.manual_seed(ctx.seed + 202)
+        sampler = policy_sampler(ctx, name, ctx.cfg.generation.temperature)
+        outputs[name] = {s: sampler([r.prompt for r in recs], 1) for s, recs in test_sets.items()}
+        for s, recs in test_sets.items():
+            if ctx.is_main:
+                write_json(ctx.out / "model_outputs" / name / f"{s}.json",
+                           model_outputs([r.prompt for r in recs], outputs[name][s], name))
+    ctx.progress("eval: sampling", len(policies), len(policies))
+
+    results: dict = {"judge": cfg.judge, "test_sets": {k: len(v) for k, v in test_sets.items()}, "id_set": id_set,
+                     "pvr": {}, "head_to_head": {}, "gap": {}, "head_to_head_change": {}, "gold": {}}
+    judges = {s: make_judge(ctx, s) for s in test_sets}
+
+    def compare(s: str, mine: list[str], theirs: list[str], names: tuple[str, str], salt: int) -> dict:
+        recs = test_sets[s]
+        prompts = [r.prompt for r in recs]
+        js = judge_pairs(judges[s], prompts, mine, theirs, seed=ctx.seed + salt, cache=cache)
+        prefs = [j.preference for j in js]
+        if ctx.is_main:  # AlpacaEval orientation: generator_2 is the model under test
+            write_json(ctx.out / "annotations" / f"{names[0]}_vs_{names[1]}" / f"{s}.json",
+                       annotations(prompts, theirs, names[1], mine, names[0], prefs))
+        return asdict(win_rate(prefs, bootstrap=cfg.bootstrap, seed=ctx.seed))
+
+    steps = len(policies) * len(test_sets)
+    done = 0
+    for name in policies:
+        results["pvr"][name], results["head_to_head"][name] = {}, {}
+        for s, recs in test_sets.items():
+            refs = [r.reference for r in recs]
+            if any(x is None for x in refs):
+                raise ValueError(f"test set {s!r} has inputs without a reference output; PvR needs one per input")
+            results["pvr"][name][s] = compare(s, outputs[name][s], refs, (name, "reference"), 0)
+            if name != cfg.baseline and cfg.baseline in outputs:
+                results["head_to_head"][name][s] = compare(s, outputs[name][s], outputs[cfg.baseline][s],
+                                                           (name, cfg.baseline), 1)
+            if gold:
+                results["gold"].setdefault(name, {})[s] = mean(gold(r.prompt, o) for r, o in zip(recs, outputs[name][s]))
+            done += 1
+            ctx.progress("eval: judging", done, steps)
+        if id_set:
+            pvr = {s: v["win_rate"] for s, v in results["pvr"][name].items()}
+            results["gap"][name] = generalisation_gap(pvr[id_set], {s: v for s, v in pvr.items() if s != id_set})
+            h2h = {s: v["win_rate"] for s, v in results["head_to_head"][name].items()}
+            if h2h:
+                results["head_to_head_change"][name] = {s: v - h2h[id_set] for s, v in h2h.items() if s != id_set}
+
+    results["judge_validation"] = validate_judge(ctx, judges, cache)
+    if id_set:
+        results["shift"] = input_shift(ctx, test_sets, id_set)
+    if ctx.is_main:
+        write_json(ctx.out / "results.json", results)
+    headline = {}
+    for name in policies:
+        if id_set:
+            headline[f"{name}/pvr_{id_set}"] = results["pvr"][name][id_set]["win_rate"]
+            gaps = results["gap"].get(name, {})
+            if gaps:
+                headline[f"{name}/mean_gap"] = mean(gaps.values())
+    return headline
+
+
+def input_shift(ctx: StageContext, test_sets: dict, id_set: str) -> dict[str, float]:
+    """How far each OOD set's inputs sit from the ID inputs: cosine distance between the mean
+    Sentence-BERT embeddings of the two sets (0 = same centre), so "generalises better as the
+    shift grows" can be plotted against a number rather than an ordering."""
+    from rlhflab.evaluation.diversity import load_sentence_encoder
+
+    encoder = load_sentence_encoder(ctx.cfg.diversity.sentence_encoder)
+    centres = {s: encoder.encode([r.prompt for r in recs], batch_size=128, convert_to_numpy=True).mean(axis=0)
+               for s, recs in test_sets.items()}
+    c0 = centres[id_set]
+    return {s: float(1 - c @ c0 / ((c @ c) ** 0.5 * (c0 @ c0) ** 0.5)) for s, c in centres.items() if s != id_set}
+
+
+def validate_judge(ctx: StageContext, judges: dict, cache: AnnotationCache) -> dict:
+    """The judge's agreement with held-out preference labels per set, and with gold where it exists."""
+    gold = gold_reward_of(ctx)
+    files = {f"test_{k}": v for k, v in sorted(task_info(ctx).get("preference_tests", {}).items())}
+    out = {}
+    for name, rel in files.items():
+        recs = read_records(preference_file(ctx, rel), PreferenceRecord)[: ctx.cfg.eval.max_inputs_per_test_set]
+        set_name = name.removeprefix("test_")
+        judge = judges.get(set_name) or next(iter(judges.values()))
+        js = judge_pairs(judge, [r.prompt for r in recs], [r.chosen for r in recs], [r.rejected for r in recs],
+                         seed=ctx.seed + 3, cache=cache)
+        valid = [j.preference for j in js if j.preference is not None]
+        row = {"n": len(recs), "invalid": len(recs) - len(valid),
+               "label_agreement": mean(valid) if valid else None}
+        if gold:
+            sep = [(j.preference, gold(r.prompt, r.chosen) > gold(r.prompt, r.rejected))
+                   for j, r in zip(js, recs) if j.preference is not None
+                   and gold(r.prompt, r.chosen) != gold(r.prompt, r.rejected)]
+            row["gold_agreement"] = mean((p if g else 1 - p) for p, g in sep) if sep else None
+        out[name] = row
+    return out
+
+
+def _needs(cfg) -> list[str]:
+    needs = preference_needs(cfg) + policy_needs(cfg, enabled_policies(cfg, cfg.eval.policies))
+    if cfg.eval.judge in ("rm", "rm_proxy"):
+        needs.append(cfg.eval.judge)
+    return list(dict.fromkeys(needs))
+
+
+STAGE = Stage(name="eval", needs=_needs,
+              reads=("seed", "generation", "eval", "bon.n", "bon.temperature", "bon.reward_model", "model.dtype"),
+              run=run, enabled=lambda cfg: cfg.eval.enabled)

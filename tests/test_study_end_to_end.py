@@ -1,0 +1,86 @@
+"""Evaluation, diversity and the report on the tiny run; the report checked in headless Chromium."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+from rlhflab.cli import app
+
+TEST_SETS = {"id", "ood_length", "ood_sentiment", "ood_topic", "ood_news"}
+
+
+def test_eval_reports_win_rates_gaps_and_alpaca_files(tiny_run):
+    cfg, _ = tiny_run
+    res = json.loads((cfg.run_dir / "eval" / "results.json").read_text())
+    assert set(res["pvr"]) == {"sft", "bon", "ppo", "dpo"}
+    for policy, sets in res["pvr"].items():
+        assert set(sets) == TEST_SETS
+        assert all(0 <= v["win_rate"] <= 100 and v["n"] == 16 and v["ci_low"] <= v["win_rate"] <= v["ci_high"]
+                   for v in sets.values())
+        assert set(res["gap"][policy]) == TEST_SETS - {"id"}
+        assert res["gap"][policy]["ood_news"] == pytest.approx(sets["id"]["win_rate"] - sets["ood_news"]["win_rate"])
+    assert "sft" not in res["head_to_head"] or not res["head_to_head"]["sft"]
+    assert set(res["head_to_head"]["ppo"]) == TEST_SETS
+    assert set(res["shift"]) == TEST_SETS - {"id"}
+    assert res["shift"]["ood_news"] > res["shift"]["ood_length"]  # another domain moves inputs furthest
+    assert res["judge_validation"]["test_id"]["label_agreement"] > 0.5
+    ann = cfg.run_dir / "eval" / "annotations" / "ppo_vs_reference" / "id.json"
+    out = CliRunner().invoke(app, ["winrate", str(ann)])
+    assert out.exit_code == 0 and f"{res['pvr']['ppo']['id']['win_rate']:.1f}" in out.output
+    outputs = json.loads((cfg.run_dir / "eval" / "model_outputs" / "dpo" / "id.json").read_text())
+    assert len(outputs) == 16 and set(outputs[0]) == {"instruction", "output", "generator"}
+
+
+def test_diversity_stage_tables(tiny_run):
+    cfg, _ = tiny_run
+    d = json.loads((cfg.run_dir / "diversity" / "diversity.json").read_text())
+    assert set(d["policies"]) == {"sft", "ppo", "dpo"} and d["n_inputs"] == 16 and d["samples_per_input"] == 8
+    for metrics in d["policies"].values():
+        assert set(metrics) == {"ead", "sentence_bert", "nli"}
+        for v in metrics.values():
+            assert v["per_input"]["n"] == 16 and v["per_input"]["std"] > 0 and v["across_input"]["n"] == 10
+    samples = (cfg.run_dir / "diversity" / "samples" / "ppo.jsonl").read_text().splitlines()
+    assert len(samples) == 16 and len(json.loads(samples[0])["outputs"]) == 8
+
+
+FIGURES = {"pvr", "gap", "head_to_head", "shift", "diversity_per_input", "diversity_across_input", "tradeoff",
+           "best_of_n", "rm_accuracy", "ppo_curves"}
+
+
+def test_report_is_complete_and_self_contained(tiny_run):
+    cfg, _ = tiny_run
+    folder = cfg.run_dir / "report"
+    page = (folder / "index.html").read_text()
+    assert set(re.findall(r'data-figure="(\w+)"', page)) == FIGURES
+    assert not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched from anywhere
+    findings = json.loads((folder / "findings.json").read_text())
+    assert any(f["claim"].startswith("RLHF (PPO) beats SFT in distribution") for f in findings)
+    assert all(f["reproduced"] in (True, False, None) and f["evidence"] for f in findings)
+    md = (folder / "report.md").read_text()
+    assert "## Findings" in md and all(f"figures/{f}.png" in md for f in FIGURES)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
+    cfg, _ = tiny_run
+    page = (cfg.run_dir / "report" / "index.html").read_text()
+    # a copy with a probe that, once loaded, lists each image's decoded width in the title
+    probe = page.replace("</body>", "<script>window.addEventListener('load', () => { document.title = "
+                         "'loaded:' + [...document.images].map(i => i.complete ? i.naturalWidth : -1).join(','); "
+                         "});</script></body>")
+    (tmp_path / "probe.html").write_text(probe)
+    (tmp_path / "index.html").write_text(page)
+    args = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+            "--virtual-time-budget=5000", "--dump-dom"]
+    plain = subprocess.run(args + [f"file://{tmp_path / 'index.html'}"], capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 0 and "Findings" in plain.stdout
+    assert "CONSOLE" not in plain.stderr, plain.stderr  # the real page logs nothing: no errors
+    probed = subprocess.run(args + [f"file://{tmp_path / 'probe.html'}"], capture_output=True, text=True, timeout=120)
+    widths = re.search(r"<title>loaded:([-\d,]*)</title>", probed.stdout)
+    assert widths, probed.stdout[:500]
+    ws = [int(w) for w in widths.group(1).split(",")]
+    assert len(ws) == len(FIGURES) and all(w > 100 for w in ws)
