@@ -49,9 +49,12 @@ def test_config_show_prints_resolved_config():
     assert data["seed"] == 5 and data["sft"]["optim"]["adam_epsilon"] == 1e-8
 
 
-def test_setting_one_key_keeps_the_sections_own_defaults():
-    cfg = load_config("quickstart", ["dpo.optim.lr=1e-4"])
-    assert cfg.dpo.optim.lr == 1e-4 and cfg.dpo.optim.batch_size == 32
-    # quickstart sets a few optimiser keys; the rest are the stage's defaults, not generic Optim's
+def test_setting_one_key_keeps_the_sections_own_defaults(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("{}\n")
+    cfg = load_config(empty, ["dpo.optim.lr=1e-4", "pretrain.optim.lr=1e-3"])
+    assert cfg.dpo.optim.lr == 1e-4
+    assert cfg.dpo.optim.batch_size == 32 and cfg.dpo.optim.epochs == 3.0  # DPO's defaults, not Optim's
     assert cfg.pretrain.optim.schedule == "cosine" and cfg.pretrain.optim.weight_decay == 0.1
-    assert cfg.rm.optim.warmup_ratio == 0.03
+    # quickstart sets a few RM optimiser keys; warmup stays the RM's own 3%
+    assert load_config("quickstart").rm.optim.warmup_ratio == 0.03
