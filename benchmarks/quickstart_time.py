@@ -25,8 +25,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget", type=float, default=600.0)
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--keep", default=None, help="write the run here instead of a temporary folder")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = a.keep or scratch
         cfg = load_config("quickstart", [f"output_dir={tmp}", "pipeline.progress=false", *a.overrides])
         started = time.perf_counter()
         results = run_pipeline(cfg, REGISTRY)

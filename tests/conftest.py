@@ -23,6 +23,7 @@ TINY = [
     "dpo.optim.lr=1e-4", "dpo.optim.micro_batch_size=16", "dpo.eval_every=10", "dpo.n_sample_check=48",
     "diversity.n_inputs=16", "diversity.samples_per_input=8", "diversity.policies=[sft,ppo,dpo]",
     "eval.max_inputs_per_test_set=16", "eval.bootstrap=100", "eval.gold_noise=true",
+    "kl_sweep.max_steps=3", "kl_sweep.n_inputs=8", "kl_sweep.samples_per_input=4",
     "bon.n=8", "bon.sweep=[1,2,4,8,16]", "bon.sweep_prompts=16", "bon.max_prompts_per_test_set=16",
 ]
 

@@ -58,3 +58,9 @@ def test_setting_one_key_keeps_the_sections_own_defaults(tmp_path):
     assert cfg.pretrain.optim.schedule == "cosine" and cfg.pretrain.optim.weight_decay == 0.1
     # quickstart sets a few RM optimiser keys; warmup stays the RM's own 3%
     assert load_config("quickstart").rm.optim.warmup_ratio == 0.03
+
+
+def test_builtin_study_config_loads():
+    cfg = load_config("study")
+    assert cfg.diversity.n_inputs == 500 and cfg.kl_sweep.kl_coefs == [0.01, 0.05, 0.2, 1.0]
+    assert cfg.rm.optim.warmup_ratio == 0.03 and cfg.comparisons.source == "sft_samples"

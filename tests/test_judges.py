@@ -210,3 +210,20 @@ def test_winrate_cli(tmp_path):
     assert "m" in res.output and "62.5" in res.output
     res = CliRunner().invoke(app, ["winrate", str(tmp_path / "missing.json")])
     assert res.exit_code != 0
+
+
+def test_local_judge_prefers_the_ranking_the_model_finds_likelier():
+    import torch
+
+    from helpers import tiny_model_and_tokenizer
+    from rlhflab.evaluation.judges import FIRST_RANKED, SECOND_RANKED, LocalJudge
+
+    model, tok = tiny_model_and_tokenizer()
+    judge = LocalJudge(model, tok, "tiny")
+    got = judge(["post"] * 2, ["a", "b"], ["c", "d"])
+    assert all(0 < j.preference < 1 for j in got)
+    # the preference is σ(log P(first ranking) − log P(second ranking)) under the model
+    ctx = judge._context(__import__("rlhflab.evaluation.judges", fromlist=["PROMPTS"]).PROMPTS["tldr"](
+        instruction="post", output_1="a", output_2="c"))
+    lp1, lp2 = judge._reply_logprob([ctx], FIRST_RANKED), judge._reply_logprob([ctx], SECOND_RANKED)
+    assert math.isclose(got[0].preference, torch.sigmoid(lp1 - lp2).item(), rel_tol=1e-5)

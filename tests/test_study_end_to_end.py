@@ -48,7 +48,16 @@ def test_diversity_stage_tables(tiny_run):
 
 
 FIGURES = {"pvr", "gap", "head_to_head", "shift", "diversity_per_input", "diversity_across_input", "tradeoff",
-           "best_of_n", "rm_accuracy", "ppo_curves"}
+           "best_of_n", "rm_accuracy", "ppo_curves", "kl_sweep"}
+
+
+def test_kl_sweep_points(tiny_run):
+    cfg, _ = tiny_run
+    sweep = json.loads((cfg.run_dir / "kl_sweep" / "sweep.json").read_text())
+    assert [p["kl_coef"] for p in sweep["points"]] == [0.01, 0.2]
+    assert all(0 < p["diversity"] < 1 and p["kl"] is not None for p in sweep["points"])
+    assert 0 < sweep["sft_diversity"] < 1
+    assert not any((cfg.run_dir / "kl_sweep").glob("beta_*/model.safetensors"))  # sweep policies are not kept
 
 
 def test_report_is_complete_and_self_contained(tiny_run):

@@ -331,6 +331,17 @@ class DiversityStage(Section):
     resamples: int = Field(10, ge=1, description="redraws of the across-input sample, for its spread")
 
 
+class KLSweepStage(Section):
+    """PPO at several KL coefficients: performance and per-input diversity against β (000 fig. 11–13)."""
+
+    enabled: bool = False
+    kl_coefs: list[float] = Field(default_factory=lambda: [0.01, 0.05, 0.2, 1.0])
+    max_steps: int | None = Field(None, ge=1, description="rollout batches per run (default: as ppo)")
+    test_set: str = "id"
+    n_inputs: int = Field(64, ge=2)
+    samples_per_input: int = Field(8, ge=2)
+
+
 class OpenAIJudgeSpec(Section):
     """An LLM judge behind an OpenAI-compatible chat endpoint; the key is read from the environment."""
 
@@ -349,8 +360,10 @@ class EvalStage(Section):
 
     enabled: bool = True
     policies: list[Literal["sft", "ppo", "dpo", "bon"]] = Field(default_factory=lambda: ["sft", "bon", "ppo", "dpo"])
-    judge: Literal["gold", "rm", "rm_proxy", "openai"] = Field(
-        "gold", description="gold: the synthetic task's gold reward; rm_proxy: the held-out proxy RM (000 J.3)")
+    judge: Literal["gold", "rm", "rm_proxy", "openai", "local"] = Field(
+        "gold", description="gold: the synthetic task's gold reward; rm_proxy: the held-out proxy RM (000 J.3); "
+        "local: a Hugging Face causal LM (local_model) scoring the two possible rankings")
+    local_model: str | None = Field(None, description="HF causal LM name or folder for judge: local")
     gold_noise: bool = Field(False, description="gold judge with the simulated annotators' noise (σ(Δ/s))")
     openai: OpenAIJudgeSpec = Field(default_factory=OpenAIJudgeSpec)
     baseline: Literal["sft", "ppo", "dpo", "bon"] = Field("sft", description="head-to-head opponent (000 fig. 4)")
@@ -389,6 +402,7 @@ class ExperimentConfig(Section):
     dpo: DPOStage = Field(default_factory=DPOStage)
     diversity: DiversityStage = Field(default_factory=DiversityStage)
     eval: EvalStage = Field(default_factory=EvalStage)
+    kl_sweep: KLSweepStage = Field(default_factory=KLSweepStage)
     rm_eval: RMEvalStage = Field(default_factory=RMEvalStage)
     pipeline: Pipeline = Field(default_factory=Pipeline)
 
@@ -430,7 +444,7 @@ def _jsonable(obj: Any) -> Any:
 
 # ----------------------------------------------------------------------------- loading ---
 
-BUILTIN = ("quickstart",)
+BUILTIN = ("quickstart", "study")
 
 
 def builtin_path(name: str) -> Path:

@@ -250,6 +250,55 @@ class OpenAIJudge:
             return list(pool.map(self._one, prompts, first, second))
 
 
+FIRST_RANKED = "[{'model': 'model_1', 'rank': 1}, {'model': 'model_2', 'rank': 2}]"
+SECOND_RANKED = "[{'model': 'model_1', 'rank': 2}, {'model': 'model_2', 'rank': 1}]"
+
+
+class LocalJudge:
+    """A Hugging Face causal LM judging with the same prompts: the preference is the normalised
+    probability of the two possible rankings as its reply, P(first) / (P(first) + P(second)),
+    so nothing is generated or parsed. Uses the tokenizer's chat template when it has one."""
+
+    def __init__(self, model, tokenizer, name: str, prompt: str = "tldr", batch_size: int = 8):
+        if prompt not in PROMPTS:
+            raise ValueError(f"unknown judge prompt {prompt!r}; choose from {', '.join(PROMPTS)}")
+        self.model, self.tokenizer, self.name, self.prompt, self.batch_size = model, tokenizer, name, prompt, batch_size
+
+    def identity(self) -> dict:
+        return {"judge": "local", "model": self.name, "prompt": self.prompt}
+
+    def _context(self, content: str) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(
+                [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": content}],
+                tokenize=False, add_generation_prompt=True)
+        return f"{_SYSTEM}\n\n{content}\n\n"
+
+    @torch.no_grad()
+    def _reply_logprob(self, contexts: list[str], reply: str) -> torch.Tensor:
+        from rlhflab.data.tokenize import collate, encode_completion
+        from rlhflab.algorithms.losses import sequence_logprob_sum
+
+        ex = [encode_completion(self.tokenizer, c, reply, 10**6) for c in contexts]
+        b = collate(ex, self.tokenizer.pad_token_id or 0)
+        dev = next(self.model.parameters()).device
+        mask = b["attention_mask"].to(dev)
+        logits = self.model(input_ids=b["input_ids"].to(dev), attention_mask=mask,
+                            position_ids=(mask.cumsum(1) - 1).clamp(min=0)).logits
+        return sequence_logprob_sum(logits, b["labels"].to(dev)).cpu()
+
+    def __call__(self, prompts, first, second):
+        self.model.eval()
+        out = []
+        for i in range(0, len(prompts), self.batch_size):
+            ctx = [self._context(PROMPTS[self.prompt](instruction=p, output_1=a, output_2=b))
+                   for p, a, b in zip(prompts[i:i + self.batch_size], first[i:i + self.batch_size],
+                                      second[i:i + self.batch_size])]
+            lp1, lp2 = self._reply_logprob(ctx, FIRST_RANKED), self._reply_logprob(ctx, SECOND_RANKED)
+            out += [Judgement(p) for p in torch.sigmoid(lp1 - lp2).tolist()]
+        return out
+
+
 # ------------------------------------------------------------------- randomisation + cache ---
 
 

@@ -1,6 +1,6 @@
 """The stage registry, in topological order. A new stage is one file plus one line here."""
 
-from rlhflab.stages import bon, comparisons, data, diversity, dpo, eval, ppo, report, pretrain, rm, rm_eval, sft
+from rlhflab.stages import bon, comparisons, data, diversity, dpo, eval, kl_sweep, ppo, report, pretrain, rm, rm_eval, sft
 
 REGISTRY = [
     data.STAGE,
@@ -15,5 +15,6 @@ REGISTRY = [
     dpo.STAGE,
     diversity.STAGE,
     eval.STAGE,
+    kl_sweep.STAGE,
     report.STAGE,
 ]

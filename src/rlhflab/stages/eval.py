@@ -43,6 +43,13 @@ def make_judge(ctx: StageContext, test_set: str):
         return RewardModelJudge(load_reward_model(str(folder), tok), tok, f"{cfg.judge}:{folder}")
     spec = cfg.openai
     prompt = spec.prompt if spec.prompt != "auto" else ("news" if "news" in test_set else "tldr")
+    if cfg.judge == "local":
+        from rlhflab.evaluation.judges import LocalJudge
+        from rlhflab.models import load_causal_lm
+
+        if not cfg.local_model:
+            raise ValueError("eval.judge=local needs eval.local_model (a Hugging Face causal LM name or folder)")
+        return LocalJudge(load_causal_lm(cfg.local_model), load_tokenizer(cfg.local_model), cfg.local_model, prompt)
     return OpenAIJudge(base_url=spec.base_url, model=spec.model, prompt=prompt, api_key_env=spec.api_key_env,
                        concurrency=spec.concurrency, timeout=spec.timeout, max_retries=spec.max_retries)
 

@@ -334,7 +334,7 @@ class PPOTrainer:
 
     # ------------------------------------------------------------------------- main loop ---
 
-    def train(self) -> dict:
+    def train(self, save: bool = True) -> dict:
         cfg, ctx = self.cfg, self.ctx
         resumed_at = self.loop.step if self.maybe_resume() else None
         if resumed_at is None:
@@ -357,7 +357,7 @@ class PPOTrainer:
                 self.save_checkpoint()
         self.raw.policy.load_state_dict(self.loop.best_policy)
         policy = self.raw.policy.requires_grad_(True)
-        if self.accelerator.is_main_process:
+        if save and self.accelerator.is_main_process:
             save_model(policy, self.tokenizer, ctx.out)
         last = row if self.steps else {}
         return {**self.params, "steps": self.steps, "optimizer_updates": self.updates,

@@ -8,12 +8,13 @@ import json
 from rlhflab.pipeline import Stage, StageContext
 from rlhflab.report import build_report
 
-SOURCES = ("rm", "rm_eval", "bon", "ppo", "dpo", "diversity", "eval")
+SOURCES = ("rm", "rm_eval", "bon", "ppo", "dpo", "diversity", "eval", "kl_sweep")
 
 
 def _needs(cfg) -> list[str]:
     enabled = {"rm_eval": True, "rm": True, "bon": cfg.bon.enabled, "ppo": cfg.ppo.enabled,
-               "dpo": cfg.dpo.enabled, "diversity": cfg.diversity.enabled, "eval": cfg.eval.enabled}
+               "dpo": cfg.dpo.enabled, "diversity": cfg.diversity.enabled, "eval": cfg.eval.enabled,
+               "kl_sweep": cfg.kl_sweep.enabled}
     return [s for s in SOURCES if enabled[s]]
 
 
