@@ -30,7 +30,14 @@ from rlhflab.training import batch_order, local_microbatches, make_optimizer, ma
 
 
 def load_reward_model(path: str, tokenizer, dtype: str = "float32"):
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=DTYPES[dtype])
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # a fresh `score` head on a causal LM is expected, not news
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=DTYPES[dtype])
+    finally:
+        hf_logging.set_verbosity(level)
     model.config.pad_token_id = tokenizer.pad_token_id
     return model
 
