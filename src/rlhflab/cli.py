@@ -81,6 +81,9 @@ def run(
         table.add_row(r.name, r.status, f"{r.seconds:.1f}", _headline(r.metrics))
     out.print(table)
     out.print(f"artefacts: {cfg.run_dir}")
+    report = cfg.run_dir / "report" / "index.html"
+    if report.exists():
+        out.print(f"report: {report}  (and report.md beside it)")
 
 
 def _headline(metrics: dict) -> str:
@@ -102,6 +105,27 @@ def config_show(
 
 def main() -> None:  # pragma: no cover
     app()
+
+
+@app.command()
+def aggregate(
+    runs: list[str] = typer.Argument(..., help="finished run folders, one per seed (runs/study-s0 ...)"),
+    out_dir: str = typer.Option("runs/aggregate", "--out", help="where to write aggregate.md/.json and figures"),
+) -> None:
+    """Mean ± SE over seeds of the win rates, gaps and diversity of several finished runs, and how
+    many seeds reproduce each finding."""
+    from pathlib import Path
+
+    from rlhflab.aggregate import aggregate_runs
+
+    try:
+        result = aggregate_runs([Path(r) for r in runs], Path(out_dir))
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)  # paths stay whole
+        raise typer.Exit(1)
+    for claim, v in result["findings"].items():
+        out.print(f"{v['reproduced_in']}/{v['checked_in']} seeds: {claim}")
+    out.print(f"aggregate: {Path(out_dir) / 'aggregate.md'}")
 
 
 @app.command()

@@ -1,0 +1,98 @@
+"""Across-seed aggregation of finished runs: the seeds' headline numbers with error bars over seeds.
+
+`aggregate_runs([run_dir, ...], out_dir)` reads each run's `eval/results.json`,
+`diversity/diversity.json` and `report/findings.json`, and writes `aggregate.json`, `aggregate.md`
+and two figures: PvR win rate per policy and test set, and per-input diversity per policy, each as
+mean ± standard error over seeds (std / √seeds), plus how many seeds reproduce each finding.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from statistics import mean, stdev
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from rlhflab.data.records import write_json  # noqa: E402
+
+
+def mean_se(values: list[float]) -> dict:
+    n = len(values)
+    return {"mean": mean(values), "se": stdev(values) / math.sqrt(n) if n > 1 else float("nan"), "seeds": n}
+
+
+def _load(run: Path, rel: str):
+    p = run / rel
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: missing; aggregate finished runs (rlhflab run ... until the report)")
+    return json.loads(p.read_text(encoding="utf-8"))
+
+
+def aggregate_runs(runs: list[Path], out_dir: Path) -> dict:
+    runs = [Path(r) for r in runs]
+    if len(runs) < 2:
+        raise ValueError("aggregate at least two runs (one per seed)")
+    evals = [_load(r, "eval/results.json") for r in runs]
+    divs = [_load(r, "diversity/diversity.json") for r in runs]
+    finds = [_load(r, "report/findings.json") for r in runs]
+    policies = sorted(set.intersection(*(set(e["pvr"]) for e in evals)))
+    sets = sorted(set.intersection(*(set(e["test_sets"]) for e in evals)))
+    pvr = {p: {s: mean_se([e["pvr"][p][s]["win_rate"] for e in evals]) for s in sets} for p in policies}
+    gap = {p: mean_se([mean(e["gap"][p].values()) for e in evals]) for p in policies if all(e["gap"].get(p) for e in evals)}
+    div_policies = sorted(set.intersection(*(set(d["policies"]) for d in divs)))
+    metrics = sorted(set.intersection(*(set(d["policies"][p]) for d in divs for p in div_policies))) if div_policies else []
+    diversity = {p: {m: mean_se([d["policies"][p][m]["per_input"]["mean"] for d in divs]) for m in metrics}
+                 for p in div_policies}
+    claims: dict[str, list] = {}
+    for f in finds:
+        for row in f:
+            claims.setdefault(row["claim"], []).append(row["reproduced"])
+    findings = {c: {"reproduced_in": sum(v is True for v in vs), "checked_in": sum(v is not None for v in vs)}
+                for c, vs in claims.items()}
+    result = {"runs": [str(r) for r in runs], "pvr": pvr, "mean_gap": gap, "per_input_diversity": diversity,
+              "findings": findings}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "aggregate.json", result)
+    _bars(out_dir / "pvr_over_seeds.png", pvr, "PvR win rate (%), mean ± SE over seeds")
+    if diversity:
+        _bars(out_dir / "diversity_over_seeds.png", diversity, "per-input diversity, mean ± SE over seeds")
+    lines = [f"# rlhflab: {len(runs)} seeds", "", "## Findings", "", "| claim | reproduced in |", "|---|---|"]
+    lines += [f"| {c} | {v['reproduced_in']} of {v['checked_in']} seeds |" for c, v in findings.items()]
+    lines += ["", "## PvR win rate (%), mean ± SE over seeds", "", "| policy | " + " | ".join(sets) + " | mean gap |",
+              "|---" * (len(sets) + 2) + "|"]
+    for p in policies:
+        g = gap.get(p)
+        lines.append(f"| {p} | " + " | ".join(f"{pvr[p][s]['mean']:.1f} ± {pvr[p][s]['se']:.1f}" for s in sets)
+                     + (f" | {g['mean']:.1f} ± {g['se']:.1f} |" if g else " | – |"))
+    lines += ["", "![PvR](pvr_over_seeds.png)", ""]
+    if diversity:
+        lines += ["## Per-input diversity, mean ± SE over seeds", "", "| policy | " + " | ".join(metrics) + " |",
+                  "|---" * (len(metrics) + 1) + "|"]
+        lines += [f"| {p} | " + " | ".join(f"{diversity[p][m]['mean']:.3f} ± {diversity[p][m]['se']:.3f}"
+                                          for m in metrics) + " |" for p in div_policies]
+        lines += ["", "![diversity](diversity_over_seeds.png)"]
+    (out_dir / "aggregate.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return result
+
+
+def _bars(path: Path, table: dict[str, dict[str, dict]], title: str) -> None:
+    policies = list(table)
+    groups = sorted({g for v in table.values() for g in v})
+    width = 0.8 / max(1, len(policies))
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for i, p in enumerate(policies):
+        xs = [j + i * width for j in range(len(groups))]
+        ax.bar(xs, [table[p][g]["mean"] for g in groups], width,
+               yerr=[0 if math.isnan(table[p][g]["se"]) else table[p][g]["se"] for g in groups], capsize=2, label=p)
+    ax.set_xticks([j + width * (len(policies) - 1) / 2 for j in range(len(groups))])
+    ax.set_xticklabels(groups, fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
