@@ -1,4 +1,5 @@
 import pytest
+import json
 from typer.testing import CliRunner
 
 from rlhflab.cli import app
@@ -64,3 +65,13 @@ def test_builtin_study_config_loads():
     cfg = load_config("study")
     assert cfg.diversity.n_inputs == 500 and cfg.kl_sweep.kl_coefs == [0.01, 0.05, 0.2, 1.0]
     assert cfg.rm.optim.warmup_ratio == 0.03 and cfg.comparisons.source == "sft_samples"
+
+
+def test_seeds_run_one_pipeline_per_seed(tmp_path):
+    res = CliRunner().invoke(app, ["run", "quickstart", "--until", "data", "--set", f"output_dir={tmp_path}",
+                                   "--set", "seeds=[3, 4]", "--set", "pipeline.progress=false",
+                                   "--set", "task.n_pretrain=200", "--set", "task.median_pool=200"])
+    assert res.exit_code == 0, res.output
+    for seed in (3, 4):
+        manifest = json.loads((tmp_path / f"quickstart-s{seed}" / "data" / "manifest.json").read_text())
+        assert manifest["seed"] == seed

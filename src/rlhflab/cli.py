@@ -37,9 +37,27 @@ def run(
     until: Optional[str] = typer.Option(None, help="stop after this stage"),
     force: list[str] = typer.Option([], help="rerun this stage even if its artefact is current"),
 ) -> None:
-    """Run the experiment's pipeline; stages whose inputs are unchanged are skipped."""
+    """Run the experiment's pipeline; stages whose inputs are unchanged are skipped. With `seeds`
+    in the config, one run per seed (`<name>-s<seed>`), then `rlhflab aggregate` over them."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cfg = _load(config, set_)
+    if not cfg.seeds:
+        _run_one(cfg, until, force)
+        return
+    runs = []
+    for seed in cfg.seeds:
+        sub = _load(config, set_ + [f"seed={seed}", f"name={cfg.name}-s{seed}", "seeds=null"])
+        _run_one(sub, until, force)
+        runs.append(sub.run_dir)
+    if all((r / "report" / "findings.json").exists() for r in runs) and len(runs) > 1:
+        from rlhflab.aggregate import aggregate_runs
+
+        target = cfg.output_dir / f"{cfg.name}-aggregate"
+        aggregate_runs(runs, target)
+        out.print(f"across {len(runs)} seeds: {target / 'aggregate.md'}")
+
+
+def _run_one(cfg, until: Optional[str], force: list[str]) -> None:
     from rlhflab.pipeline import PipelineError, run_pipeline
     from rlhflab.stages import REGISTRY
 
