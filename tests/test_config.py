@@ -1,5 +1,6 @@
-import pytest
 import json
+
+import pytest
 from typer.testing import CliRunner
 
 from rlhflab.cli import app
