@@ -62,3 +62,37 @@ def test_ppo_resumes_exactly_after_kill(tiny_run, tmp_path):
     for a, b in zip(resumed, straight):
         for k in b:
             assert abs(a[k] - b[k]) <= 1e-5 * max(1.0, abs(b[k])), (a["step"], k, a[k], b[k])
+
+
+def test_ppo_options_shared_value_head_minibatch_forward_adaptive_kl(tiny_run, tmp_path):
+    """The non-default paths run and stay finite: shared backbone + random value head (000),
+    per-minibatch recomputation (004 G), adaptive KL, k3, reward whitening and normalisation."""
+    import math
+
+    import torch
+    from accelerate import PartialState
+
+    from conftest import tiny_config
+    from rlhflab.pipeline import StageContext
+    from rlhflab.stages import ppo
+
+    cfg, _ = tiny_run
+    run_dir = tmp_path / "opts"
+    run_dir.mkdir()
+    for stage in ("data", "sft", "rm"):
+        shutil.copytree(cfg.run_dir / stage, run_dir / stage)
+    opts = tiny_config(tmp_path, "opts", ["ppo.value_model=shared", "ppo.minibatch_forward=true",
+                                          "ppo.adaptive_kl=true", "ppo.kl_estimator=k3", "ppo.whiten_rewards=true",
+                                          "ppo.normalize_rewards=true", "ppo.grad_accum=2", "ppo.inner_epochs=1",
+                                          "ppo.val_prompts=4"])
+    out = run_dir / ".tmp-ppo"
+    out.mkdir()
+    trainer = ppo.PPOTrainer(StageContext(opts, ppo.STAGE, out, run_dir, PartialState(), key="opts"))
+    head = trainer.raw.value_head.weight.detach().clone()
+    rows = [trainer.train_step(step) for step in (1, 2)]
+    for row in rows:
+        assert all(math.isfinite(v) for v in row.values() if isinstance(v, float)), row
+    assert rows[0]["ratio_first_minibatch"] == 1.0
+    assert not torch.equal(head, trainer.raw.value_head.weight)  # the random head learns
+    assert rows[1]["kl_coef"] != opts.ppo.kl_coef  # the adaptive controller moved β
+    assert trainer.loop.score_norm is not None  # normalisation fixed from the first batch
