@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from rlhflab.data.records import write_json  # noqa: E402
+from rlhflab.report import grouped_bars  # noqa: E402
 
 
 def mean_se(values: list[float]) -> dict:
@@ -81,18 +82,10 @@ def aggregate_runs(runs: list[Path], out_dir: Path) -> dict:
 
 
 def _bars(path: Path, table: dict[str, dict[str, dict]], title: str) -> None:
-    policies = list(table)
-    groups = sorted({g for v in table.values() for g in v})
-    width = 0.8 / max(1, len(policies))
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    for i, p in enumerate(policies):
-        xs = [j + i * width for j in range(len(groups))]
-        ax.bar(xs, [table[p][g]["mean"] for g in groups], width,
-               yerr=[0 if math.isnan(table[p][g]["se"]) else table[p][g]["se"] for g in groups], capsize=2, label=p)
-    ax.set_xticks([j + width * (len(policies) - 1) / 2 for j in range(len(groups))])
-    ax.set_xticklabels(groups, fontsize=8)
+    grouped_bars(ax, {p: {g: (v["mean"], 0.0 if math.isnan(v["se"]) else v["se"]) for g, v in groups.items()}
+                      for p, groups in table.items()}, "")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

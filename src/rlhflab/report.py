@@ -37,6 +37,37 @@ def _ordered(names) -> list[str]:
     return sorted(names, key=lambda n: (POLICY_ORDER.index(n) if n in POLICY_ORDER else 99, n))
 
 
+def grouped_bars(ax, table: dict[str, dict[str, tuple[float, float]]], ylabel: str) -> None:
+    """Bars per group (test set, metric) for each policy: table[policy][group] = (value, error)."""
+    policies = _ordered(table)
+    groups = sorted({g for v in table.values() for g in v}, key=lambda g: (not g.startswith("id"), g))
+    width = 0.8 / max(1, len(policies))
+    for i, p in enumerate(policies):
+        xs = [j + i * width for j in range(len(groups))]
+        vals = [table[p].get(g, (math.nan, 0))[0] for g in groups]
+        errs = [table[p].get(g, (math.nan, 0))[1] for g in groups]
+        ax.bar(xs, vals, width, yerr=errs, capsize=2, label=p)
+    ax.set_xticks([j + width * (len(policies) - 1) / 2 for j in range(len(groups))])
+    ax.set_xticklabels(groups, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+
+
+def twin_plot(ax, x, left: dict[str, tuple[list, str]], right: tuple[str, list, str], xlabel: str,
+              ylabel: str, right_label: str) -> None:
+    """Curves on the left axis (label -> (values, style)) and one curve on a right-hand axis."""
+    for label, (ys, style) in left.items():
+        ax.plot(x, ys, style, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax2 = ax.twinx()
+    name, ys, style = right
+    ax2.plot(x, ys, style, c="C3", label=name)
+    ax2.set_ylabel(right_label)
+    ax.legend(fontsize=8, loc="upper left")
+    ax2.legend(fontsize=8, loc="lower right")
+
+
 class Report:
     def __init__(self, run_dir: Path, out_dir: Path):
         self.run, self.out = Path(run_dir), Path(out_dir)
@@ -61,21 +92,6 @@ class Report:
         plt.close(fig)
         self.figures.append((f"figures/{name}.png", title, caption))
 
-    def grouped_bars(self, ax, table: dict[str, dict[str, tuple[float, float]]], ylabel: str) -> None:
-        """table[policy][group] = (value, error)."""
-        policies = _ordered(table)
-        groups = sorted({g for v in table.values() for g in v}, key=lambda g: (not g.startswith("id"), g))
-        width = 0.8 / max(1, len(policies))
-        for i, p in enumerate(policies):
-            xs = [j + i * width for j in range(len(groups))]
-            vals = [table[p].get(g, (math.nan, 0))[0] for g in groups]
-            errs = [table[p].get(g, (math.nan, 0))[1] for g in groups]
-            ax.bar(xs, vals, width, yerr=errs, capsize=2, label=p)
-        ax.set_xticks([j + width * (len(policies) - 1) / 2 for j in range(len(groups))])
-        ax.set_xticklabels(groups, fontsize=8)
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=8)
-
     # ------------------------------------------------------------------------------ sections ---
 
     def performance(self) -> None:
@@ -85,18 +101,18 @@ class Report:
         pvr = {p: {s: (v["win_rate"], v["standard_error"]) for s, v in sets.items()} for p, sets in e["pvr"].items()}
         self.figure("pvr", f"Win rate vs reference ({e['judge']} judge)",
                     "Preference-vs-reference win rate per policy on the ID and every OOD test set, ±1 SE "
-                    "(000 fig. 2–3).", lambda ax: self.grouped_bars(ax, pvr, "PvR win rate (%)"))
+                    "(000 fig. 2–3).", lambda ax: grouped_bars(ax, pvr, "PvR win rate (%)"))
         gaps = {p: {s: (v, 0.0) for s, v in g.items()} for p, g in e.get("gap", {}).items()}
         if gaps:
             self.figure("gap", "Generalisation gap (ID − OOD win rate)",
                         "Positive = the policy loses ground out of distribution (000 §6.1).",
-                        lambda ax: self.grouped_bars(ax, gaps, "gap (points)"))
+                        lambda ax: grouped_bars(ax, gaps, "gap (points)"))
         h2h = {p: {s: (v["win_rate"], v["standard_error"]) for s, v in sets.items()}
                for p, sets in e.get("head_to_head", {}).items() if sets}
         if h2h:
             self.figure("head_to_head", "Head-to-head win rate against SFT",
                         "Each policy's outputs judged against the SFT model's on the same inputs (000 fig. 4).",
-                        lambda ax: self.grouped_bars(ax, h2h, "win rate vs SFT (%)"))
+                        lambda ax: grouped_bars(ax, h2h, "win rate vs SFT (%)"))
         sets = list(e["test_sets"])
         lines = ["| policy | " + " | ".join(sets) + " | mean gap |", "|---" * (len(sets) + 2) + "|"]
         for p in _ordered(e["pvr"]):
@@ -139,7 +155,7 @@ class Report:
             self.figure(f"diversity_{kind}", f"{kind.replace('_', '-')} diversity ({d['test_set']} inputs)",
                         f"{d['n_inputs']} inputs × {d['samples_per_input']} samples at τ = {d['temperature']}; "
                         f"bars ±1 std over {'inputs' if kind == 'per_input' else 'redraws'} (000 fig. {fig}).",
-                        lambda ax, t=table: self.grouped_bars(ax, t, "diversity"))
+                        lambda ax, t=table: grouped_bars(ax, t, "diversity"))
         if self.eval:
             id_set = self.eval.get("id_set")
 
@@ -192,16 +208,11 @@ class Report:
         ppo = [r for r in _rows(self.run / "ppo" / "metrics.jsonl") if "rm_score" in r]
         if ppo:
             def draw_ppo(ax):
-                steps = [r["step"] for r in ppo]
-                ax.plot(steps, [r["rm_score"] for r in ppo], label="RM score")
+                left = {"RM score": ([r["rm_score"] for r in ppo], "-")}
                 if "gold" in ppo[0]:
-                    ax.plot(steps, [r["gold"] for r in ppo], label="gold reward")
-                ax.set_xlabel("PPO step")
-                ax2 = ax.twinx()
-                ax2.plot(steps, [r["kl"] for r in ppo], "k--", label="KL")
-                ax2.set_ylabel("KL (nats)")
-                ax.legend(fontsize=8, loc="upper left")
-                ax2.legend(fontsize=8, loc="lower right")
+                    left["gold reward"] = ([r["gold"] for r in ppo], "-")
+                twin_plot(ax, [r["step"] for r in ppo], left, ("KL", [r["kl"] for r in ppo], "--"),
+                          "PPO step", "reward", "KL (nats)")
 
             self.figure("ppo_curves", "PPO training", "Rollout RM score, gold reward and KL to the SFT model "
                         "per step (000 fig. 24).", draw_ppo)
@@ -209,16 +220,10 @@ class Report:
             pts = self.kl["points"]
 
             def draw_kl(ax):
-                betas = [p["kl_coef"] for p in pts]
-                ax.plot(betas, [p["gold"] for p in pts], "o-", label="gold reward")
+                twin_plot(ax, [p["kl_coef"] for p in pts], {"gold reward": ([p["gold"] for p in pts], "o-")},
+                          ("per-input diversity", [p["diversity"] for p in pts], "s--"),
+                          "KL coefficient β", "gold reward", "per-input Sentence-BERT diversity")
                 ax.set_xscale("log")
-                ax.set_xlabel("KL coefficient β")
-                ax.set_ylabel("gold reward")
-                ax2 = ax.twinx()
-                ax2.plot(betas, [p["diversity"] for p in pts], "s--", c="C1", label="per-input diversity")
-                ax2.set_ylabel("per-input Sentence-BERT diversity")
-                ax.legend(fontsize=8, loc="upper left")
-                ax2.legend(fontsize=8, loc="lower right")
 
             self.figure("kl_sweep", "KL-penalty sweep", "PPO at several β: performance and per-input diversity "
                         "(000 fig. 11–13).", draw_kl)
@@ -299,7 +304,7 @@ class Report:
 
     # ------------------------------------------------------------------------------ output ---
 
-    def write(self) -> Path:
+    def write(self) -> list[dict]:
         self.performance()
         self.diversity()
         self.training_curves()
@@ -314,7 +319,7 @@ class Report:
         md += [f"![{t}]({f})\n\n{c}\n" for f, t, c in self.figures]
         (self.out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
         (self.out / "index.html").write_text(self._html(), encoding="utf-8")
-        return self.out / "index.html"
+        return self.findings
 
     def _html(self) -> str:
         parts = [f"<h1>rlhflab report: {html.escape(self.run.name)}</h1>", "<h2>Findings</h2><table>",
@@ -366,5 +371,6 @@ def _md_to_html(md: str) -> str:
     return "".join(out)
 
 
-def build_report(run_dir: Path, out_dir: Path) -> Path:
+def build_report(run_dir: Path, out_dir: Path) -> list[dict]:
+    """Write the report into out_dir; returns the computed findings."""
     return Report(run_dir, out_dir).write()

@@ -31,6 +31,18 @@ def encode_completion(tokenizer, prompt: str, completion: str, max_length: int) 
     return LMExample(p + c, [IGNORE] * len(p) + c)
 
 
+def leading_space(text: str) -> str:
+    """Completions follow the prompt verbatim, so one that does not start with a space gets one
+    (as references are written): the RM, DPO and scoring all see the same tokens."""
+    return text if text.startswith(" ") else " " + text
+
+
+def encode_pairs(tokenizer, recs, max_length: int) -> list[tuple[LMExample, LMExample]]:
+    """(chosen, rejected) examples of preference records."""
+    return [(encode_completion(tokenizer, r.prompt, leading_space(r.chosen), max_length),
+             encode_completion(tokenizer, r.prompt, leading_space(r.rejected), max_length)) for r in recs]
+
+
 def encode_text(tokenizer, text: str, max_length: int) -> LMExample:
     """A whole document as a language-modelling example (pretraining): loss on every token."""
     ids = tokenizer(text)["input_ids"][: max_length - 1] + [tokenizer.eos_token_id]

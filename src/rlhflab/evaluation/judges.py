@@ -276,16 +276,11 @@ class LocalJudge:
 
     @torch.no_grad()
     def _reply_logprob(self, contexts: list[str], reply: str) -> torch.Tensor:
-        from rlhflab.data.tokenize import collate, encode_completion
-        from rlhflab.algorithms.losses import sequence_logprob_sum
+        from rlhflab.data.tokenize import encode_completion
+        from rlhflab.generation import completion_logprob_sums
 
         ex = [encode_completion(self.tokenizer, c, reply, 10**6) for c in contexts]
-        b = collate(ex, self.tokenizer.pad_token_id or 0)
-        dev = next(self.model.parameters()).device
-        mask = b["attention_mask"].to(dev)
-        logits = self.model(input_ids=b["input_ids"].to(dev), attention_mask=mask,
-                            position_ids=(mask.cumsum(1) - 1).clamp(min=0)).logits
-        return sequence_logprob_sum(logits, b["labels"].to(dev)).cpu()
+        return completion_logprob_sums(self.model, ex, next(self.model.parameters()).device).cpu()
 
     def __call__(self, prompts, first, second):
         self.model.eval()

@@ -21,6 +21,14 @@ def data_file(ctx: StageContext, relative: str) -> Path:
     return ctx.input("data") / relative
 
 
+def preference_files(info: dict) -> dict[str, str]:
+    """name -> path relative to the data folder of every preference file of a task: train,
+    validation and test_<set> for each ID/OOD preference test set."""
+    files = {"train": "preference/train.jsonl", "validation": "preference/validation.jsonl"}
+    files.update({f"test_{k}": v for k, v in sorted(info.get("preference_tests", {}).items())})
+    return files
+
+
 def preference_file(ctx: StageContext, relative: str) -> Path:
     """A preference file from wherever `comparisons.source` says pairs come from (same layout)."""
     if ctx.cfg.comparisons.source == "sft_samples":

@@ -23,14 +23,7 @@ from rlhflab.data.records import PreferenceRecord, read_records, write_json, wri
 from rlhflab.generation import sample_texts
 from rlhflab.models import load_causal_lm, load_tokenizer
 from rlhflab.pipeline import Stage, StageContext
-from rlhflab.stages.common import data_file, gold_reward_of, task_info
-
-
-def preference_files(info: dict) -> dict[str, str]:
-    """name -> path relative to the data folder, for every preference file of a task."""
-    files = {"train": "preference/train.jsonl", "validation": "preference/validation.jsonl"}
-    files.update({f"test_{k}": v for k, v in sorted(info.get("preference_tests", {}).items())})
-    return files
+from rlhflab.stages.common import data_file, gold_reward_of, preference_files, task_info
 
 
 def candidate_pairs(recs: list[PreferenceRecord], a: list[str], b: list[str], gold) -> tuple[list, dict]:

@@ -17,28 +17,19 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from rlhflab.algorithms.losses import dpo_loss, sequence_logprob_sum
+from rlhflab.algorithms.losses import dpo_loss
 from rlhflab.data.records import PreferenceRecord, read_records
-from rlhflab.data.tokenize import collate, encode_completion
+from rlhflab.data.tokenize import encode_pairs
+from rlhflab.generation import completion_logprob_sums
 from rlhflab.models import freeze_bottom, load_causal_lm, load_tokenizer, save_model
 from rlhflab.pipeline import Stage, StageContext
 from rlhflab.stages.common import gold_reward_of, mean_gold_of_samples, preference_file, preference_needs
 from rlhflab.training import batch_order, local_microbatches, make_optimizer, make_scheduler, total_steps
 
 
-def encode_pairs(tokenizer, recs: list[PreferenceRecord], max_length: int):
-    lead = lambda t: t if t.startswith(" ") else " " + t  # noqa: E731  (as the RM and SFT see completions)
-    return [(encode_completion(tokenizer, r.prompt, lead(r.chosen), max_length),
-             encode_completion(tokenizer, r.prompt, lead(r.rejected), max_length)) for r in recs]
-
-
 def pair_logprobs(model, pairs, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed completion log-probs of chosen and rejected, one forward over both halves."""
-    b = collate([c for c, _ in pairs] + [r for _, r in pairs], pad_id=0)  # pads are masked out
-    ids, mask = b["input_ids"].to(device), b["attention_mask"].to(device)
-    position_ids = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids).logits
-    lp = sequence_logprob_sum(logits, b["labels"].to(device))
+    lp = completion_logprob_sums(model, [c for c, _ in pairs] + [r for _, r in pairs], device)
     return lp[: len(pairs)], lp[len(pairs):]
 
 

@@ -23,26 +23,33 @@ from rlhflab.evaluation.judges import AnnotationCache, GoldJudge, OpenAIJudge, R
 from rlhflab.evaluation.winrate import annotations, generalisation_gap, model_outputs, win_rate
 from rlhflab.models import load_tokenizer
 from rlhflab.pipeline import Stage, StageContext
-from rlhflab.stages.common import data_file, gold_reward_of, preference_file, preference_needs, task_info
+from rlhflab.stages.common import (data_file, gold_reward_of, preference_file, preference_files, preference_needs,
+                                   task_info)
 from rlhflab.stages.policies import enabled_policies, policy_needs, policy_sampler
 
 
-def make_judge(ctx: StageContext, test_set: str):
+def judge_prompt(cfg, test_set: str) -> str | None:
+    """The prompt an LLM judge uses for a test set; None for judges without one (gold, RMs)."""
+    if cfg.judge not in ("openai", "local"):
+        return None
+    spec = cfg.openai
+    return spec.prompt if spec.prompt != "auto" else ("news" if "news" in test_set else "tldr")
+
+
+def make_judge(ctx: StageContext, prompt: str | None):
     cfg = ctx.cfg.eval
     if cfg.judge == "gold":
         gold = gold_reward_of(ctx)
         if gold is None:
             raise ValueError("eval.judge=gold: this task has no gold reward; use rm_proxy or openai")
-        scale = task_info(ctx).get("annotator_scale") if cfg.gold_noise else None
-        return GoldJudge(gold, task_info(ctx)["gold_reward"], scale)
+        info = task_info(ctx)
+        return GoldJudge(gold, info["gold_reward"], info.get("annotator_scale") if cfg.gold_noise else None)
     if cfg.judge in ("rm", "rm_proxy"):
         from rlhflab.stages.rm import load_reward_model
 
         folder = ctx.input(cfg.judge)
         tok = load_tokenizer(folder)
         return RewardModelJudge(load_reward_model(str(folder), tok), tok, f"{cfg.judge}:{folder}")
-    spec = cfg.openai
-    prompt = spec.prompt if spec.prompt != "auto" else ("news" if "news" in test_set else "tldr")
     if cfg.judge == "local":
         from rlhflab.evaluation.judges import LocalJudge
         from rlhflab.models import load_causal_lm
@@ -50,12 +57,21 @@ def make_judge(ctx: StageContext, test_set: str):
         if not cfg.local_model:
             raise ValueError("eval.judge=local needs eval.local_model (a Hugging Face causal LM name or folder)")
         return LocalJudge(load_causal_lm(cfg.local_model), load_tokenizer(cfg.local_model), cfg.local_model, prompt)
+    spec = cfg.openai
     return OpenAIJudge(base_url=spec.base_url, model=spec.model, prompt=prompt, api_key_env=spec.api_key_env,
                        concurrency=spec.concurrency, timeout=spec.timeout, max_retries=spec.max_retries)
 
 
-def _is_id(name: str) -> bool:
-    return name == "id" or name.startswith("id")
+def judges_for(ctx: StageContext, test_sets) -> dict:
+    """test set -> judge, loading each distinct judge (one per prompt) once."""
+    built: dict = {}
+    out = {}
+    for s in test_sets:
+        prompt = judge_prompt(ctx.cfg.eval, s)
+        if prompt not in built:
+            built[prompt] = make_judge(ctx, prompt)
+        out[s] = built[prompt]
+    return out
 
 
 def run(ctx: StageContext) -> dict:
@@ -65,7 +81,7 @@ def run(ctx: StageContext) -> dict:
                  for k, v in sorted(info.get("test_sets", {}).items())}
     if not test_sets:
         raise ValueError("eval: the task lists no test sets")
-    id_set = next((k for k in test_sets if _is_id(k)), None)
+    id_set = next((k for k in test_sets if k.startswith("id")), None)
     policies = enabled_policies(ctx.cfg, cfg.policies)
     cache = AnnotationCache(ctx.run_dir / "judge-cache" / "annotations.jsonl")
     gold = gold_reward_of(ctx)
@@ -84,7 +100,7 @@ def run(ctx: StageContext) -> dict:
 
     results: dict = {"judge": cfg.judge, "test_sets": {k: len(v) for k, v in test_sets.items()}, "id_set": id_set,
                      "pvr": {}, "head_to_head": {}, "gap": {}, "head_to_head_change": {}, "gold": {}}
-    judges = {s: make_judge(ctx, s) for s in test_sets}
+    judges = judges_for(ctx, test_sets)
 
     def compare(s: str, mine: list[str], theirs: list[str], names: tuple[str, str], salt: int) -> dict:
         recs = test_sets[s]
@@ -150,7 +166,7 @@ def input_shift(ctx: StageContext, test_sets: dict, id_set: str) -> dict[str, fl
 def validate_judge(ctx: StageContext, judges: dict, cache: AnnotationCache) -> dict:
     """The judge's agreement with held-out preference labels per set, and with gold where it exists."""
     gold = gold_reward_of(ctx)
-    files = {f"test_{k}": v for k, v in sorted(task_info(ctx).get("preference_tests", {}).items())}
+    files = {k: v for k, v in preference_files(task_info(ctx)).items() if k.startswith("test_")}
     out = {}
     for name, rel in files.items():
         recs = read_records(preference_file(ctx, rel), PreferenceRecord)[: ctx.cfg.eval.max_inputs_per_test_set]
@@ -162,10 +178,11 @@ def validate_judge(ctx: StageContext, judges: dict, cache: AnnotationCache) -> d
         row = {"n": len(recs), "invalid": len(recs) - len(valid),
                "label_agreement": mean(valid) if valid else None}
         if gold:
-            sep = [(j.preference, gold(r.prompt, r.chosen) > gold(r.prompt, r.rejected))
-                   for j, r in zip(js, recs) if j.preference is not None
-                   and gold(r.prompt, r.chosen) != gold(r.prompt, r.rejected)]
-            row["gold_agreement"] = mean((p if g else 1 - p) for p, g in sep) if sep else None
+            gaps = [gold(r.prompt, r.chosen) - gold(r.prompt, r.rejected) for r in recs]
+            # over pairs the gold reward separates: P(judge picks the gold-better side)
+            sep = [j.preference if g > 0 else 1 - j.preference
+                   for j, g in zip(js, gaps) if j.preference is not None and g != 0]
+            row["gold_agreement"] = mean(sep) if sep else None
         out[name] = row
     return out
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-from rlhflab.evaluation.reward_model import score
 from rlhflab.generation import sample_texts
 from rlhflab.models import load_causal_lm, load_tokenizer
 from rlhflab.pipeline import StageContext
@@ -44,6 +43,7 @@ def policy_sampler(ctx: StageContext, name: str, temperature: float) -> Sampler:
     if name != "bon":
         return lambda prompts, k: draw(prompts, k, temperature)
 
+    from rlhflab.stages.bon import sample_pool, score_pool
     from rlhflab.stages.rm import load_reward_model
 
     rm_dir = ctx.input(ctx.cfg.bon.reward_model)
@@ -53,10 +53,8 @@ def policy_sampler(ctx: StageContext, name: str, temperature: float) -> Sampler:
 
     def best_of_n(prompts: list[str], k: int) -> list[str]:
         # each of the k outputs is the RM's pick among n fresh samples at the BoN temperature
-        pool = draw(prompts, k * n, ctx.cfg.bon.temperature)
-        flat_prompts = [p for p in prompts for _ in range(k * n)]
-        scores = score(rm, rm_tok, flat_prompts, pool).view(len(prompts) * k, n)
-        best = scores.argmax(dim=1).tolist()
-        return [pool[i * n + b] for i, b in enumerate(best)]
+        pool = sample_pool(model, tokenizer, prompts, k * n, ctx)
+        picks = score_pool(rm, rm_tok, prompts, pool).view(len(prompts), k, n).argmax(dim=2).tolist()
+        return [pool[i][j * n + b] for i, row in enumerate(picks) for j, b in enumerate(row)]
 
     return best_of_n

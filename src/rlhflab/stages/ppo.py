@@ -34,7 +34,7 @@ from rlhflab.algorithms.ppo import (AdaptiveKLController, entropy_from_logits, e
 from rlhflab.config import Optim
 from rlhflab.data.records import PromptRecord, read_records
 from rlhflab.evaluation.reward_model import score
-from rlhflab.generation import Samples, sample
+from rlhflab.generation import Samples, sample, token_logprobs
 from rlhflab.models import freeze_bottom, load_causal_lm, load_tokenizer, save_model
 from rlhflab.pipeline import Stage, StageContext
 from rlhflab.stages.common import data_file, gold_reward_of
@@ -82,10 +82,8 @@ class ActorCritic(nn.Module):
 
 @torch.no_grad()
 def reference_logprobs(ref: nn.Module, input_ids, attention_mask, start: int, temperature: float) -> torch.Tensor:
-    position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
-    logits = ref(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
-    logits = logits[:, start - 1:-1].float() / temperature
-    return torch.gather(F.log_softmax(logits, dim=-1), 2, input_ids[:, start:].unsqueeze(-1)).squeeze(-1)
+    """log π_ref of the response tokens input_ids[:, start:]: [B, T]."""
+    return token_logprobs(ref, input_ids, attention_mask, temperature)[:, start - 1:]
 
 
 class LoopState:
@@ -173,6 +171,13 @@ class PPOTrainer:
         raw = score(self.rm, self.rm_tokenizer, prompts, s.texts).to(self.accelerator.device)
         return s, raw, eos_trick(raw, s.finished.to(raw.device), cfg.eos_penalty)
 
+    def sequences(self, s: Samples):
+        """prompt ⧺ response ids and mask on the device, where responses start, and the response mask."""
+        dev = self.accelerator.device
+        ids = torch.cat([s.prompt_ids, s.response_ids], dim=1).to(dev)
+        attn = torch.cat([s.prompt_mask, s.response_mask], dim=1).to(dev)
+        return ids, attn, s.prompt_ids.shape[1], s.response_mask.to(dev).float()
+
     def normalise(self, scores: torch.Tensor) -> torch.Tensor:
         if not self.cfg.normalize_rewards:
             return scores
@@ -212,10 +217,7 @@ class PPOTrainer:
         prompts = [self.prompts[i].prompt for i in local for _ in range(cfg.rollouts_per_prompt)]
         s, raw_scores, scores = self.rollout(prompts)
         scores = self.normalise(scores)
-        dev = acc.device
-        ids = torch.cat([s.prompt_ids, s.response_ids], dim=1).to(dev)
-        attn = torch.cat([s.prompt_mask, s.response_mask], dim=1).to(dev)
-        start, mask = s.prompt_ids.shape[1], s.response_mask.to(dev).float()
+        ids, attn, start, mask = self.sequences(s)
         stats = self.old_stats(ids, attn, start, mask, scores)
         seq_kl = stats["kl"].sum(dim=1)
 
@@ -283,12 +285,10 @@ class PPOTrainer:
     @torch.no_grad()
     def validate(self) -> dict:
         """Validation RM score, KL and score − β·KL of one sample per validation prompt."""
-        cfg, dev = self.cfg, self.accelerator.device
+        cfg = self.cfg
         prompts = [r.prompt for r in self.val_prompts]
         s, raw, scores = self.rollout(prompts)
-        ids = torch.cat([s.prompt_ids, s.response_ids], dim=1).to(dev)
-        attn = torch.cat([s.prompt_mask, s.response_mask], dim=1).to(dev)
-        start, mask = s.prompt_ids.shape[1], s.response_mask.to(dev).float()
+        ids, attn, start, mask = self.sequences(s)
         kls = []
         for c in _chunks(ids.shape[0], 64):
             lp, _, _ = self.raw(ids[c], attn[c], start, cfg.temperature)

@@ -3,8 +3,6 @@ and computed findings, from whichever study artefacts this config produces."""
 
 from __future__ import annotations
 
-import json
-
 from rlhflab.pipeline import Stage, StageContext
 from rlhflab.report import build_report
 
@@ -19,10 +17,8 @@ def _needs(cfg) -> list[str]:
 
 
 def run(ctx: StageContext) -> dict:
-    if ctx.is_main:
-        # the report reads finished artefacts by their final names, so point it at the run folder
-        build_report(ctx.run_dir, ctx.out)
-    findings = json.loads((ctx.out / "findings.json").read_text()) if ctx.is_main else []
+    # the report reads finished artefacts by their final names, so point it at the run folder
+    findings = build_report(ctx.run_dir, ctx.out) if ctx.is_main else []
     return {"findings_reproduced": sum(f["reproduced"] is True for f in findings),
             "findings_checked": sum(f["reproduced"] is not None for f in findings)}
 

@@ -21,7 +21,7 @@ from transformers import AutoModelForSequenceClassification
 
 from rlhflab.algorithms.losses import bradley_terry_loss
 from rlhflab.data.records import PreferenceRecord, read_records
-from rlhflab.data.tokenize import collate, encode_completion
+from rlhflab.data.tokenize import collate, encode_pairs
 from rlhflab.evaluation.reward_model import pairwise_accuracy, reward_forward, score
 from rlhflab.models import DTYPES, freeze_bottom, load_tokenizer
 from rlhflab.pipeline import Stage, StageContext
@@ -42,15 +42,6 @@ def load_reward_model(path: str, tokenizer, dtype: str = "float32"):
     return model
 
 
-def _encode_pairs(tokenizer, recs: list[PreferenceRecord], max_length: int):
-    return [(encode_completion(tokenizer, r.prompt, _lead(r.chosen), max_length),
-             encode_completion(tokenizer, r.prompt, _lead(r.rejected), max_length)) for r in recs]
-
-
-def _lead(text: str) -> str:
-    return text if text.startswith(" ") else " " + text
-
-
 def val_accuracy(model, tokenizer, recs: list[PreferenceRecord], max_length: int) -> float:
     rc = score(model, tokenizer, [r.prompt for r in recs], [r.chosen for r in recs], max_length=max_length)
     rr = score(model, tokenizer, [r.prompt for r in recs], [r.rejected for r in recs], max_length=max_length)
@@ -65,7 +56,7 @@ def train_reward_model(ctx: StageContext, train_recs, val_recs, seed: int) -> di
     model = load_reward_model(init, tokenizer, ctx.cfg.model.dtype)
     metrics = freeze_bottom(model, cfg.freeze_fraction)
     model.score.requires_grad_(True)
-    train = _encode_pairs(tokenizer, train_recs, cfg.max_length)
+    train = encode_pairs(tokenizer, train_recs, cfg.max_length)
 
     optim = cfg.optim
     steps = total_steps(optim, len(train))

@@ -15,14 +15,13 @@ from rlhflab.data.records import PreferenceRecord, read_records, write_json
 from rlhflab.evaluation.reward_model import pairwise_accuracy, rewardbench_score, score
 from rlhflab.models import load_tokenizer
 from rlhflab.pipeline import Stage, StageContext
-from rlhflab.stages.common import gold_reward_of, preference_file, preference_needs, task_info
+from rlhflab.stages.common import gold_reward_of, preference_file, preference_files, preference_needs, task_info
 from rlhflab.stages.rm import load_reward_model
 
 
 def _subsets(ctx: StageContext) -> dict[str, str]:
-    files = {"validation": str(preference_file(ctx, "preference/validation.jsonl"))}
-    for name, rel in sorted(task_info(ctx).get("preference_tests", {}).items()):
-        files[f"test_{name}"] = str(preference_file(ctx, rel))
+    files = {name: str(preference_file(ctx, rel)) for name, rel in preference_files(task_info(ctx)).items()
+             if name != "train"}
     files.update({k: str(v) for k, v in ctx.cfg.rm_eval.extra_preference_files.items()})
     return files
 
