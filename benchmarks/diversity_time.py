@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 from rlhflab.data import synthetic as syn
-from rlhflab.evaluation.diversity import SyntheticOracleNLI, cosine_diversity, diversity_table, load_sentence_encoder
+from rlhflab.data.synthetic_nli import SyntheticOracleNLI
+from rlhflab.evaluation.diversity import cosine_diversity, diversity_table, load_sentence_encoder
 
 
 def main() -> None:

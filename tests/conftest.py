@@ -18,7 +18,7 @@ TINY = [
     "sft.n_sample_check=48", "pipeline.progress=false",
     "task.n_preference_train=1500", "task.n_preference_validation=150", "task.n_preference_test=100", "rm.freeze_fraction=0", "rm.optim.lr=5e-4", "rm.optim.batch_size=32",
     "rm.optim.micro_batch_size=16", "rm.eval_every=5",
-    "ppo.prompt_batch_size=32", "ppo.minibatch_size=16", "ppo.epochs=10", "ppo.max_steps=10", "ppo.lr=1e-4",
+    "ppo.prompt_batch_size=32", "ppo.minibatch_size=16", "ppo.epochs=10", "ppo.max_steps=10", "ppo.optim.lr=1e-4",
     "ppo.eval_every=4", "ppo.save_every=4",
     "dpo.optim.lr=1e-4", "dpo.optim.micro_batch_size=16", "dpo.eval_every=10", "dpo.n_sample_check=48",
     "diversity.n_inputs=16", "diversity.samples_per_input=8", "diversity.policies=[sft,ppo,dpo]",

@@ -14,11 +14,15 @@ def _run(folder, wr_sft, wr_ppo, div_ppo, reproduced):
     (folder / "eval").mkdir(parents=True)
     (folder / "diversity").mkdir()
     (folder / "report").mkdir()
-    sets = {"id": 10, "ood_x": 10}
-    pvr = {"sft": {"id": {"win_rate": wr_sft}, "ood_x": {"win_rate": wr_sft - 5}},
-           "ppo": {"id": {"win_rate": wr_ppo}, "ood_x": {"win_rate": wr_ppo - 10}}}
+    # "a_ood" sorts before "b_id" by name; only the declared distribution puts b_id first
+    sizes = {"a_ood": 10, "b_id": 10}
+    sets = {"b_id": {"distribution": "id", "shift": None, "compare_to": None},
+            "a_ood": {"distribution": "ood", "shift": "length", "compare_to": "b_id"}}
+    pvr = {"sft": {"b_id": {"win_rate": wr_sft}, "a_ood": {"win_rate": wr_sft - 5}},
+           "ppo": {"b_id": {"win_rate": wr_ppo}, "a_ood": {"win_rate": wr_ppo - 10}}}
     (folder / "eval" / "results.json").write_text(json.dumps(
-        {"test_sets": sets, "pvr": pvr, "gap": {"sft": {"ood_x": 5.0}, "ppo": {"ood_x": 10.0}}}))
+        {"test_sets": sizes, "sets": sets, "baseline": "sft", "pvr": pvr,
+         "gap": {"sft": {"a_ood": 5.0}, "ppo": {"a_ood": 10.0}}}))
     (folder / "diversity" / "diversity.json").write_text(json.dumps(
         {"policies": {"sft": {"ead": {"per_input": {"mean": 0.5}}}, "ppo": {"ead": {"per_input": {"mean": div_ppo}}}}}))
     (folder / "report" / "findings.json").write_text(json.dumps(
@@ -31,14 +35,17 @@ def test_mean_and_standard_error_over_seeds(tmp_path):
     runs = [_run(tmp_path / "s0", 10, 30, 0.3, True), _run(tmp_path / "s1", 20, 40, 0.4, True),
             _run(tmp_path / "s2", 30, 20, 0.2, False)]
     res = aggregate_runs(runs, tmp_path / "agg")
-    assert res["pvr"]["ppo"]["id"]["mean"] == pytest.approx(30)
-    assert res["pvr"]["ppo"]["id"]["se"] == pytest.approx(10 / math.sqrt(3))  # sample std 10
+    assert res["pvr"]["ppo"]["b_id"]["mean"] == pytest.approx(30)
+    assert res["pvr"]["ppo"]["b_id"]["se"] == pytest.approx(10 / math.sqrt(3))  # sample std 10
+    assert res["pvr"]["ppo"]["b_id"]["seeds"] == 3 and list(res["pvr"]["ppo"]) == ["b_id", "a_ood"]
     assert res["mean_gap"]["ppo"]["mean"] == 10.0 and res["mean_gap"]["ppo"]["se"] == 0.0
     assert res["per_input_diversity"]["ppo"]["ead"]["mean"] == pytest.approx(0.3)
     assert res["findings"]["RLHF beats SFT"] == {"reproduced_in": 2, "checked_in": 3}
     assert res["findings"]["KL"] == {"reproduced_in": 0, "checked_in": 0}
     assert (tmp_path / "agg" / "pvr_over_seeds.png").stat().st_size > 1000
-    assert "2 of 3 seeds" in (tmp_path / "agg" / "aggregate.md").read_text()
+    md = (tmp_path / "agg" / "aggregate.md").read_text()
+    assert "2 of 3 seeds" in md and "| policy | b_id | a_ood | mean gap |" in md
+    assert "| ppo | 30.0 ± 5.8 | 20.0 ± 5.8 | 10.0 ± 0.0 |" in md
 
 
 def test_aggregate_cli_errors_name_the_missing_file(tmp_path):

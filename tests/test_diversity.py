@@ -6,9 +6,10 @@ import random
 import numpy as np
 import pytest
 
-from rlhflab.evaluation.diversity import (SyntheticOracleNLI, across_input, cosine_diversity, diversity_table,
-                                          ead, expected_distinct, load_sentence_encoder, nli_diversity_from_labels,
-                                          per_input, sentence_pairs, split_sentences, words_reference)
+from rlhflab.data.synthetic_nli import SyntheticOracleNLI
+from rlhflab.evaluation.diversity import (across_input, cosine_diversity, diversity_table, ead, expected_distinct,
+                                          load_sentence_encoder, nli_diversity_from_labels, per_input, sentence_pairs,
+                                          split_sentences, words_reference)
 
 IDENTICAL = ["my boss cut my hours. i am anxious."] * 4
 # same facts (who, event, feeling), other words

@@ -13,8 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rlhflab.evaluation.judges import (AnnotationCache, GoldJudge, Judgement, OpenAIJudge, ReplyError,
-                                       judge_pairs, parse_ranking, swap_order)
+from rlhflab.evaluation.annotations import AnnotationCache, judge_pairs, swap_order
+from rlhflab.evaluation.judge_prompts import ReplyError, parse_ranking
+from rlhflab.evaluation.judges import GoldJudge, Judgement, OpenAIJudge
 from rlhflab.evaluation.winrate import (bootstrap_ci, preference_from_alpaca, read_annotations, win_rate,
                                         win_rates_by_generator)
 
@@ -123,7 +124,8 @@ def test_cache_reuses_and_survives_a_kill(tmp_path):
     script = f"""
 import sys, time
 sys.path.insert(0, {os.path.dirname(__file__)!r})
-from rlhflab.evaluation.judges import AnnotationCache, Judgement, judge_pairs
+from rlhflab.evaluation.annotations import AnnotationCache, judge_pairs
+from rlhflab.evaluation.judges import Judgement
 class Slow:
     calls = 0
     def identity(self): return {{"judge": "slow"}}
@@ -165,6 +167,18 @@ def test_rerun_with_cache_costs_nothing(tmp_path):
     judge_pairs(rec, ["p", "q"], ["aa", "a"], ["a", "aa"], cache=cache)
     judge_pairs(rec, ["p", "q"], ["aa", "a"], ["a", "aa"], cache=AnnotationCache(tmp_path / "c.jsonl"))
     assert len(rec.shown) == 2
+
+
+def test_cache_without_reuse_redoes_every_judgement_and_still_appends(tmp_path):
+    path = tmp_path / "c.jsonl"
+    rec = Recorder()
+    judge_pairs(rec, ["p", "q"], ["aa", "a"], ["a", "aa"], cache=AnnotationCache(path))
+    fresh = AnnotationCache(path, reuse=False)
+    assert fresh.entries == {}  # what is on disk is not loaded
+    judge_pairs(rec, ["p", "q"], ["aa", "a"], ["a", "aa"], cache=fresh)
+    assert len(rec.shown) == 4  # both judged again
+    assert len(path.read_text().splitlines()) == 4  # the redone verdicts are appended too
+    assert len(AnnotationCache(path).entries) == 2  # same keys: a later reusing run finds them
 
 
 def test_win_rate_and_standard_error_by_hand():
@@ -216,15 +230,15 @@ def test_local_judge_prefers_the_ranking_the_model_finds_likelier():
     import torch
 
     from helpers import tiny_model_and_tokenizer
-    from rlhflab.evaluation.judges import FIRST_RANKED, SECOND_RANKED, LocalJudge
+    from rlhflab.evaluation.judge_prompts import FIRST_RANKED, PROMPTS, SECOND_RANKED
+    from rlhflab.evaluation.judges import LocalJudge
 
     model, tok = tiny_model_and_tokenizer()
     judge = LocalJudge(model, tok, "tiny")
     got = judge(["post"] * 2, ["a", "b"], ["c", "d"])
     assert all(0 < j.preference < 1 for j in got)
     # the preference is σ(log P(first ranking) − log P(second ranking)) under the model
-    ctx = judge._context(__import__("rlhflab.evaluation.judges", fromlist=["PROMPTS"]).PROMPTS["tldr"](
-        instruction="post", output_1="a", output_2="c"))
+    ctx = judge._context(PROMPTS["tldr"](instruction="post", output_1="a", output_2="c"))
     lp1, lp2 = judge._reply_logprob([ctx], FIRST_RANKED), judge._reply_logprob([ctx], SECOND_RANKED)
     assert math.isclose(got[0].preference, torch.sigmoid(lp1 - lp2).item(), rel_tol=1e-5)
 
@@ -252,3 +266,11 @@ def test_auto_judge_prompt_follows_the_records():
     assert judge_prompt(cfg, "ood_news", [PromptRecord("ARTICLE: a\nTL;DR:")]) == "news"
     assert judge_prompt(cfg, "id", [PromptRecord("POST: a\nTL;DR:")]) == "tldr"
     assert judge_prompt(EvalStage(judge="rm"), "id", chat) is None
+
+
+def test_generalisation_gap_is_measured_against_each_sets_own_id_set():
+    from rlhflab.evaluation.winrate import generalisation_gap
+
+    pvr = {"id": 60.0, "news": 40.0, "ood_length": 50.0, "news_ood_length": 25.0}
+    gaps = generalisation_gap(pvr, {"ood_length": "id", "news_ood_length": "news"})
+    assert gaps == {"ood_length": 10.0, "news_ood_length": 15.0}  # the ID set "news" never enters as OOD

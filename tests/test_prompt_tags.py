@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rlhflab.data.prompt_tags import (TAG_PROMPT, ChatTagger, LocalTagger, TagReplyError, build_prompt_set,
+from rlhflab.prompt_tags import (TAG_PROMPT, ChatTagger, LocalTagger, TagReplyError, build_prompt_set,
                                       parse_tags, tag_prompts)
 from rlhflab.data.records import PromptRecord
 

@@ -2,8 +2,9 @@
 
 `aggregate_runs([run_dir, ...], out_dir)` reads each run's `eval/results.json`,
 `diversity/diversity.json` and `report/findings.json`, and writes `aggregate.json`, `aggregate.md`
-and two figures: PvR win rate per policy and test set, and per-input diversity per policy, each as
-mean ± standard error over seeds (std / √seeds), plus how many seeds reproduce each finding.
+and two figures: PvR win rate per policy and test set (ID sets first, as the first run's eval
+results declare them), and per-input diversity per policy, each as mean ± standard error over seeds
+(`rlhflab.stats.mean_se`: std / √seeds), plus how many seeds reproduce each finding.
 """
 
 from __future__ import annotations
@@ -11,20 +12,18 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from statistics import mean, stdev
+from statistics import mean
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from rlhflab.data.records import write_json  # noqa: E402
-from rlhflab.report import grouped_bars  # noqa: E402
+from rlhflab.data.records import write_json
+from rlhflab.report.figures import grouped_bars, save_figure
+from rlhflab.report.findings import ordered_sets
+from rlhflab.stats import mean_se
 
 
-def mean_se(values: list[float]) -> dict:
-    n = len(values)
-    return {"mean": mean(values), "se": stdev(values) / math.sqrt(n) if n > 1 else float("nan"), "seeds": n}
+def over_seeds(values: list[float]) -> dict:
+    """{"mean", "se", "seeds"}: mean and standard error of one number across the seeds' runs."""
+    m = mean_se(values)
+    return {"mean": m["mean"], "se": m["se"], "seeds": m["n"]}
 
 
 def _load(run: Path, rel: str):
@@ -42,12 +41,14 @@ def aggregate_runs(runs: list[Path], out_dir: Path) -> dict:
     divs = [_load(r, "diversity/diversity.json") for r in runs]
     finds = [_load(r, "report/findings.json") for r in runs]
     policies = sorted(set.intersection(*(set(e["pvr"]) for e in evals)))
-    sets = sorted(set.intersection(*(set(e["test_sets"]) for e in evals)))
-    pvr = {p: {s: mean_se([e["pvr"][p][s]["win_rate"] for e in evals]) for s in sets} for p in policies}
-    gap = {p: mean_se([mean(e["gap"][p].values()) for e in evals]) for p in policies if all(e["gap"].get(p) for e in evals)}
+    common = set.intersection(*(set(e["test_sets"]) for e in evals))
+    sets = [s for s in ordered_sets(evals[0]) if s in common]  # ID sets first, as the first run declares them
+    pvr = {p: {s: over_seeds([e["pvr"][p][s]["win_rate"] for e in evals]) for s in sets} for p in policies}
+    gap = {p: over_seeds([mean(e["gap"][p].values()) for e in evals]) for p in policies
+           if all((e.get("gap") or {}).get(p) for e in evals)}
     div_policies = sorted(set.intersection(*(set(d["policies"]) for d in divs)))
     metrics = sorted(set.intersection(*(set(d["policies"][p]) for d in divs for p in div_policies))) if div_policies else []
-    diversity = {p: {m: mean_se([d["policies"][p][m]["per_input"]["mean"] for d in divs]) for m in metrics}
+    diversity = {p: {m: over_seeds([d["policies"][p][m]["per_input"]["mean"] for d in divs]) for m in metrics}
                  for p in div_policies}
     claims: dict[str, list] = {}
     for f in finds:
@@ -59,7 +60,7 @@ def aggregate_runs(runs: list[Path], out_dir: Path) -> dict:
               "findings": findings}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "aggregate.json", result)
-    _bars(out_dir / "pvr_over_seeds.png", pvr, "PvR win rate (%), mean ± SE over seeds")
+    _bars(out_dir / "pvr_over_seeds.png", pvr, "PvR win rate (%), mean ± SE over seeds", sets)
     if diversity:
         _bars(out_dir / "diversity_over_seeds.png", diversity, "per-input diversity, mean ± SE over seeds")
     lines = [f"# rlhflab: {len(runs)} seeds", "", "## Findings", "", "| claim | reproduced in |", "|---|---|"]
@@ -81,11 +82,7 @@ def aggregate_runs(runs: list[Path], out_dir: Path) -> dict:
     return result
 
 
-def _bars(path: Path, table: dict[str, dict[str, dict]], title: str) -> None:
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    grouped_bars(ax, {p: {g: (v["mean"], 0.0 if math.isnan(v["se"]) else v["se"]) for g, v in groups.items()}
-                      for p, groups in table.items()}, "")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def _bars(path: Path, table: dict[str, dict[str, dict]], title: str, groups: list[str] | None = None) -> None:
+    bars = {p: {g: (v["mean"], 0.0 if math.isnan(v["se"]) else v["se"]) for g, v in row.items()}
+            for p, row in table.items()}
+    save_figure(path, title, lambda ax: grouped_bars(ax, bars, "", groups))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import Optional
 
 import typer
@@ -35,33 +34,17 @@ def run(
     config: Optional[str] = typer.Argument(None, help="YAML file or built-in name (default: quickstart)"),
     set_: list[str] = typer.Option([], "--set", help="override a key, e.g. --set sft.optim.lr=1e-4"),
     until: Optional[str] = typer.Option(None, help="stop after this stage"),
-    force: list[str] = typer.Option([], help="rerun this stage even if its artefact is current"),
+    force: list[str] = typer.Option([], help="rerun this stage even if its artefact is current (for eval: "
+                                    "judge everything anew instead of reusing cached judgements)"),
 ) -> None:
     """Run the experiment's pipeline; stages whose inputs are unchanged are skipped. With `seeds`
-    in the config, one run per seed (`<name>-s<seed>`), then `rlhflab aggregate` over them."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    cfg = _load(config, set_)
-    if not cfg.seeds:
-        _run_one(cfg, until, force)
-        return
-    runs = []
-    for seed in cfg.seeds:
-        sub = _load(config, set_ + [f"seed={seed}", f"name={cfg.name}-s{seed}", "seeds=null"])
-        _run_one(sub, until, force)
-        runs.append(sub.run_dir)
-    if all((r / "report" / "findings.json").exists() for r in runs) and len(runs) > 1:
-        from rlhflab.aggregate import aggregate_runs
-
-        target = cfg.output_dir / f"{cfg.name}-aggregate"
-        aggregate_runs(runs, target)
-        out.print(f"across {len(runs)} seeds: {target / 'aggregate.md'}")
-
-
-def _run_one(cfg, until: Optional[str], force: list[str]) -> None:
-    from rlhflab.pipeline import PipelineError, run_pipeline
+    in the config, one run per seed (`<name>-s<seed>`), then the aggregate over them."""
+    from rlhflab.experiment import run_experiment
+    from rlhflab.pipeline import PipelineError
     from rlhflab.stages import REGISTRY
 
-    started = time.time()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    cfg = _load(config, set_)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                         TimeElapsedColumn(), console=console, disable=not cfg.pipeline.progress)
     tasks: dict[str, int] = {}
@@ -84,32 +67,29 @@ def _run_one(cfg, until: Optional[str], force: list[str]) -> None:
 
     try:
         with progress:
-            results = run_pipeline(cfg, REGISTRY, until=until, force=set(force),
-                                   on_stage=on_stage, on_progress=on_progress)
+            target = run_experiment(cfg, REGISTRY, until=until, force=set(force), on_done=_print_run,
+                                    on_stage=on_stage, on_progress=on_progress)
     except (PipelineError, RecordError) as e:
         console.print(f"[red]error:[/red] {e}", highlight=False)
         raise typer.Exit(1)
+    if target is not None:
+        out.print(f"across {len(cfg.seeds)} seeds: {target / 'aggregate.md'}")
 
-    table = Table(title=f"{cfg.name}: {time.time() - started:.0f} s")
+
+def _print_run(cfg, results, seconds: float) -> None:
+    table = Table(title=f"{cfg.name}: {seconds:.0f} s")
     table.add_column("stage")
     table.add_column("status")
     table.add_column("seconds", justify="right")
     table.add_column("headline")
     for r in results:
-        table.add_row(r.name, r.status, f"{r.seconds:.1f}", _headline(r.metrics))
+        shown = ", ".join(f"{k}={r.metrics[k]:.4g}" for k in r.headline if isinstance(r.metrics.get(k), (int, float)))
+        table.add_row(r.name, r.status, f"{r.seconds:.1f}", shown)
     out.print(table)
     out.print(f"artefacts: {cfg.run_dir}")
     report = cfg.run_dir / "report" / "index.html"
     if report.exists():
         out.print(f"report: {report}  (and report.md beside it)")
-
-
-def _headline(metrics: dict) -> str:
-    keys = ("best_val_loss", "gold_reward_base", "gold_reward_sft", "params", "best_val_accuracy",
-            "rm/accuracy_id", "rm/mean_ood_drop", "rm_proxy/accuracy_id", "id/gold_bon", "id/gold_gain",
-            "train_pairs", "annotator_gold_agreement_train", "final_val_rm_score", "final_val_kl",
-            "final_val_gold", "best_step")
-    return ", ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), (int, float)))
 
 
 @config_app.command("show")
@@ -246,7 +226,7 @@ def prompts_tag(
     api_key_env: str = typer.Option("OPENAI_API_KEY"),
 ) -> None:
     """Tag each prompt with 004 figure 5's task tags (Coding, Math, ..., Unclear)."""
-    from rlhflab.data.prompt_tags import ChatTagger, LocalTagger, tag_prompts
+    from rlhflab.prompt_tags import ChatTagger, LocalTagger, tag_prompts
     from rlhflab.data.records import PromptRecord, read_records, write_json, write_jsonl
 
     try:
@@ -275,7 +255,7 @@ def prompts_mix(
     seed: int = typer.Option(0),
 ) -> None:
     """A prompt set mixing tagged prompts, e.g. --mix Math=10000 --mix any=10000 (004 §3.4)."""
-    from rlhflab.data.prompt_tags import build_prompt_set
+    from rlhflab.prompt_tags import build_prompt_set
     from rlhflab.data.records import PromptRecord, read_records, write_jsonl
 
     try:

@@ -11,6 +11,10 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
+from rlhflab.algorithms.losses import sequence_logprob_sum
+from rlhflab.data.tokenize import collate
+from rlhflab.models import position_ids
+
 
 @dataclass
 class Samples:
@@ -94,8 +98,7 @@ def token_logprobs(model: PreTrainedModel, input_ids: torch.Tensor, attention_ma
 
     Position ids follow the attention mask so left padding does not shift positions.
     """
-    position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask)).logits
     logits = logits[:, :-1].float() / temperature
     targets = input_ids[:, 1:]
     return torch.gather(F.log_softmax(logits, dim=-1), 2, targets.unsqueeze(-1)).squeeze(-1)
@@ -104,11 +107,8 @@ def token_logprobs(model: PreTrainedModel, input_ids: torch.Tensor, attention_ma
 def completion_logprob_sums(model: PreTrainedModel, examples, device) -> torch.Tensor:
     """Σ log π over each example's labelled (completion) tokens, one batched forward: [N].
     Differentiable; pads are masked out, so their id does not matter."""
-    from rlhflab.algorithms.losses import sequence_logprob_sum
-    from rlhflab.data.tokenize import collate
-
     b = collate(list(examples), pad_id=0)
     mask = b["attention_mask"].to(device)
     logits = model(input_ids=b["input_ids"].to(device), attention_mask=mask,
-                   position_ids=(mask.cumsum(dim=1) - 1).clamp(min=0)).logits
+                   position_ids=position_ids(mask)).logits
     return sequence_logprob_sum(logits, b["labels"].to(device))

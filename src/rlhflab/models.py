@@ -1,18 +1,23 @@
-"""Loading, building and saving models and tokenizers; layer freezing.
+"""The model layer: building, loading and saving policies, reward models and tokenizers; the
+actor-critic PPO trains; layer freezing.
 
 Every model is an ordinary Hugging Face object saved with `save_pretrained`, so any artefact loads
-with `AutoModelForCausalLM.from_pretrained` (or `AutoModelForSequenceClassification`).
+with `AutoModelForCausalLM.from_pretrained` (or `AutoModelForSequenceClassification` for reward
+models). Every loader takes the configured dtype (`model.dtype`).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Iterable
 
 import torch
+import torch.nn.functional as F
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM,
-                          PreTrainedModel, PreTrainedTokenizerFast)
+from torch import nn
+from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, LlamaConfig,
+                          LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast)
 
 from rlhflab.config import ModelSpec
 
@@ -73,8 +78,69 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
 
 
 def load_causal_lm(path: str | Path, dtype: str = "float32") -> PreTrainedModel:
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=DTYPES[dtype])
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=DTYPES[dtype])
+
+
+def load_reward_model(path: str | Path, tokenizer, dtype: str = "float32") -> PreTrainedModel:
+    """A sequence-classification model with one output (the reward), from an RM artefact or, for
+    a fresh RM, from a causal LM (its new `score` head is expected, so the warning is silenced)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1, dtype=DTYPES[dtype])
+    finally:
+        hf_logging.set_verbosity(level)
+    model.config.pad_token_id = tokenizer.pad_token_id
     return model
+
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that follow the attention mask, so left padding does not shift them."""
+    return (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+
+
+def backbone(model: nn.Module) -> nn.Module:
+    return getattr(model, model.base_model_prefix)
+
+
+class ActorCritic(nn.Module):
+    """Policy plus value function; one module so one optimiser and one `prepare` cover both.
+
+    The value function is a separate reward model (004 F.2, InstructGPT: initialised from the RM)
+    or, with `value_model=None`, a randomly initialised head on the policy's backbone (000 appendix F).
+    """
+
+    def __init__(self, policy: nn.Module, value_model: nn.Module | None = None):
+        super().__init__()
+        self.policy = policy
+        self.value_model = value_model
+        if value_model is None:
+            h = policy.config.hidden_size
+            self.value_head = nn.Linear(h, 1)
+            nn.init.normal_(self.value_head.weight, std=1.0 / math.sqrt(h + 1))
+            nn.init.zeros_(self.value_head.bias)
+        elif not hasattr(value_model, "score"):
+            raise ValueError(f"{type(value_model).__name__} has no `score` head to read values from; "
+                             "use ppo.value_model: shared")
+
+    def forward(self, input_ids, attention_mask, start: int, temperature: float):
+        """Log-probs, values and logits for response tokens input_ids[:, start:]. Each is [B, T]
+        (logits [B, T, V]); position t holds the state before token t was sampled."""
+        pos = position_ids(attention_mask)
+        hidden = backbone(self.policy)(input_ids=input_ids, attention_mask=attention_mask,
+                                       position_ids=pos).last_hidden_state
+        states = hidden[:, start - 1:-1]
+        logits = self.policy.get_output_embeddings()(states).float() / temperature
+        logprobs = torch.gather(F.log_softmax(logits, dim=-1), 2, input_ids[:, start:].unsqueeze(-1)).squeeze(-1)
+        if self.value_model is None:
+            values = self.value_head(states).squeeze(-1)
+        else:
+            vh = backbone(self.value_model)(input_ids=input_ids, attention_mask=attention_mask,
+                                            position_ids=pos).last_hidden_state
+            values = self.value_model.score(vh[:, start - 1:-1]).squeeze(-1)
+        return logprobs, values.float(), logits
 
 
 def save_model(model: PreTrainedModel, tokenizer, out_dir: Path) -> None:

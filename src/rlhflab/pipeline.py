@@ -1,10 +1,13 @@
-"""Stage registry, ordering, artefact cache, manifests and atomic artefact writes.
+"""Stage registry order, artefact cache, manifests and atomic artefact writes.
 
 Each stage writes one folder `runs/<experiment>/<stage>/` holding its artefacts, `metrics.jsonl`
-and `manifest.json`. A stage's *key* hashes the config sections it reads, its code version and the
-artefact ids of the stages it needs; a rerun skips a stage whose key matches its manifest. The
-folder is built under a temporary name and renamed into place only once complete, so a killed run
-never leaves a stage that looks finished.
+and `manifest.json`. A stage's key (rlhflab.cache_key) hashes the config keys it may read, the
+code it runs, the artefact ids of the stages it reads and the local files it names; a rerun
+skips a stage whose key matches its manifest. The folder is built under a temporary name and
+renamed into place only once complete, so a killed run never leaves a stage that looks finished.
+
+Stages talk only through artefacts: a stage reads another stage's folder with `ctx.input(name)`,
+which works only for stages it declares (`needs`, or `wants` when that stage is active).
 
 Multi-process runs (`accelerate launch -m rlhflab.cli run ...`): every process runs every stage
 (trainers shard their batches); only the main process touches the filesystem, between barriers.
@@ -24,6 +27,7 @@ from typing import Callable
 
 from accelerate import PartialState
 
+from rlhflab.cache_key import ConfigView, config_digest, config_value, jsonable, stage_key
 from rlhflab.config import ExperimentConfig, dump_config
 from rlhflab.data.records import read_json, write_json
 
@@ -36,15 +40,16 @@ class PipelineError(RuntimeError):
 class Stage:
     """One step of the pipeline.
 
-    name:    folder name and CLI name.
-    needs:   stages whose artefacts this one reads (given the config, since some are optional).
-    reads:   config sections (dotted) the output depends on; they feed the cache key.
-    run:     does the work into `ctx.out`; returns summary metrics for the manifest.
-    enabled: whether the stage takes part under this config.
-    version: bump when a code change alters the stage's output, to invalidate old artefacts.
-    files:   local files the stage reads that the config only names (e.g. a task's JSONL
-             files): their size and modification time join the cache key, so editing one
-             reruns the stage.
+    name:     folder name and CLI name.
+    needs:    stages whose artefacts this one reads (given the config, since some are optional).
+    reads:    config keys (dotted) the stage may read; they feed the cache key, and the stage sees
+              the config through a view that refuses any other key.
+    run:      does the work into `ctx.out`; returns summary metrics for the manifest.
+    enabled:  whether the stage takes part under this config.
+    files:    local files the stage reads that the config only names (e.g. a task's JSONL files):
+              their size and modification time join the cache key.
+    wants:    stages read only when they are active under the config (`ctx.has_input(name)` says).
+    headline: the summary metrics the CLI shows for this stage.
     """
 
     name: str
@@ -52,19 +57,26 @@ class Stage:
     reads: tuple[str, ...]
     run: Callable[["StageContext"], dict]
     enabled: Callable[[ExperimentConfig], bool] = lambda cfg: True
-    version: str = "1"
-    files: Callable[[ExperimentConfig], list[Path]] = lambda cfg: []
+    files: Callable[[ExperimentConfig], list[str]] = lambda cfg: []
+    wants: Callable[[ExperimentConfig], list[str]] = lambda cfg: []
+    headline: tuple[str, ...] = ()
+
+    @property
+    def module(self) -> str:
+        return self.run.__module__
 
 
 @dataclass
 class StageContext:
-    cfg: ExperimentConfig
+    cfg: ConfigView  # only the keys in stage.reads
     stage: Stage
     out: Path  # temporary folder; becomes runs/<experiment>/<stage> when the stage completes
     run_dir: Path
     state: PartialState
+    inputs: tuple[str, ...] = ()
     on_progress: Callable[[str, int, int], None] = lambda desc, done, total: None
     key: str = ""
+    forced: bool = False  # --force: redo work a stage would otherwise reuse (cached judgements)
     _metrics_file: Path | None = field(default=None, repr=False)
 
     @property
@@ -82,19 +94,25 @@ class StageContext:
         Removed once the stage completes."""
         return self.run_dir / ".checkpoints" / f"{self.stage.name}-{self.key}"
 
+    @property
+    def metrics_file(self) -> Path:
+        return self.out / "metrics.jsonl"
+
     def input(self, stage: str) -> Path:
         """Folder of a completed upstream stage."""
-        if stage not in self.stage.needs(self.cfg):
+        if stage not in self.inputs:
             raise PipelineError(f"stage {self.stage.name!r} reads {stage!r} without declaring it in needs")
         return self.run_dir / stage
+
+    def has_input(self, stage: str) -> bool:
+        """Whether a wanted stage is active (and so readable) under this config."""
+        return stage in self.inputs
 
     def log(self, step: int, metrics: dict) -> None:
         """Append one row of per-step metrics to metrics.jsonl."""
         if not self.is_main:
             return
-        if self._metrics_file is None:
-            self._metrics_file = self.out / "metrics.jsonl"
-        with self._metrics_file.open("a", encoding="utf-8") as f:
+        with self.metrics_file.open("a", encoding="utf-8") as f:
             f.write(json.dumps({"step": step, **metrics}) + "\n")
 
     def progress(self, desc: str, done: int, total: int) -> None:
@@ -112,12 +130,18 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def stage_inputs(stage: Stage, cfg: ExperimentConfig, active: set[str]) -> list[str]:
+    needs = stage.needs(cfg)
+    return list(dict.fromkeys(needs + [w for w in stage.wants(cfg) if w in active]))
+
+
 def active_stages(cfg: ExperimentConfig, registry: list[Stage]) -> list[Stage]:
     """Enabled stages in registry order, checked to be a valid topological order."""
     stages = [s for s in registry if s.enabled(cfg)]
+    names = {s.name for s in stages}
     seen: set[str] = set()
     for s in stages:
-        for dep in s.needs(cfg):
+        for dep in stage_inputs(s, cfg, names):
             if dep not in seen:
                 raise PipelineError(f"stage {s.name!r} needs {dep!r}, which is disabled or comes later")
         seen.add(s.name)
@@ -136,28 +160,8 @@ def select(stages: list[Stage], cfg: ExperimentConfig, until: str | None) -> lis
         name = todo.pop()
         if name not in wanted:
             wanted.add(name)
-            todo.extend(by_name[name].needs(cfg))
+            todo.extend(stage_inputs(by_name[name], cfg, set(by_name)))
     return [s for s in stages if s.name in wanted]
-
-
-def stage_key(stage: Stage, cfg: ExperimentConfig, upstream_ids: dict[str, str]) -> str:
-    import hashlib
-
-    key = {"stage": stage.name, "version": stage.version, "config": cfg.digest(list(stage.reads)),
-           "inputs": upstream_ids}
-    files = {str(f): _file_stamp(Path(f)) for f in stage.files(cfg)}
-    if files:
-        key["files"] = files
-    payload = json.dumps(key, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def _file_stamp(path: Path) -> list[int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None  # the stage itself reports a missing file, naming it
-    return [st.st_size, st.st_mtime_ns]
 
 
 def read_manifest(folder: Path) -> dict | None:
@@ -176,6 +180,7 @@ class StageResult:
     status: str  # "ran" | "cached"
     seconds: float
     metrics: dict
+    headline: tuple[str, ...] = ()
 
 
 def _clean_leftovers(run_dir: Path) -> None:
@@ -202,8 +207,10 @@ def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | N
                  on_stage: Callable[[str, str], None] = lambda name, status: None,
                  on_progress: Callable[[str, int, int], None] = lambda d, i, n: None) -> list[StageResult]:
     state = PartialState()
-    stages = select(active_stages(cfg, registry), cfg, until)
-    unknown = set(force) - {s.name for s in active_stages(cfg, registry)}
+    active = active_stages(cfg, registry)
+    active_names = {s.name for s in active}
+    stages = select(active, cfg, until)
+    unknown = set(force) - active_names
     if unknown:
         raise PipelineError(f"--force {', '.join(sorted(unknown))}: no such active stage")
     run_dir = cfg.run_dir
@@ -216,17 +223,18 @@ def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | N
     results: list[StageResult] = []
     for stage in stages:
         final = run_dir / stage.name
+        inputs = stage_inputs(stage, cfg, active_names)
         upstream = {}
-        for dep in stage.needs(cfg):
+        for dep in inputs:
             m = read_manifest(run_dir / dep)
             if m is None:
                 raise PipelineError(f"stage {stage.name!r}: upstream {dep!r} has no manifest")
             upstream[dep] = m["artefact_id"]
-        key = stage_key(stage, cfg, upstream)
+        key = stage_key(stage.name, stage.module, cfg, stage.reads, upstream, stage.files(cfg))
         manifest = read_manifest(final)
         if manifest and manifest.get("key") == key and stage.name not in force:
             on_stage(stage.name, "cached")
-            results.append(StageResult(stage.name, "cached", 0.0, manifest.get("metrics", {})))
+            results.append(StageResult(stage.name, "cached", 0.0, manifest.get("metrics", {}), stage.headline))
             continue
 
         on_stage(stage.name, "running")
@@ -235,7 +243,8 @@ def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | N
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         state.wait_for_everyone()
-        ctx = StageContext(cfg, stage, tmp, run_dir, state, on_progress, key)
+        ctx = StageContext(ConfigView(cfg, stage.reads, stage.name), stage, tmp, run_dir, state, tuple(inputs),
+                           on_progress, key, forced=stage.name in force)
         started = time.time()
         metrics = stage.run(ctx) or {}
         seconds = time.time() - started
@@ -245,11 +254,11 @@ def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | N
                 "stage": stage.name,
                 "key": key,
                 "artefact_id": uuid.uuid4().hex,
-                "stage_version": stage.version,
                 "inputs": upstream,
                 "seed": cfg.seed,
-                "config": {k: json.loads(json.dumps(_dump(cfg.section(k)), default=str)) for k in stage.reads},
-                "config_hash": cfg.digest(list(stage.reads)),
+                "config": {k: json.loads(json.dumps(jsonable(config_value(cfg, k)), default=str))
+                           for k in stage.reads},
+                "config_hash": config_digest(cfg, stage.reads),
                 "versions": package_versions(),
                 "num_processes": state.num_processes,
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
@@ -260,9 +269,5 @@ def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | N
             shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)
         state.wait_for_everyone()
         on_stage(stage.name, "done")
-        results.append(StageResult(stage.name, "ran", seconds, metrics))
+        results.append(StageResult(stage.name, "ran", seconds, metrics, stage.headline))
     return results
-
-
-def _dump(obj):
-    return obj.model_dump(mode="json") if hasattr(obj, "model_dump") else obj

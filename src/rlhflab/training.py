@@ -17,13 +17,49 @@ from accelerate import Accelerator
 from transformers import get_scheduler
 
 from rlhflab.algorithms.losses import lm_token_loss_sum
-from rlhflab.config import Optim
+from rlhflab.config import Optim, Optimizer
 from rlhflab.data.tokenize import LMExample, collate
 
 LogFn = Callable[[int, dict], None]
 
 
-def make_optimizer(model: torch.nn.Module, optim: Optim) -> torch.optim.Optimizer:
+class BestWeights:
+    """The weights with the best validation score so far, kept as an in-memory copy, so a trainer
+    can end on its best checkpoint (model selection on validation, 000 appendix E.3)."""
+
+    def __init__(self, module: torch.nn.Module, score: float, step: int = 0, higher_is_better: bool = True):
+        self.module, self.sign = module, 1.0 if higher_is_better else -1.0
+        self.score, self.step = score, step
+        self.weights = copy.deepcopy(module.state_dict())
+
+    def offer(self, step: int, score: float, always: bool = False) -> bool:
+        """Keep the current weights if `score` beats the best so far (or `always`)."""
+        if always or self.sign * score > self.sign * self.score:
+            self.score, self.step = score, step
+            self.weights = copy.deepcopy(self.module.state_dict())
+            return True
+        return False
+
+    def restore(self) -> None:
+        self.module.load_state_dict(self.weights)
+
+    def state_dict(self) -> dict:
+        return {"score": self.score, "step": self.step, "weights": self.weights}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.score, self.step, self.weights = state["score"], state["step"], state["weights"]
+
+
+def optimizer_step(accelerator: Accelerator, model, optimizer, scheduler, max_grad_norm: float | None):
+    """Clip, step, advance the schedule, clear gradients; returns the pre-clip gradient norm (or None)."""
+    grad_norm = accelerator.clip_grad_norm_(model.parameters(), max_grad_norm) if max_grad_norm else None
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm
+
+
+def make_optimizer(model: torch.nn.Module, optim: Optimizer) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("no trainable parameters: freeze_fraction froze the whole model")
@@ -31,7 +67,7 @@ def make_optimizer(model: torch.nn.Module, optim: Optim) -> torch.optim.Optimize
                              eps=optim.adam_epsilon, weight_decay=optim.weight_decay)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, optim: Optim, total_steps: int):
+def make_scheduler(optimizer: torch.optim.Optimizer, optim: Optimizer, total_steps: int):
     name = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[optim.schedule]
     return get_scheduler(name, optimizer, num_warmup_steps=int(optim.warmup_ratio * total_steps),
                          num_training_steps=total_steps)
@@ -98,9 +134,8 @@ def train_lm(model, train: Sequence[LMExample], val: Sequence[LMExample], optim:
     scheduler = make_scheduler(optimizer, optim, steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw = accelerator.unwrap_model(model)
-    best = {"val_loss": lm_eval_loss(model, val, accelerator, pad_id), "step": 0}
-    initial_val = best["val_loss"]
-    best_state = copy.deepcopy(raw.state_dict())
+    initial_val = lm_eval_loss(model, val, accelerator, pad_id)
+    best = BestWeights(raw, initial_val, higher_is_better=False)
     log(0, {"val_loss": initial_val})
     model.train()
     train_loss = float("nan")
@@ -118,12 +153,7 @@ def train_lm(model, train: Sequence[LMExample], val: Sequence[LMExample], optim:
                 s, _ = lm_token_loss_sum(logits, b["labels"])
                 accelerator.backward(s * scale)
             loss_sum += s.item()
-        grad_norm = None
-        if optim.max_grad_norm:
-            grad_norm = accelerator.clip_grad_norm_(model.parameters(), optim.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        grad_norm = optimizer_step(accelerator, model, optimizer, scheduler, optim.max_grad_norm)
         total = accelerator.reduce(torch.tensor(loss_sum, device=accelerator.device), "sum")
         train_loss = (total / n_global.clamp(min=1)).item()
         row = {"train_loss": train_loss, "lr": scheduler.get_last_lr()[0]}
@@ -132,12 +162,10 @@ def train_lm(model, train: Sequence[LMExample], val: Sequence[LMExample], optim:
         if step % eval_every == 0 or step == steps:
             val_loss = lm_eval_loss(model, val, accelerator, pad_id)
             row["val_loss"] = val_loss
-            if val_loss < best["val_loss"]:
-                best = {"val_loss": val_loss, "step": step}
-                best_state = copy.deepcopy(raw.state_dict())
+            best.offer(step, val_loss)
         log(step, row)
         progress(step, steps)
-    raw.load_state_dict(best_state)
-    return {"steps": steps, "initial_val_loss": initial_val, "best_val_loss": best["val_loss"],
-            "best_step": best["step"], "final_train_loss": train_loss}
+    best.restore()
+    return {"steps": steps, "initial_val_loss": initial_val, "best_val_loss": best.score,
+            "best_step": best.step, "final_train_loss": train_loss}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-IGNORE = -100
+from rlhflab.data.tokenize import IGNORE
 
 
 def lm_token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,26 +56,35 @@ def sequence_logprob_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
     return (logp * valid).sum(dim=1)
 
 
+def dpo(h: torch.Tensor, beta: float, label_smoothing: float = 0.0) -> torch.Tensor:
+    """DPO (004 eq. 3): −log σ(β·h)."""
+    return -F.logsigmoid(beta * h)
+
+
+def cdpo(h: torch.Tensor, beta: float, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Conservative DPO with label-noise rate ε: −(1−ε)·log σ(β·h) − ε·log σ(−β·h)."""
+    return -(1 - label_smoothing) * F.logsigmoid(beta * h) - label_smoothing * F.logsigmoid(-beta * h)
+
+
+def ipo(h: torch.Tensor, beta: float, label_smoothing: float = 0.0) -> torch.Tensor:
+    """IPO (Azar et al. 2023), β playing τ: (h − 1/(2β))²."""
+    return (h - 1 / (2 * beta)) ** 2
+
+
+DPO_LOSSES = {"dpo": dpo, "cdpo": cdpo, "ipo": ipo}
+
+
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-             ref_rejected: torch.Tensor, beta: float = 0.1, kind: str = "sigmoid",
+             ref_rejected: torch.Tensor, beta: float = 0.1, kind: str = "dpo",
              label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-pair DPO-family losses over summed sequence log-probs [B]; returns (losses, r_c, r_r).
 
-    h = (log π(y_c) − log π_ref(y_c)) − (log π(y_r) − log π_ref(y_r)); implicit rewards
-    r = β·(log π − log π_ref).
-      sigmoid (DPO, 004 eq. 3):        −log σ(β·h)
-      sigmoid + label_smoothing ε (conservative DPO): −(1−ε)·log σ(β·h) − ε·log σ(−β·h)
-      ipo (Azar et al. 2023):           (h − 1/(2β))²
+    h = (log π(y_c) − log π_ref(y_c)) − (log π(y_r) − log π_ref(y_r)) is passed to the loss
+    `DPO_LOSSES[kind]`; implicit rewards r = β·(log π − log π_ref).
     """
+    if kind not in DPO_LOSSES:
+        raise ValueError(f"unknown DPO loss {kind!r}; choose from {', '.join(DPO_LOSSES)}")
     chosen_ratio = policy_chosen - ref_chosen
     rejected_ratio = policy_rejected - ref_rejected
-    h = chosen_ratio - rejected_ratio
-    if kind == "sigmoid":
-        losses = -(1 - label_smoothing) * F.logsigmoid(beta * h) - label_smoothing * F.logsigmoid(-beta * h)
-    elif kind == "ipo":
-        if label_smoothing:
-            raise ValueError("label_smoothing applies to the sigmoid (DPO) loss, not IPO")
-        losses = (h - 1 / (2 * beta)) ** 2
-    else:
-        raise ValueError(f"unknown DPO loss {kind!r}; use sigmoid or ipo")
+    losses = DPO_LOSSES[kind](chosen_ratio - rejected_ratio, beta, label_smoothing)
     return losses, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()

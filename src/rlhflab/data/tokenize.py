@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rlhflab.algorithms.losses import IGNORE
+IGNORE = -100  # label of positions that take no loss (prompt, padding), as torch's cross-entropy expects
 
 
 @dataclass

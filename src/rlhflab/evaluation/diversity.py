@@ -12,7 +12,7 @@ C_n drawn uniformly from V, so long and short sets compare fairly.
 NLI diversity (Stasaski & Hearst 2022): sentence pairs drawn across different outputs, each
 classified in both directions; contradiction +1, entailment −1, neutral 0; mean over all
 judgements. Any classifier with the `NLIClassifier` shape works: a Hugging Face MNLI model, or the
-synthetic task's exact oracle over the latent facts sentences assert.
+synthetic task's exact oracle over the latent facts sentences assert (rlhflab.data.synthetic_nli).
 """
 
 from __future__ import annotations
@@ -149,26 +149,6 @@ class HFNLIClassifier:
                 enc = self.tok(premises[i:i + self.batch_size], hypotheses[i:i + self.batch_size],
                                return_tensors="pt", padding=True, truncation=True).to(self.device)
                 out += [self.labels[int(k)] for k in self.model(**enc).logits.argmax(dim=-1)]
-        return out
-
-
-class SyntheticOracleNLI:
-    """Exact NLI for the synthetic task from the facts each sentence asserts: the hypothesis is
-    entailed when its facts are a non-empty subset of the premise's, contradicted when it gives a
-    slot (who / event / feeling / question) a different value than the premise, neutral otherwise."""
-
-    def __call__(self, premises: list[str], hypotheses: list[str]) -> list[str]:
-        from rlhflab.data.synthetic import fact_slots
-
-        out = []
-        for p, h in zip(premises, hypotheses):
-            fp, fh = fact_slots(p), fact_slots(h)
-            if any(slot in fp and fp[slot] != v for slot, v in fh.items()):
-                out.append("contradiction")
-            elif fh and all(fp.get(slot) == v for slot, v in fh.items()):
-                out.append("entailment")
-            else:
-                out.append("neutral")
         return out
 
 

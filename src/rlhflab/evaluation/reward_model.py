@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-from statistics import mean
-
 import torch
 
 from rlhflab.data.tokenize import collate, encode_completion, leading_space
+from rlhflab.models import position_ids
 
 
 @torch.no_grad()
@@ -33,9 +31,8 @@ def reward_forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor)
     Indexes by the attention mask rather than by the pad id, so tokenizers whose pad equals EOS
     still score at EOS.
     """
-    position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
-                              position_ids=position_ids).last_hidden_state
+                              position_ids=position_ids(attention_mask)).last_hidden_state
     last = attention_mask.sum(dim=1) - 1
     h = hidden[torch.arange(hidden.size(0), device=hidden.device), last]
     return model.score(h).squeeze(-1)
@@ -55,10 +52,3 @@ def rewardbench_score(subset_accuracy: dict[str, float], prior: set[str] = froze
         raise ValueError(f"prior subsets {sorted(unknown)} have no accuracy")
     weights = {k: (0.5 if k in prior else 1.0) for k in subset_accuracy}
     return sum(weights[k] * a for k, a in subset_accuracy.items()) / sum(weights.values())
-
-
-def standard_error(xs: list[float]) -> float:
-    if len(xs) < 2:
-        return float("nan")
-    m = mean(xs)
-    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1) / len(xs))

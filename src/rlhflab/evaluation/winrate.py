@@ -51,9 +51,10 @@ def bootstrap_ci(values: Sequence[float], resamples: int = 1000, seed: int = 0,
     return lo, hi
 
 
-def generalisation_gap(id_value: float, ood_values: dict[str, float]) -> dict[str, float]:
-    """ID − OOD for each OOD set (000 §6.1): positive = the policy loses ground out of distribution."""
-    return {name: id_value - v for name, v in ood_values.items()}
+def generalisation_gap(values: dict[str, float], compare_to: dict[str, str]) -> dict[str, float]:
+    """ID − OOD for each OOD set, against the ID set it compares to (000 §6.1): positive = the
+    policy loses ground out of distribution. values: set -> score; compare_to: OOD set -> ID set."""
+    return {ood: values[base] - values[ood] for ood, base in compare_to.items()}
 
 
 # ------------------------------------------------------------------------- AlpacaEval files ---

@@ -15,49 +15,11 @@ from statistics import mean
 
 import torch
 
-from rlhflab.data.records import PromptRecord, read_records, write_json, write_jsonl
-from rlhflab.evaluation.reward_model import score, standard_error
-from rlhflab.generation import sample_texts
-from rlhflab.models import load_causal_lm, load_tokenizer
+from rlhflab.data.records import write_json, write_jsonl
+from rlhflab.inputs import gold_reward_of, layout, read_set
+from rlhflab.models import load_causal_lm, load_reward_model, load_tokenizer
 from rlhflab.pipeline import Stage, StageContext
-from rlhflab.stages.common import data_file, gold_reward_of, task_info
-from rlhflab.stages.rm import load_reward_model
-
-
-def sample_pool(model, tokenizer, prompts: list[str], k: int, ctx: StageContext) -> list[list[str]]:
-    """k samples per prompt: pool[i][j] is sample j of prompt i."""
-    g = ctx.cfg.generation
-    flat = sample_texts(model, tokenizer, [p for p in prompts for _ in range(k)], batch_size=g.batch_size * 4,
-                        temperature=ctx.cfg.bon.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens)
-    return [flat[i * k:(i + 1) * k] for i in range(len(prompts))]
-
-
-def score_pool(rm, tokenizer, prompts: list[str], pool: list[list[str]]) -> torch.Tensor:
-    k = len(pool[0])
-    flat = score(rm, tokenizer, [p for p in prompts for _ in range(k)], [c for row in pool for c in row])
-    return flat.view(len(prompts), k)
-
-
-def best_of_n_curve(rm_scores: torch.Tensor, gold: torch.Tensor, sweep: list[int]) -> dict[int, dict]:
-    """E[gold of the RM's best of N] per prompt, averaged over disjoint blocks of the pool.
-
-    rm_scores, gold: [P, K]. Returns {N: {"gold_mean", "gold_se", "rm_mean", "blocks"}}.
-    """
-    P, K = rm_scores.shape
-    out = {}
-    for n in sorted(sweep):
-        if n > K:
-            raise ValueError(f"best-of-{n} needs a pool of at least {n} samples, have {K}")
-        blocks = K // n
-        r = rm_scores[:, : blocks * n].reshape(P, blocks, n)
-        g = gold[:, : blocks * n].reshape(P, blocks, n)
-        pick = r.argmax(dim=2, keepdim=True)
-        per_prompt_gold = g.gather(2, pick).squeeze(2).mean(dim=1)
-        per_prompt_rm = r.gather(2, pick).squeeze(2).mean(dim=1)
-        out[n] = {"gold_mean": per_prompt_gold.mean().item(),
-                  "gold_se": standard_error(per_prompt_gold.tolist()),
-                  "rm_mean": per_prompt_rm.mean().item(), "blocks": blocks}
-    return out
+from rlhflab.sampling import best_of_n_curve, sample_pool, score_pool
 
 
 def run(ctx: StageContext) -> dict:
@@ -68,16 +30,18 @@ def run(ctx: StageContext) -> dict:
     policy = load_causal_lm(policy_dir, ctx.cfg.model.dtype)
     rm_dir = ctx.input(cfg.reward_model)
     rm_tok = load_tokenizer(rm_dir)
-    rm = load_reward_model(str(rm_dir), rm_tok)
+    rm = load_reward_model(rm_dir, rm_tok, ctx.cfg.model.dtype)
     gold = gold_reward_of(ctx)
     metrics: dict = {"n": cfg.n, "reward_model": cfg.reward_model}
 
-    test_sets = task_info(ctx).get("test_sets", {})
-    for i, (name, rel) in enumerate(sorted(test_sets.items())):
-        recs = read_records(data_file(ctx, rel), PromptRecord)[: cfg.max_prompts_per_test_set]
+    data = layout(ctx)
+    test_sets = sorted(data.tests("prompt"), key=lambda ds: ds.name)
+    for i, ds in enumerate(test_sets):
+        name = ds.name
+        recs = read_set(ctx, ds)[: cfg.max_prompts_per_test_set]
         prompts = [r.prompt for r in recs]
         ctx.progress("bon: test sets", i, len(test_sets))
-        pool = sample_pool(policy, tokenizer, prompts, cfg.n, ctx)
+        pool = sample_pool(policy, tokenizer, prompts, cfg.n, cfg.temperature, ctx.cfg.generation)
         scores = score_pool(rm, rm_tok, prompts, pool)
         best = scores.argmax(dim=1).tolist()
         rows = []
@@ -97,10 +61,10 @@ def run(ctx: StageContext) -> dict:
     ctx.progress("bon: test sets", len(test_sets), len(test_sets))
 
     if gold and cfg.sweep:
-        recs = read_records(data_file(ctx, "prompts/validation.jsonl"), PromptRecord)[: cfg.sweep_prompts]
+        recs = read_set(ctx, data.require("prompt", "validation"))[: cfg.sweep_prompts]
         prompts = [r.prompt for r in recs]
         ctx.progress("bon: sweep pool", 0, 1)
-        pool = sample_pool(policy, tokenizer, prompts, max(cfg.sweep), ctx)
+        pool = sample_pool(policy, tokenizer, prompts, max(cfg.sweep), cfg.temperature, ctx.cfg.generation)
         scores = score_pool(rm, rm_tok, prompts, pool)
         golds = torch.tensor([[gold(p, c) for c in row] for p, row in zip(prompts, pool)])
         curve = best_of_n_curve(scores, golds, cfg.sweep)
@@ -116,4 +80,4 @@ def run(ctx: StageContext) -> dict:
 
 STAGE = Stage(name="bon", needs=lambda cfg: ["data", "sft", cfg.bon.reward_model],
               reads=("seed", "generation", "bon", "model.dtype"), run=run,
-              enabled=lambda cfg: cfg.bon.enabled)
+              enabled=lambda cfg: cfg.bon.enabled, headline=("id/gold_bon", "id/gold_gain"))

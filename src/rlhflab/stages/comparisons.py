@@ -21,9 +21,16 @@ import torch
 from rlhflab.data import synthetic as syn
 from rlhflab.data.records import PreferenceRecord, read_records, write_json, write_jsonl
 from rlhflab.generation import sample_texts
+from rlhflab.inputs import gold_reward_of, layout
 from rlhflab.models import load_causal_lm, load_tokenizer
 from rlhflab.pipeline import Stage, StageContext
-from rlhflab.stages.common import data_file, gold_reward_of, preference_files, task_info
+
+
+def preference_sets(data) -> dict:
+    """name -> set of every preference file of the task: train, validation, test_<name>."""
+    sets = {"train": data.require("preference", "train"), "validation": data.require("preference", "validation")}
+    sets.update({f"test_{ds.name}": ds for ds in sorted(data.tests("preference"), key=lambda ds: ds.name)})
+    return sets
 
 
 def candidate_pairs(recs: list[PreferenceRecord], a: list[str], b: list[str], gold) -> tuple[list, dict]:
@@ -65,28 +72,28 @@ def run(ctx: StageContext) -> dict:
     tokenizer = load_tokenizer(policy_dir)
     policy = load_causal_lm(policy_dir, ctx.cfg.model.dtype)
 
-    files = preference_files(task_info(ctx))
+    files = preference_sets(layout(ctx))
     candidates, metrics = {}, {"dropped": {}, "pairs": {}, "annotator_gold_agreement": {}}
-    for i, (name, rel) in enumerate(files.items()):
+    for i, (name, ds) in enumerate(files.items()):
         ctx.progress("comparisons: sampling", i, len(files))
-        recs = read_records(data_file(ctx, rel), PreferenceRecord)
+        recs = read_records(ctx.input("data") / ds.file, PreferenceRecord)
         two = sample_texts(policy, tokenizer, [r.prompt for r in recs for _ in range(2)],
                            batch_size=g.batch_size * 4, temperature=cfg.temperature, top_p=g.top_p,
                            max_new_tokens=g.max_new_tokens)
         candidates[name], metrics["dropped"][name] = candidate_pairs(recs, two[0::2], two[1::2], gold)
         if len(candidates[name]) < 2:
-            raise ValueError(f"{rel}: the SFT model's two samples differed in gold reward for only "
+            raise ValueError(f"{ds.file}: the SFT model's two samples differed in gold reward for only "
                              f"{len(candidates[name])} prompts; raise comparisons.temperature")
     ctx.progress("comparisons: sampling", len(files), len(files))
 
     scale = syn.annotator_scale([gx - gy for *_, gx, gy in candidates["train"]], ctx.cfg.task.annotator_agreement)
     rng = random.Random(ctx.seed + 23)
-    for name, rel in files.items():
+    for name, ds in files.items():
         recs, agreement = label(rng, candidates[name], scale)
         metrics["pairs"][name] = len(recs)
         metrics["annotator_gold_agreement"][name] = agreement
         if ctx.is_main:
-            write_jsonl(ctx.out / rel, recs)
+            write_jsonl(ctx.out / ds.file, recs)
     metrics["annotator_scale"] = scale
     if ctx.is_main:
         write_json(ctx.out / "comparisons.json", metrics)
@@ -96,4 +103,5 @@ def run(ctx: StageContext) -> dict:
 
 STAGE = Stage(name="comparisons", needs=lambda cfg: ["data", "sft"],
               reads=("seed", "generation", "comparisons", "model.dtype", "task.annotator_agreement"),
-              run=run, enabled=lambda cfg: cfg.comparisons.source == "sft_samples")
+              run=run, enabled=lambda cfg: cfg.comparisons.source == "sft_samples",
+              headline=("train_pairs", "annotator_gold_agreement_train"))

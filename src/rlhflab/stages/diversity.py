@@ -12,11 +12,11 @@ from dataclasses import asdict
 
 import torch
 
-from rlhflab.data.records import PromptRecord, read_records, write_json, write_jsonl
-from rlhflab.evaluation.diversity import HFNLIClassifier, SyntheticOracleNLI, diversity_table, load_sentence_encoder
+from rlhflab.data.records import write_json, write_jsonl
+from rlhflab.data.synthetic_nli import SyntheticOracleNLI
+from rlhflab.evaluation.diversity import HFNLIClassifier, diversity_table, load_sentence_encoder
+from rlhflab.inputs import available_policies, layout, policy_wants, read_set, sampler_of, task_info
 from rlhflab.pipeline import Stage, StageContext
-from rlhflab.stages.common import data_file, task_info
-from rlhflab.stages.policies import enabled_policies, policy_needs, policy_sampler
 
 
 def _nli(ctx: StageContext):
@@ -32,21 +32,18 @@ def _nli(ctx: StageContext):
 
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.diversity
-    tests = task_info(ctx).get("test_sets", {})
-    if cfg.test_set not in tests:
-        raise ValueError(f"diversity.test_set {cfg.test_set!r}: the task has test sets {sorted(tests)}")
-    recs = read_records(data_file(ctx, tests[cfg.test_set]), PromptRecord)[: cfg.n_inputs]
+    recs = read_set(ctx, layout(ctx).require("prompt", "test", cfg.test_set))[: cfg.n_inputs]
     prompts, k = [r.prompt for r in recs], cfg.samples_per_input
     encoder = load_sentence_encoder(cfg.sentence_encoder) if "sentence_bert" in cfg.metrics else None
     nli = _nli(ctx)
-    policies = enabled_policies(ctx.cfg, cfg.policies)
+    policies = available_policies(ctx, cfg.policies)
     table: dict = {"test_set": cfg.test_set, "n_inputs": len(prompts), "samples_per_input": k,
                    "temperature": cfg.temperature, "policies": {}}
     headline = {}
     for i, name in enumerate(policies):
         ctx.progress("diversity", i, len(policies))
         torch.manual_seed(ctx.seed + 101)  # every policy gets the same sampling seed
-        texts = policy_sampler(ctx, name, cfg.temperature)(prompts, k)
+        texts = sampler_of(ctx, name, cfg.temperature)(prompts, k)
         emb = encoder.encode(texts, batch_size=128, convert_to_numpy=True) if encoder is not None else None
         result = diversity_table(texts, len(prompts), k, embeddings=emb, nli=nli, max_nli_pairs=cfg.max_nli_pairs,
                                  vocab_size=cfg.ead_vocab_size, resamples=cfg.resamples, seed=ctx.seed)
@@ -65,7 +62,7 @@ def run(ctx: StageContext) -> dict:
     return headline
 
 
-STAGE = Stage(name="diversity",
-              needs=lambda cfg: ["data"] + policy_needs(cfg, enabled_policies(cfg, cfg.diversity.policies)),
+STAGE = Stage(name="diversity", needs=lambda cfg: ["data", "sft"],
+              wants=lambda cfg: policy_wants(cfg.diversity.policies, cfg.bon.reward_model),
               reads=("seed", "generation", "diversity", "bon.n", "bon.temperature", "bon.reward_model", "model.dtype"),
               run=run, enabled=lambda cfg: cfg.diversity.enabled)

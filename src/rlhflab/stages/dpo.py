@@ -11,20 +11,19 @@ pattern is visible. Model selection on ID validation preference accuracy (implic
 from __future__ import annotations
 
 import contextlib
-import copy
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from rlhflab.algorithms.losses import dpo_loss
-from rlhflab.data.records import PreferenceRecord, read_records
 from rlhflab.data.tokenize import encode_pairs
 from rlhflab.generation import completion_logprob_sums
+from rlhflab.inputs import gold_reward_of, layout, mean_gold_of_samples, preference_needs, read_set
 from rlhflab.models import freeze_bottom, load_causal_lm, load_tokenizer, save_model
 from rlhflab.pipeline import Stage, StageContext
-from rlhflab.stages.common import gold_reward_of, mean_gold_of_samples, preference_file, preference_needs
-from rlhflab.training import batch_order, local_microbatches, make_optimizer, make_scheduler, total_steps
+from rlhflab.training import (BestWeights, batch_order, local_microbatches, make_optimizer, make_scheduler,
+                              optimizer_step, total_steps)
 
 
 def pair_logprobs(model, pairs, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,8 +57,9 @@ def run(ctx: StageContext) -> dict:
     tokenizer = load_tokenizer(sft_dir)
     model = load_causal_lm(sft_dir, ctx.cfg.model.dtype)
     ref = load_causal_lm(sft_dir, ctx.cfg.model.dtype).requires_grad_(False).eval()
-    train_recs = read_records(preference_file(ctx, "preference/train.jsonl"), PreferenceRecord)
-    val_recs = read_records(preference_file(ctx, "preference/validation.jsonl"), PreferenceRecord)
+    data = layout(ctx)
+    train_recs = read_set(ctx, data.require("preference", "train"))
+    val_recs = read_set(ctx, data.require("preference", "validation"))
     train = encode_pairs(tokenizer, train_recs, cfg.max_length)
     val = encode_pairs(tokenizer, val_recs, cfg.max_length)
     metrics = freeze_bottom(model, cfg.freeze_fraction)
@@ -78,10 +78,9 @@ def run(ctx: StageContext) -> dict:
     scheduler = make_scheduler(optimizer, optim, steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw = accelerator.unwrap_model(model)
-    best_acc = implicit_accuracy(all_pair_logprobs(raw, val, dev), ref_val)
-    best_step, initial_acc = 0, best_acc
-    best_state = copy.deepcopy(raw.state_dict())
-    ctx.log(0, {"val_accuracy": best_acc})
+    initial_acc = implicit_accuracy(all_pair_logprobs(raw, val, dev), ref_val)
+    best = BestWeights(raw, initial_acc)
+    ctx.log(0, {"val_accuracy": initial_acc})
     model.train()
     for step, batch in enumerate(batch_order(len(train), optim.batch_size, steps, ctx.seed), start=1):
         micro = local_microbatches(batch, accelerator, optim.micro_batch_size)
@@ -100,11 +99,7 @@ def run(ctx: StageContext) -> dict:
                 accelerator.backward(losses.sum() * accelerator.num_processes / len(batch))
             sums += torch.stack([losses.sum(), (rew_c > rew_r).float().sum(), (rew_c - rew_r).sum(),
                                  pc.detach().sum(), pr.detach().sum(), rew_c.sum(), rew_r.sum()])
-        if optim.max_grad_norm:
-            accelerator.clip_grad_norm_(model.parameters(), optim.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(accelerator, model, optimizer, scheduler, optim.max_grad_norm)
         s = (accelerator.reduce(sums, "sum") / len(batch)).tolist()
         row = {"loss": s[0], "reward_accuracy": s[1], "reward_margin": s[2], "logp_chosen": s[3],
                "logp_rejected": s[4], "reward_chosen": s[5], "reward_rejected": s[6],
@@ -113,18 +108,16 @@ def run(ctx: StageContext) -> dict:
             val_lp = all_pair_logprobs(raw, val, dev)
             row["val_accuracy"] = implicit_accuracy(val_lp, ref_val)
             row["val_logp_chosen"], row["val_logp_rejected"] = val_lp.mean(dim=0).tolist()
-            if row["val_accuracy"] > best_acc:
-                best_acc, best_step = row["val_accuracy"], step
-                best_state = copy.deepcopy(raw.state_dict())
+            best.offer(step, row["val_accuracy"])
         ctx.log(step, row)
         ctx.progress("dpo", step, steps)
-    raw.load_state_dict(best_state)
+    best.restore()
     raw.requires_grad_(True)
-    metrics.update({"steps": steps, "initial_val_accuracy": initial_acc, "best_val_accuracy": best_acc,
-                    "best_step": best_step, "train_pairs": len(train)})
+    metrics.update({"steps": steps, "initial_val_accuracy": initial_acc, "best_val_accuracy": best.score,
+                    "best_step": best.step, "train_pairs": len(train)})
     if gold and check_prompts:
-        metrics["gold_reward_sft"] = mean_gold_of_samples(ref, tokenizer, check_prompts, gold, ctx)
-        metrics["gold_reward_dpo"] = mean_gold_of_samples(raw, tokenizer, check_prompts, gold, ctx)
+        metrics["gold_reward_sft"] = mean_gold_of_samples(ctx, ref, tokenizer, check_prompts, gold)
+        metrics["gold_reward_dpo"] = mean_gold_of_samples(ctx, raw, tokenizer, check_prompts, gold)
     if ctx.is_main:
         save_model(raw, tokenizer, ctx.out)
     return metrics
@@ -132,4 +125,4 @@ def run(ctx: StageContext) -> dict:
 
 STAGE = Stage(name="dpo", needs=lambda cfg: preference_needs(cfg) + ["sft"],
               reads=("seed", "generation", "dpo", "model.dtype"), run=run,
-              enabled=lambda cfg: cfg.dpo.enabled)
+              enabled=lambda cfg: cfg.dpo.enabled, headline=("best_val_accuracy", "gold_reward_dpo"))

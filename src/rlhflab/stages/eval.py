@@ -7,8 +7,10 @@ bootstrap interval; the generalisation gap ID − OOD; head-to-head against the 
 preference labels, ID and OOD (000 appendix D.1), and with the gold reward where the task has one.
 
 Writes AlpacaEval-format `model_outputs/<policy>/<set>.json` and `annotations/<pair>/<set>.json`,
-and `results.json`. Judgements are cached in `<run>/judge-cache/`, outside the stage folder, so a
-crashed or changed run never pays twice for the same judgement.
+and `results.json`. Which sets are in or out of distribution, and which ID set each OOD set's gap
+is measured against, comes from the task's layout and is recorded in `results.json` ("sets").
+Judgements are cached in `<run>/judge-cache/`, outside the stage folder, so a crashed or changed run
+never pays twice for the same judgement; `rlhflab run --force eval` judges everything anew.
 """
 
 from __future__ import annotations
@@ -18,20 +20,21 @@ from statistics import mean
 
 import torch
 
-from rlhflab.data.records import PreferenceRecord, PromptRecord, read_records, write_json
-from rlhflab.evaluation.judges import AnnotationCache, GoldJudge, OpenAIJudge, RewardModelJudge, judge_pairs
+from rlhflab.data.records import write_json
+from rlhflab.evaluation.annotations import AnnotationCache, judge_pairs
+from rlhflab.evaluation.judges import GoldJudge, OpenAIJudge, RewardModelJudge
 from rlhflab.evaluation.winrate import annotations, generalisation_gap, model_outputs, win_rate
-from rlhflab.models import load_tokenizer
+from rlhflab.inputs import (available_policies, gold_reward_of, layout, policy_wants, preference_needs, read_set,
+                            sampler_of, task_info)
+from rlhflab.layout import roles
+from rlhflab.models import load_reward_model, load_tokenizer
 from rlhflab.pipeline import Stage, StageContext
-from rlhflab.stages.common import (data_file, gold_reward_of, preference_file, preference_files, preference_needs,
-                                   task_info)
-from rlhflab.stages.policies import enabled_policies, policy_needs, policy_sampler
 
 
-def judge_prompt(cfg, test_set: str, records=()) -> str | None:
+def judge_prompt(cfg, records=()) -> str | None:
     """The prompt an LLM judge uses for a test set; None for judges without one (gold, RMs).
-    auto: AlpacaEval's instruction prompt for chat records, the news prompt for sets named *news*,
-    else the TL;DR prompt."""
+    auto: AlpacaEval's instruction prompt for chat records, the news prompt (002 fig. 7) for news
+    articles ("ARTICLE: ..." prompts), else the TL;DR prompt (fig. 8)."""
     if cfg.judge not in ("openai", "local"):
         return None
     spec = cfg.openai
@@ -39,7 +42,7 @@ def judge_prompt(cfg, test_set: str, records=()) -> str | None:
         return spec.prompt
     if any(r.meta.get("messages") for r in records):
         return "instruction"
-    return "news" if "news" in test_set else "tldr"
+    return "news" if records and all(r.prompt.startswith("ARTICLE:") for r in records) else "tldr"
 
 
 def judge_input(record, judge: str) -> str:
@@ -60,11 +63,9 @@ def make_judge(ctx: StageContext, prompt: str | None):
         info = task_info(ctx)
         return GoldJudge(gold, info["gold_reward"], info.get("annotator_scale") if cfg.gold_noise else None)
     if cfg.judge in ("rm", "rm_proxy"):
-        from rlhflab.stages.rm import load_reward_model
-
         folder = ctx.input(cfg.judge)
         tok = load_tokenizer(folder)
-        return RewardModelJudge(load_reward_model(str(folder), tok), tok, f"{cfg.judge}:{folder}")
+        return RewardModelJudge(load_reward_model(folder, tok, ctx.cfg.model.dtype), tok, f"{cfg.judge}:{folder}")
     if cfg.judge == "local":
         from rlhflab.evaluation.judges import LocalJudge
         from rlhflab.models import load_causal_lm
@@ -77,12 +78,12 @@ def make_judge(ctx: StageContext, prompt: str | None):
                        concurrency=spec.concurrency, timeout=spec.timeout, max_retries=spec.max_retries)
 
 
-def judges_for(ctx: StageContext, test_sets) -> dict:
+def judges_for(ctx: StageContext, test_sets: dict) -> dict:
     """test set -> judge, loading each distinct judge (one per prompt) once."""
     built: dict = {}
     out = {}
     for s, recs in test_sets.items():
-        prompt = judge_prompt(ctx.cfg.eval, s, recs)
+        prompt = judge_prompt(ctx.cfg.eval, recs)
         if prompt not in built:
             built[prompt] = make_judge(ctx, prompt)
         out[s] = built[prompt]
@@ -91,21 +92,22 @@ def judges_for(ctx: StageContext, test_sets) -> dict:
 
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.eval
-    info = task_info(ctx)
-    test_sets = {k: read_records(data_file(ctx, v), PromptRecord)[: cfg.max_inputs_per_test_set]
-                 for k, v in sorted(info.get("test_sets", {}).items())}
-    if not test_sets:
-        raise ValueError("eval: the task lists no test sets")
-    id_set = next((k for k in test_sets if k.startswith("id")), None)
-    policies = enabled_policies(ctx.cfg, cfg.policies)
-    cache = AnnotationCache(ctx.run_dir / "judge-cache" / "annotations.jsonl")
+    data = layout(ctx)
+    tests = data.tests("prompt")
+    if not tests:
+        raise ValueError("eval: the task has no test sets")
+    test_sets = {ds.name: read_set(ctx, ds)[: cfg.max_inputs_per_test_set] for ds in tests}
+    sets = roles(tests)
+    ood = {s: v["compare_to"] for s, v in sets.items() if v["distribution"] == "ood" and v["compare_to"]}
+    policies = available_policies(ctx, cfg.policies)
+    cache = AnnotationCache(ctx.run_dir / "judge-cache" / "annotations.jsonl", reuse=not ctx.forced)
     gold = gold_reward_of(ctx)
 
     outputs: dict[str, dict[str, list[str]]] = {}
     for i, name in enumerate(policies):
         ctx.progress("eval: sampling", i, len(policies))
         torch.manual_seed(ctx.seed + 202)
-        sampler = policy_sampler(ctx, name, ctx.cfg.generation.temperature)
+        sampler = sampler_of(ctx, name, ctx.cfg.generation.temperature)
         outputs[name] = {s: sampler([r.prompt for r in recs], 1) for s, recs in test_sets.items()}
         for s, recs in test_sets.items():
             if ctx.is_main:
@@ -113,13 +115,13 @@ def run(ctx: StageContext) -> dict:
                            model_outputs([r.prompt for r in recs], outputs[name][s], name))
     ctx.progress("eval: sampling", len(policies), len(policies))
 
-    results: dict = {"judge": cfg.judge, "test_sets": {k: len(v) for k, v in test_sets.items()}, "id_set": id_set,
-                     "pvr": {}, "head_to_head": {}, "gap": {}, "head_to_head_change": {}, "gold": {}}
+    results: dict = {"judge": cfg.judge, "test_sets": {k: len(v) for k, v in test_sets.items()}, "sets": sets,
+                     "baseline": cfg.baseline, "pvr": {}, "head_to_head": {}, "gap": {}, "head_to_head_change": {},
+                     "gold": {}}
     judges = judges_for(ctx, test_sets)
 
     def compare(s: str, mine: list[str], theirs: list[str], names: tuple[str, str], salt: int) -> dict:
-        recs = test_sets[s]
-        prompts = [judge_input(r, cfg.judge) for r in recs]
+        prompts = [judge_input(r, cfg.judge) for r in test_sets[s]]
         js = judge_pairs(judges[s], prompts, mine, theirs, seed=ctx.seed + salt, cache=cache)
         prefs = [j.preference for j in js]
         if ctx.is_main:  # AlpacaEval orientation: generator_2 is the model under test
@@ -143,72 +145,76 @@ def run(ctx: StageContext) -> dict:
                 results["gold"].setdefault(name, {})[s] = mean(gold(r.prompt, o) for r, o in zip(recs, outputs[name][s]))
             done += 1
             ctx.progress("eval: judging", done, steps)
-        if id_set:
-            pvr = {s: v["win_rate"] for s, v in results["pvr"][name].items()}
-            results["gap"][name] = generalisation_gap(pvr[id_set], {s: v for s, v in pvr.items() if s != id_set})
-            h2h = {s: v["win_rate"] for s, v in results["head_to_head"][name].items()}
-            if h2h:
-                results["head_to_head_change"][name] = {s: v - h2h[id_set] for s, v in h2h.items() if s != id_set}
+        pvr = {s: v["win_rate"] for s, v in results["pvr"][name].items()}
+        h2h = {s: v["win_rate"] for s, v in results["head_to_head"][name].items()}
+        if ood:
+            results["gap"][name] = generalisation_gap(pvr, ood)
+        if ood and h2h:  # the gap with the sign turned: how the head-to-head win rate moves from ID to OOD
+            results["head_to_head_change"][name] = {s: -g for s, g in generalisation_gap(h2h, ood).items()}
 
     results["judge_validation"] = validate_judge(ctx, judges, cache)
-    if id_set:
-        results["shift"] = input_shift(ctx, test_sets, id_set)
+    if ood:
+        results["shift"] = input_shift(ctx, test_sets, ood)
     if ctx.is_main:
         write_json(ctx.out / "results.json", results)
     headline = {}
     for name in policies:
-        if id_set:
-            headline[f"{name}/pvr_{id_set}"] = results["pvr"][name][id_set]["win_rate"]
-            gaps = results["gap"].get(name, {})
-            if gaps:
-                headline[f"{name}/mean_gap"] = mean(gaps.values())
+        for s, v in sets.items():
+            if v["distribution"] == "id":
+                headline[f"{name}/pvr_{s}"] = results["pvr"][name][s]["win_rate"]
+        gaps = results["gap"].get(name, {})
+        if gaps:
+            headline[f"{name}/mean_gap"] = mean(gaps.values())
     return headline
 
 
-def input_shift(ctx: StageContext, test_sets: dict, id_set: str) -> dict[str, float]:
-    """How far each OOD set's inputs sit from the ID inputs: cosine distance between the mean
+def input_shift(ctx: StageContext, test_sets: dict, ood: dict[str, str]) -> dict[str, float]:
+    """How far each OOD set's inputs sit from its ID set's: cosine distance between the mean
     Sentence-BERT embeddings of the two sets (0 = same centre), so "generalises better as the
     shift grows" can be plotted against a number rather than an ordering."""
     from rlhflab.evaluation.diversity import load_sentence_encoder
 
     encoder = load_sentence_encoder(ctx.cfg.diversity.sentence_encoder)
-    centres = {s: encoder.encode([r.prompt for r in recs], batch_size=128, convert_to_numpy=True).mean(axis=0)
-               for s, recs in test_sets.items()}
-    c0 = centres[id_set]
-    return {s: float(1 - c @ c0 / ((c @ c) ** 0.5 * (c0 @ c0) ** 0.5)) for s, c in centres.items() if s != id_set}
+    needed = set(ood) | set(ood.values())
+    centres = {s: encoder.encode([r.prompt for r in test_sets[s]], batch_size=128, convert_to_numpy=True).mean(axis=0)
+               for s in test_sets if s in needed}
+
+    def distance(a, b) -> float:
+        return float(1 - a @ b / ((a @ a) ** 0.5 * (b @ b) ** 0.5))
+
+    return {s: distance(centres[s], centres[base]) for s, base in ood.items()}
 
 
 def validate_judge(ctx: StageContext, judges: dict, cache: AnnotationCache) -> dict:
     """The judge's agreement with held-out preference labels per set, and with gold where it exists."""
     gold = gold_reward_of(ctx)
-    files = {k: v for k, v in preference_files(task_info(ctx)).items() if k.startswith("test_")}
     out = {}
-    for name, rel in files.items():
-        recs = read_records(preference_file(ctx, rel), PreferenceRecord)[: ctx.cfg.eval.max_inputs_per_test_set]
-        set_name = name.removeprefix("test_")
-        judge = judges.get(set_name) or next(iter(judges.values()))
+    for ds in layout(ctx).tests("preference"):
+        recs = read_set(ctx, ds)[: ctx.cfg.eval.max_inputs_per_test_set]
+        judge = judges.get(ds.name) or next(iter(judges.values()))
         js = judge_pairs(judge, [r.prompt for r in recs], [r.chosen for r in recs], [r.rejected for r in recs],
                          seed=ctx.seed + 3, cache=cache)
         valid = [j.preference for j in js if j.preference is not None]
         row = {"n": len(recs), "invalid": len(recs) - len(valid),
-               "label_agreement": mean(valid) if valid else None}
+               "label_agreement": mean(valid) if valid else None, "distribution": ds.distribution}
         if gold:
             gaps = [gold(r.prompt, r.chosen) - gold(r.prompt, r.rejected) for r in recs]
             # over pairs the gold reward separates: P(judge picks the gold-better side)
             sep = [j.preference if g > 0 else 1 - j.preference
                    for j, g in zip(js, gaps) if j.preference is not None and g != 0]
             row["gold_agreement"] = mean(sep) if sep else None
-        out[name] = row
+        out[f"test_{ds.name}"] = row
     return out
 
 
 def _needs(cfg) -> list[str]:
-    needs = preference_needs(cfg) + policy_needs(cfg, enabled_policies(cfg, cfg.eval.policies))
+    needs = preference_needs(cfg) + ["sft"]
     if cfg.eval.judge in ("rm", "rm_proxy"):
         needs.append(cfg.eval.judge)
     return list(dict.fromkeys(needs))
 
 
-STAGE = Stage(name="eval", needs=_needs,
-              reads=("seed", "generation", "eval", "bon.n", "bon.temperature", "bon.reward_model", "model.dtype"),
+STAGE = Stage(name="eval", needs=_needs, wants=lambda cfg: policy_wants(cfg.eval.policies, cfg.bon.reward_model),
+              reads=("seed", "generation", "eval", "bon.n", "bon.temperature", "bon.reward_model", "model.dtype",
+                     "diversity.sentence_encoder"),
               run=run, enabled=lambda cfg: cfg.eval.enabled)

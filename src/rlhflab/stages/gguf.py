@@ -17,5 +17,5 @@ def run(ctx: StageContext) -> dict:
     return import_gguf(ctx.cfg.model.gguf, ctx.out, ctx.cfg.model.dtype)
 
 
-STAGE = Stage(name="gguf", needs=lambda cfg: [], reads=("model.gguf", "model.dtype"), run=run,
+STAGE = Stage(name="gguf", needs=lambda cfg: [], reads=("model.gguf", "model.dtype"), run=run, headline=("params",),
               enabled=lambda cfg: cfg.model.gguf is not None)

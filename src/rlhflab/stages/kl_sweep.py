@@ -5,14 +5,17 @@ the same inputs is measured alongside, as the reference line."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 
-from rlhflab.data.records import PromptRecord, read_records, write_json
+from rlhflab.data.records import write_json
 from rlhflab.evaluation.diversity import cosine_diversity, load_sentence_encoder
 from rlhflab.generation import sample_texts
+from rlhflab.inputs import gold_reward_of, layout, read_set
 from rlhflab.pipeline import Stage, StageContext
-from rlhflab.stages.common import data_file, task_info
-from rlhflab.stages.ppo import PPOTrainer
+from rlhflab.ppo_trainer import PPOTrainer
 
 
 def per_input_diversity(model, tokenizer, prompts: list[str], k: int, encoder, ctx: StageContext) -> float:
@@ -24,25 +27,36 @@ def per_input_diversity(model, tokenizer, prompts: list[str], k: int, encoder, c
     return sum(cosine_diversity(emb[i * k:(i + 1) * k]) for i in range(len(prompts))) / len(prompts)
 
 
+def _logger(ctx: StageContext, path: Path):
+    """Per-step PPO metrics of one β, in their own metrics.jsonl."""
+    def log(step: int, row: dict) -> None:
+        if ctx.is_main:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": step, **row}) + "\n")
+    return log
+
+
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.kl_sweep
-    tests = task_info(ctx)["test_sets"]
-    prompts = [r.prompt for r in read_records(data_file(ctx, tests[cfg.test_set]), PromptRecord)][: cfg.n_inputs]
+    data = layout(ctx)
+    prompts = [r.prompt for r in read_set(ctx, data.require("prompt", "test", cfg.test_set))][: cfg.n_inputs]
+    train_prompts = [r.prompt for r in read_set(ctx, data.require("prompt", "train"))]
+    val_prompts = [r.prompt for r in read_set(ctx, data.require("prompt", "validation"))]
     encoder = load_sentence_encoder(ctx.cfg.diversity.sentence_encoder)
+    gold = gold_reward_of(ctx)
     points, sft_div = [], None
     for i, beta in enumerate(cfg.kl_coefs):
         ctx.progress("kl_sweep", i, len(cfg.kl_coefs))
-        ppo = ctx.cfg.ppo.model_copy(update={"kl_coef": beta, "max_steps": cfg.max_steps or ctx.cfg.ppo.max_steps,
-                                             "save_every": 10**9})
-        sub_cfg = ctx.cfg.model_copy(update={"ppo": ppo})
-        sub = type(ctx)(sub_cfg, ctx.stage, ctx.out / f"beta_{beta:g}", ctx.run_dir, ctx.state,
-                        key=f"{ctx.key}-{beta:g}")
-        sub.out.mkdir(parents=True, exist_ok=True)
-        trainer = PPOTrainer(sub)
-        m = trainer.train(save=False)
+        ppo = ctx.cfg.ppo.model_copy(update={"kl_coef": beta, "max_steps": cfg.max_steps or ctx.cfg.ppo.max_steps})
+        trainer = PPOTrainer(ppo, ctx.cfg.generation, sft_dir=ctx.input("sft"), rm_dir=ctx.input("rm"),
+                             seed=ctx.seed, dtype=ctx.cfg.model.dtype, prompts=train_prompts,
+                             val_prompts=val_prompts, gold=gold,
+                             log=_logger(ctx, ctx.out / f"beta_{beta:g}" / "metrics.jsonl"))
+        m = trainer.train()
         if sft_div is None:
             sft_div = per_input_diversity(trainer.ref, trainer.tokenizer, prompts, cfg.samples_per_input, encoder, ctx)
-        div = per_input_diversity(trainer.raw.policy, trainer.tokenizer, prompts, cfg.samples_per_input, encoder, ctx)
+        div = per_input_diversity(trainer.policy, trainer.tokenizer, prompts, cfg.samples_per_input, encoder, ctx)
         points.append({"kl_coef": beta, "rm_score": m.get("final_val_rm_score"), "kl": m.get("final_val_kl"),
                        "gold": m.get("final_val_gold"), "diversity": div})
     ctx.progress("kl_sweep", len(cfg.kl_coefs), len(cfg.kl_coefs))

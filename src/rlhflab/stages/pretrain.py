@@ -12,6 +12,8 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from rlhflab.data.tokenize import encode_text
+from rlhflab.inputs import layout
+from rlhflab.layout import PRETRAIN_CORPUS
 from rlhflab.models import build_llama, save_model, train_tokenizer
 from rlhflab.pipeline import PipelineError, Stage, StageContext
 from rlhflab.training import train_lm
@@ -24,7 +26,7 @@ def _texts(path) -> list[str]:
 
 def run(ctx: StageContext) -> dict:
     cfg, spec = ctx.cfg.pretrain, ctx.cfg.model
-    corpus_path = ctx.input("data") / "pretrain" / "corpus.jsonl"
+    corpus_path = ctx.input("data") / PRETRAIN_CORPUS
     if not corpus_path.exists():
         raise PipelineError("pretrain: the task has no pretraining corpus; set task.pretrain_corpus "
                             "or start from a pretrained model with model.name_or_path")
@@ -32,7 +34,7 @@ def run(ctx: StageContext) -> dict:
     texts = _texts(corpus_path)
     # The tokenizer also sees the SFT completions so summary words are single tokens, as a
     # web-trained tokenizer's would be.
-    with open(ctx.input("data") / "sft" / "train.jsonl", encoding="utf-8") as f:
+    with open(ctx.input("data") / layout(ctx).require("sft", "train").file, encoding="utf-8") as f:
         completions = [json.loads(line)["completion"] for line in f if line.strip()]
     tokenizer = train_tokenizer(texts + completions, spec.vocab_size, cfg.tokenizer_min_frequency)
     model = build_llama(spec, tokenizer)
@@ -55,4 +57,5 @@ def run(ctx: StageContext) -> dict:
 
 
 STAGE = Stage(name="pretrain", needs=lambda cfg: ["data"], reads=("seed", "model", "pretrain"),
-              run=run, enabled=lambda cfg: cfg.model.name_or_path is None and cfg.model.gguf is None)
+              run=run, enabled=lambda cfg: cfg.model.name_or_path is None and cfg.model.gguf is None,
+              headline=("best_val_loss", "params"))

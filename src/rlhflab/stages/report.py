@@ -6,21 +6,15 @@ from __future__ import annotations
 from rlhflab.pipeline import Stage, StageContext
 from rlhflab.report import build_report
 
-SOURCES = ("rm", "rm_eval", "bon", "ppo", "dpo", "diversity", "eval", "kl_sweep")
-
-
-def _needs(cfg) -> list[str]:
-    enabled = {"rm_eval": True, "rm": True, "bon": cfg.bon.enabled, "ppo": cfg.ppo.enabled,
-               "dpo": cfg.dpo.enabled, "diversity": cfg.diversity.enabled, "eval": cfg.eval.enabled,
-               "kl_sweep": cfg.kl_sweep.enabled}
-    return [s for s in SOURCES if enabled[s]]
+SOURCES = ("data", "rm", "rm_eval", "bon", "ppo", "dpo", "diversity", "eval", "kl_sweep")
 
 
 def run(ctx: StageContext) -> dict:
-    # the report reads finished artefacts by their final names, so point it at the run folder
-    findings = build_report(ctx.run_dir, ctx.out) if ctx.is_main else []
+    inputs = {s: ctx.input(s) for s in SOURCES if ctx.has_input(s)}
+    findings = build_report(inputs, ctx.out, ctx.run_dir.name) if ctx.is_main else []
     return {"findings_reproduced": sum(f["reproduced"] is True for f in findings),
             "findings_checked": sum(f["reproduced"] is not None for f in findings)}
 
 
-STAGE = Stage(name="report", needs=_needs, reads=(), run=run, version="1")
+STAGE = Stage(name="report", needs=lambda cfg: [], wants=lambda cfg: list(SOURCES), reads=(), run=run,
+              headline=("findings_reproduced", "findings_checked"))

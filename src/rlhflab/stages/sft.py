@@ -11,11 +11,10 @@ from __future__ import annotations
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from rlhflab.data.records import SFTRecord, read_records
 from rlhflab.data.tokenize import encode_completion
+from rlhflab.inputs import base_model_dir, base_model_needs, gold_reward_of, layout, mean_gold_of_samples, read_set
 from rlhflab.models import freeze_bottom, load_causal_lm, load_tokenizer, save_model
 from rlhflab.pipeline import Stage, StageContext
-from rlhflab.stages.common import base_model_dir, base_model_needs, data_file, gold_reward_of, mean_gold_of_samples
 from rlhflab.training import train_lm
 
 
@@ -25,8 +24,9 @@ def run(ctx: StageContext) -> dict:
     source = base_model_dir(ctx)
     tokenizer = load_tokenizer(source)
     model = load_causal_lm(source, ctx.cfg.model.dtype)
-    train_recs = read_records(data_file(ctx, "sft/train.jsonl"), SFTRecord)
-    val_recs = read_records(data_file(ctx, "sft/validation.jsonl"), SFTRecord)
+    data = layout(ctx)
+    train_recs = read_set(ctx, data.require("sft", "train"))
+    val_recs = read_set(ctx, data.require("sft", "validation"))
     train = [encode_completion(tokenizer, r.prompt, r.completion, cfg.max_length) for r in train_recs]
     val = [encode_completion(tokenizer, r.prompt, r.completion, cfg.max_length) for r in val_recs]
 
@@ -34,7 +34,7 @@ def run(ctx: StageContext) -> dict:
     check_prompts = [r.prompt for r in val_recs[: cfg.n_sample_check]]
     metrics: dict = {}
     if gold and check_prompts:
-        metrics["gold_reward_base"] = mean_gold_of_samples(model, tokenizer, check_prompts, gold, ctx)
+        metrics["gold_reward_base"] = mean_gold_of_samples(ctx, model, tokenizer, check_prompts, gold)
 
     metrics.update(freeze_bottom(model, cfg.freeze_fraction))
     accelerator = Accelerator()
@@ -44,7 +44,7 @@ def run(ctx: StageContext) -> dict:
     model = accelerator.unwrap_model(model)
     model.requires_grad_(True)  # saved models load fully trainable
     if gold and check_prompts:
-        metrics["gold_reward_sft"] = mean_gold_of_samples(model, tokenizer, check_prompts, gold, ctx)
+        metrics["gold_reward_sft"] = mean_gold_of_samples(ctx, model, tokenizer, check_prompts, gold)
     if ctx.is_main:
         save_model(model, tokenizer, ctx.out)
     return metrics
@@ -54,5 +54,5 @@ def _needs(cfg) -> list[str]:
     return ["data"] + base_model_needs(cfg)
 
 
-STAGE = Stage(name="sft", needs=_needs,
-              reads=("seed", "model.name_or_path", "model.gguf", "model.dtype", "sft", "generation"), run=run)
+STAGE = Stage(name="sft", needs=_needs, reads=("seed", "model.name_or_path", "model.dtype", "sft", "generation"),
+              run=run, headline=("best_val_loss", "gold_reward_base", "gold_reward_sft"))

@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Protocol, Sequence
 
 from rlhflab.data.records import PromptRecord
+from rlhflab.llm_client import chat_completion
 
 TAGS = ("Coding", "Math", "Asking for Advice", "Brainstorming", "Classification", "Closed Question Answering",
         "Creative Writing", "Extraction", "Inhabiting a Character/Persona", "Open Question Answering",
@@ -115,8 +116,6 @@ class ChatTagger:
         return {"tagger": "chat", "base_url": self.base_url, "model": self.model}
 
     def _one(self, query: str) -> str | None:
-        from rlhflab.evaluation.judges import chat_completion
-
         for attempt in range(self.max_retries + 1):
             try:
                 return chat_completion(self.base_url, self.model, self.api_key,

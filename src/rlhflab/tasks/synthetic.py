@@ -1,4 +1,4 @@
-"""Assemble the synthetic task's datasets: ID train/validation/test and OOD test sets.
+"""The synthetic task's data: ID train/validation/test sets and one OOD test set per shift.
 
 The ID distribution is posts from the ID topics that are shorter than the median length and less
 positive than the median sentiment (000 appendix J.1: "ID below the median, OOD the complement").
@@ -17,8 +17,18 @@ from typing import Callable
 from rlhflab.config import SyntheticTask
 from rlhflab.data import synthetic as syn
 from rlhflab.data.records import PreferenceRecord, PromptRecord, SFTRecord, write_json, write_jsonl
+from rlhflab.layout import PRETRAIN_CORPUS, TASK_INFO, Layout, test_set, train_and_validation
 
-TEST_SETS = ("id", "ood_length", "ood_sentiment", "ood_topic", "ood_news")
+# test set -> the one factor it changes from the ID distribution (None: the ID set itself)
+SHIFTS = {"id": None, "ood_length": "length", "ood_sentiment": "sentiment", "ood_topic": "topic",
+          "ood_news": "domain"}
+TEST_SETS = tuple(SHIFTS)
+
+
+def synthetic_layout() -> Layout:
+    tests = [test_set(kind, name, "id" if shift is None else "ood", shift)
+             for kind in ("prompt", "preference") for name, shift in SHIFTS.items()]
+    return Layout.build(train_and_validation() + tests)
 
 
 class _Sampler:
@@ -77,6 +87,10 @@ def build_synthetic_task(cfg: SyntheticTask, seed: int, out_dir: Path,
                          progress: Callable[[str], None] = lambda s: None) -> dict:
     """Write every dataset of the task under `out_dir`; return a summary for the manifest."""
     rng = random.Random(seed)
+    layout = synthetic_layout()
+
+    def path(kind: str, role: str, name: str | None = None) -> Path:
+        return out_dir / layout.require(kind, role, name).file
 
     pool_rng = random.Random(rng.randrange(2**31))
     pool = [syn.make_post(pool_rng, f"pool-{i}", "reddit", pool_rng.choice(sorted(syn.TOPICS)),
@@ -96,8 +110,8 @@ def build_synthetic_task(cfg: SyntheticTask, seed: int, out_dir: Path,
     progress("sft data")
     sft_train = refs([sampler.draw("id", "sft-train") for _ in range(cfg.n_sft_train)], "id")
     sft_val = refs([sampler.draw("id", "sft-val") for _ in range(cfg.n_sft_validation)], "id")
-    write_jsonl(out_dir / "sft" / "train.jsonl", sft_train)
-    write_jsonl(out_dir / "sft" / "validation.jsonl", sft_val)
+    write_jsonl(path("sft", "train"), sft_train)
+    write_jsonl(path("sft", "validation"), sft_val)
 
     progress("preference data")
     pref_rng = random.Random(rng.randrange(2**31))
@@ -123,13 +137,14 @@ def build_synthetic_task(cfg: SyntheticTask, seed: int, out_dir: Path,
             agree += prefers_a == (ga > gb)
             out.append(rec)
         agreement[name] = agree / len(rows)
-        write_jsonl(out_dir / "preference" / f"{name}.jsonl", out)
+        role, _, test = name.partition("_")
+        write_jsonl(path("preference", role, test or None), out)
 
     progress("prompts and test sets")
-    write_jsonl(out_dir / "prompts" / "train.jsonl",
+    write_jsonl(path("prompt", "train"),
                 [PromptRecord(p.prompt, None, p.id, _meta(p, "id"))
                  for p in (sampler.draw("id", "rl-train") for _ in range(cfg.n_policy_prompts))])
-    write_jsonl(out_dir / "prompts" / "validation.jsonl",
+    write_jsonl(path("prompt", "validation"),
                 [PromptRecord(p.prompt, syn.reference_summary(ref_rng, p, 0.0), p.id, _meta(p, "id"))
                  for p in (sampler.draw("id", "rl-val") for _ in range(cfg.n_policy_validation))])
     test_sizes = {}
@@ -137,7 +152,7 @@ def build_synthetic_task(cfg: SyntheticTask, seed: int, out_dir: Path,
         # Test references are always complete, as a careful annotator would write them.
         rows = [PromptRecord(p.prompt, syn.reference_summary(ref_rng, p, 0.0), p.id, _meta(p, region))
                 for p in (sampler.draw(region, f"test-{region}") for _ in range(cfg.n_test))]
-        write_jsonl(out_dir / "test" / f"{region}.jsonl", rows)
+        write_jsonl(path("prompt", "test", region), rows)
         test_sizes[region] = len(rows)
 
     progress("pretraining corpus")
@@ -153,7 +168,7 @@ def build_synthetic_task(cfg: SyntheticTask, seed: int, out_dir: Path,
         if post.text in seen:
             continue
         corpus.append({"text": post.document})
-    write_jsonl(out_dir / "pretrain" / "corpus.jsonl", corpus)
+    write_jsonl(out_dir / PRETRAIN_CORPUS, corpus)
 
     summary = {
         "task": "synthetic-tldr",
@@ -168,6 +183,5 @@ def build_synthetic_task(cfg: SyntheticTask, seed: int, out_dir: Path,
                   "policy_prompts": cfg.n_policy_prompts, "pretrain_corpus": len(corpus),
                   **{f"test_{k}": v for k, v in test_sizes.items()}},
     }
-    write_json(out_dir / "task.json", {**summary, "test_sets": {r: f"test/{r}.jsonl" for r in TEST_SETS},
-                                       "preference_tests": {r: f"preference/test_{r}.jsonl" for r in TEST_SETS}})
+    write_json(out_dir / TASK_INFO, {**summary, "sets": layout.to_json()})
     return summary

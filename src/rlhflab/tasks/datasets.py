@@ -6,8 +6,9 @@ Choices where the seeds are silent (also in the README):
 - policy prompts default to the SFT prompts (000 J.1: the RLHF split is the SFT split without
   outputs), or the preference prompts when there is no SFT data;
 - the OOD rule is fitted on the SFT training inputs (the preference training inputs without SFT
-  data) and applied to every set; train and validation keep the ID part; each test set becomes its
-  ID part and an `ood_<by>` part;
+  data) and applied to every set; train and validation keep the ID part; each test set declared
+  `distribution: id` becomes its ID part (same name) and an OOD part (`ood_<by>` for the set `id`,
+  `<name>_ood_<by>` for another) compared to it; a declared OOD set stays whole;
 - records with an empty completion/response are dropped and counted;
 - `pretrain/corpus.jsonl` holds the SFT (or chosen) texts, so a model can still be pretrained
   from scratch on the task without a hub model.
@@ -24,6 +25,7 @@ from rlhflab.data.chat import render_records
 from rlhflab.data.records import PreferenceRecord, SFTRecord, write_json, write_jsonl
 from rlhflab.data.sources import as_prompts, load_source
 from rlhflab.data.splits import apply_split, describe, fit_split
+from rlhflab.layout import PRETRAIN_CORPUS, TASK_INFO, DataSet, Layout, test_set
 
 
 def _usable(r) -> bool:
@@ -49,10 +51,9 @@ def _template_used(setting: str, tokenizer) -> str:
     return "model" if tokenizer is not None and getattr(tokenizer, "chat_template", None) else "tulu"
 
 
-def split_set_names(name: str, by: str) -> tuple[str, str]:
-    """(ID name, OOD name) of a split test set; names starting 'id' count as in distribution."""
-    id_name = name if name.startswith("id") else f"id_{name}"
-    return id_name, f"ood_{by}" if name == "id" else f"ood_{by}_{name}"
+def ood_part_name(name: str, by: str) -> str:
+    """The name of a split test set's OOD part: `ood_<by>` for the set `id`, else `<name>_ood_<by>`."""
+    return f"ood_{by}" if name == "id" else f"{name}_ood_{by}"
 
 
 def build_datasets_task(task: DatasetsTask, seed: int, out_dir: Path, tokenizer=None,
@@ -79,8 +80,11 @@ def build_datasets_task(task: DatasetsTask, seed: int, out_dir: Path, tokenizer=
         pref_train, pref_val = _carve(pref_train, seed + 1)
     prompts = load(task.policy_prompts, "prompt", "prompts/train") or as_prompts(sft_train or pref_train)
     prompts_val = load(task.policy_validation, "prompt", "prompts/validation") or as_prompts(sft_val or pref_val)
-    tests = {k: load(v, "prompt", f"test/{k}") for k, v in task.test_sets.items()}
-    pref_tests = {k: load(v, "preference", f"preference/test_{k}") for k, v in task.preference_tests.items()}
+    # test set name -> (its declared place, records)
+    tests = {k: (test_set("prompt", k, v.distribution, v.shift, v.compare_to), load(v, "prompt", f"test/{k}"))
+             for k, v in task.test_sets.items()}
+    pref_tests = {k: (test_set("preference", k, v.distribution, v.shift, v.compare_to),
+                      load(v, "preference", f"preference/test_{k}")) for k, v in task.preference_tests.items()}
 
     split_info = None
     if task.ood_split is not None:
@@ -102,35 +106,40 @@ def build_datasets_task(task: DatasetsTask, seed: int, out_dir: Path, tokenizer=
         pref_train, pref_val = keep_id("preference/train", pref_train), keep_id("preference/validation", pref_val)
         prompts, prompts_val = keep_id("prompts/train", prompts), keep_id("prompts/validation", prompts_val)
 
-        def split_sets(sets: dict[str, list], prefix: str) -> dict[str, list]:
+        def split_sets(sets: dict[str, tuple[DataSet, list]]) -> dict[str, tuple[DataSet, list]]:
             out = {}
-            for name, recs in sets.items():
-                split_info["sets"][f"{prefix}{name}"] = describe(recs, rule)
+            for name, (ds, recs) in sets.items():
+                if ds.is_ood:  # already out of distribution as a whole
+                    out[name] = (ds, recs)
+                    continue
+                split_info["sets"][ds.file.removesuffix(".jsonl")] = describe(recs, rule)
                 ind, ood = apply_split(recs, rule)
-                id_name, ood_name = split_set_names(name, by)
-                out.update({n: part for n, part in ((id_name, ind), (ood_name, ood)) if part})
+                ood_name = ood_part_name(name, by)
+                if ind:
+                    out[name] = (ds, ind)
+                if ood:
+                    out[ood_name] = (test_set(ds.kind, ood_name, "ood", by, name if ind else None), ood)
             return out
 
-        tests, pref_tests = split_sets(tests, "test/"), split_sets(pref_tests, "preference/test_")
+        tests, pref_tests = split_sets(tests), split_sets(pref_tests)
 
-    files = {"sft/train.jsonl": sft_train, "sft/validation.jsonl": sft_val,
-             "preference/train.jsonl": pref_train, "preference/validation.jsonl": pref_val,
-             "prompts/train.jsonl": prompts, "prompts/validation.jsonl": prompts_val}
-    files.update({f"test/{k}.jsonl": v for k, v in tests.items()})
-    files.update({f"preference/test_{k}.jsonl": v for k, v in pref_tests.items()})
+    given = [(DataSet("sft", "train", "train"), sft_train), (DataSet("sft", "validation", "validation"), sft_val),
+             (DataSet("preference", "train", "train"), pref_train),
+             (DataSet("preference", "validation", "validation"), pref_val),
+             (DataSet("prompt", "train", "train"), prompts), (DataSet("prompt", "validation", "validation"), prompts_val),
+             *tests.values(), *pref_tests.values()]
+    layout = Layout.build(ds for ds, recs in given if recs)
     sizes = {}
-    for rel, recs in files.items():
+    for ds, recs in given:
         if recs:
-            write_jsonl(out_dir / rel, recs)
-            sizes[rel] = len(recs)
+            write_jsonl(out_dir / ds.file, recs)
+            sizes[ds.file] = len(recs)
     corpus = ([{"text": r.prompt + r.completion} for r in sft_train] if sft_train
               else [{"text": r.prompt + r.chosen} for r in pref_train])
-    write_jsonl(out_dir / "pretrain" / "corpus.jsonl", corpus)
+    write_jsonl(out_dir / PRETRAIN_CORPUS, corpus)
 
     info = {"task": "datasets", "gold_reward": None, "sizes": sizes, "dropped_empty": dropped,
             "chat_template": _template_used(task.chat_template, tokenizer),
-            "test_sets": {k: f"test/{k}.jsonl" for k in tests},
-            "preference_tests": {k: f"preference/test_{k}.jsonl" for k in pref_tests},
-            "ood_split": split_info}
-    write_json(out_dir / "task.json", info)
+            "sets": layout.to_json(), "ood_split": split_info}
+    write_json(out_dir / TASK_INFO, info)
     return {"sizes": sizes, "ood_split": split_info}

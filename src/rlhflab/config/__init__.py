@@ -1,0 +1,22 @@
+"""Typed experiment config: one YAML file describes a whole experiment.
+
+Defaults are the papers' values (cited beside each field), so a real model gets their settings;
+the built-in `quickstart` config scales them to a tiny CPU model. Unknown keys, wrong types and bad
+ranges are errors that name the key. `tasks` holds the task sections, `sections` the model and
+stage sections, `experiment` the whole, `loading` YAML + `--set` overrides.
+"""
+
+from rlhflab.config.base import ConfigError, Section
+from rlhflab.config.experiment import ExperimentConfig
+from rlhflab.config.loading import BUILTIN, apply_override, builtin_path, dump_config, load_config
+from rlhflab.config.sections import (BoNStage, ComparisonsStage, DiversityStage, DPOStage, EvalStage, Generation,
+                                     KLSweepStage, ModelSpec, OpenAIJudgeSpec, Optim, Optimizer, Pipeline,
+                                     PPOStage, PretrainStage, RMEvalStage, RMStage, SFTStage)
+from rlhflab.config.tasks import (DatasetRef, DatasetsTask, DatasetTestSet, FilesTask, FileTestSet, OODSplit,
+                                  SyntheticTask, Task, TestSetRole)
+
+__all__ = ["BUILTIN", "BoNStage", "ComparisonsStage", "ConfigError", "DPOStage", "DatasetRef", "DatasetTestSet",
+           "DatasetsTask", "DiversityStage", "EvalStage", "ExperimentConfig", "FileTestSet", "FilesTask",
+           "Generation", "KLSweepStage", "ModelSpec", "OODSplit", "OpenAIJudgeSpec", "Optim", "Optimizer",
+           "PPOStage", "Pipeline", "PretrainStage", "RMEvalStage", "RMStage", "SFTStage", "Section",
+           "SyntheticTask", "Task", "TestSetRole", "apply_override", "builtin_path", "dump_config", "load_config"]

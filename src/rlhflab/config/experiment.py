@@ -1,0 +1,55 @@
+"""The whole experiment: one YAML file, validated, every section typed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from rlhflab.config.base import Section
+from rlhflab.config.sections import (BoNStage, ComparisonsStage, DiversityStage, DPOStage, EvalStage, Generation,
+                                     KLSweepStage, ModelSpec, Pipeline, PPOStage, PretrainStage, RMEvalStage,
+                                     RMStage, SFTStage)
+from rlhflab.config.tasks import SyntheticTask, Task
+
+
+class ExperimentConfig(Section):
+    name: str = Field("quickstart", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    seed: int = Field(0, ge=0)
+    seeds: list[int] | None = Field(
+        None, description="run once per seed (as <name>-s<seed>) and aggregate over them; overrides seed")
+    output_dir: Path = Path("runs")
+    task: Task = Field(default_factory=SyntheticTask)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    generation: Generation = Field(default_factory=Generation)
+    pretrain: PretrainStage = Field(default_factory=PretrainStage)
+    sft: SFTStage = Field(default_factory=SFTStage)
+    comparisons: ComparisonsStage = Field(default_factory=ComparisonsStage)
+    rm: RMStage = Field(default_factory=RMStage)
+    bon: BoNStage = Field(default_factory=BoNStage)
+    ppo: PPOStage = Field(default_factory=PPOStage)
+    dpo: DPOStage = Field(default_factory=DPOStage)
+    diversity: DiversityStage = Field(default_factory=DiversityStage)
+    eval: EvalStage = Field(default_factory=EvalStage)
+    kl_sweep: KLSweepStage = Field(default_factory=KLSweepStage)
+    rm_eval: RMEvalStage = Field(default_factory=RMEvalStage)
+    pipeline: Pipeline = Field(default_factory=Pipeline)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ExperimentConfig":
+        if self.comparisons.source == "sft_samples" and self.task.kind != "synthetic":
+            raise ValueError("comparisons.source: 'sft_samples' needs simulated annotators, which only "
+                             "the synthetic task has; with your own data use comparisons.source: task")
+        if ("nli" in self.diversity.metrics and self.diversity.nli_model is None
+                and self.task.kind != "synthetic" and self.diversity.enabled):
+            raise ValueError("diversity.nli_model: NLI diversity needs an NLI classifier; set "
+                             "diversity.nli_model to a Hugging Face MNLI model (e.g. roberta-large-mnli) "
+                             "or remove 'nli' from diversity.metrics")
+        if self.eval.enabled and self.eval.judge == "gold" and self.task.kind != "synthetic":
+            raise ValueError("eval.judge: only the synthetic task has a gold reward; with real data use "
+                             "rm_proxy, rm, openai or local")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name

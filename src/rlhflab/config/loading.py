@@ -1,0 +1,105 @@
+"""Reading configs: YAML files or built-in names, `--set` overrides, errors that name the key."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from rlhflab.config.base import ConfigError
+from rlhflab.config.experiment import ExperimentConfig
+
+BUILTIN = ("quickstart", "study", "smollm2-synthetic", "tldr", "alpacafarm")
+
+
+def builtin_path(name: str) -> Path:
+    return Path(str(resources.files("rlhflab") / "configs" / f"{name}.yaml"))
+
+
+def _read_yaml(source: str | Path) -> dict[str, Any]:
+    path = Path(source)
+    if not path.exists():
+        if str(source) in BUILTIN or builtin_path(str(source)).exists():
+            path = builtin_path(str(source))
+        else:
+            raise ConfigError(f"config {source!r}: no such file and no built-in config of that name "
+                              f"(built-ins: {', '.join(BUILTIN)})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply one `a.b.c=value` override; the value is parsed as YAML (so 3e-5, true, [1, 2] work)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set sft.optim.lr=1e-4")
+    key, raw = assignment.split("=", 1)
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"--set {assignment!r}: bad key {key!r}")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    node = data
+    parts = key.split(".")
+    for p in parts[:-1]:
+        child = node.get(p)
+        if child is None:
+            child = node[p] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {p!r} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _format_errors(err: ValidationError, origin: str) -> str:
+    lines = [f"{origin}: invalid config"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p in ("synthetic", "files", "datasets")))
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; `rlhflab config show` lists every key)"
+        elif "input" in e and e["type"] != "missing" and not isinstance(e["input"], dict):
+            msg = f"{msg} (got {e['input']!r})"
+        lines.append(f"  {loc or '<top>'}: {msg}")
+    return "\n".join(lines)
+
+
+def _with_defaults(data: Any, defaults: Any) -> Any:
+    """Deep-merge `data` over `defaults`, so setting one key of a section (e.g. rm.optim.lr) keeps
+    that section's own defaults for the rest rather than the generic ones of its type."""
+    if not isinstance(data, dict) or not isinstance(defaults, dict):
+        return data
+    if "kind" in defaults and data.get("kind", defaults["kind"]) != defaults["kind"]:
+        return data  # another variant (e.g. task.kind: files): the defaults are not its own
+    out = dict(defaults)
+    for k, v in data.items():
+        out[k] = _with_defaults(v, defaults.get(k)) if k in defaults else v
+    return out
+
+
+def load_config(source: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML file or built-in config by name, apply `--set` overrides, validate."""
+    source = source or "quickstart"
+    data = _read_yaml(source)
+    for o in overrides or []:
+        apply_override(data, o)
+    data = _with_defaults(data, ExperimentConfig().model_dump(mode="json"))
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, str(source))) from None
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

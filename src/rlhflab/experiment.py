@@ -1,0 +1,46 @@
+"""Running a whole experiment: one pipeline per seed (`seeds: [...]`), then the aggregate over seeds.
+
+Kept apart from rlhflab.pipeline so the stages, which import the pipeline, do not depend on the
+reporting code through it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from rlhflab.config import ExperimentConfig
+from rlhflab.pipeline import Stage, StageResult, run_pipeline
+
+
+def seed_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
+    """The config of each seed's run: `<name>-s<seed>` per seed with `seeds`, else the config itself."""
+    if not cfg.seeds:
+        return [cfg]
+    return [cfg.model_copy(update={"seed": s, "name": f"{cfg.name}-s{s}", "seeds": None}) for s in cfg.seeds]
+
+
+def aggregate_dir(cfg: ExperimentConfig) -> Path:
+    return Path(cfg.output_dir) / f"{cfg.name}-aggregate"
+
+
+def run_experiment(cfg: ExperimentConfig, registry: list[Stage], *, until: str | None = None,
+                   force: set[str] = frozenset(),
+                   on_done: Callable[[ExperimentConfig, list[StageResult], float], None] = lambda c, r, s: None,
+                   **callbacks) -> Path | None:
+    """Run every seed's pipeline; aggregate them when there are several and all have a report.
+    Returns the aggregate folder, or None when nothing was aggregated."""
+    runs = []
+    for sub in seed_configs(cfg):
+        started = time.time()
+        results = run_pipeline(sub, registry, until=until, force=force, **callbacks)
+        on_done(sub, results, time.time() - started)
+        runs.append(sub.run_dir)
+    if len(runs) < 2 or not all((r / "report" / "findings.json").exists() for r in runs):
+        return None
+    from rlhflab.aggregate import aggregate_runs
+
+    target = aggregate_dir(cfg)
+    aggregate_runs(runs, target)
+    return target

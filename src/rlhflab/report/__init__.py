@@ -1,0 +1,84 @@
+"""The study's report: tables, figures in the manner of the seeds, computed findings, a sample browser.
+
+`build_report(inputs, out_dir, title)` reads the artefacts of the finished stages it is given
+(`inputs` maps a stage name to that stage's folder; any stage may be missing) and writes
+`report.md`, `figures/*.png`, `findings.json` and a self-contained `index.html` (figures inlined
+as data URIs, no scripts, no network) that opens offline. Findings are computed from the numbers,
+each with the comparison it rests on and its uncertainty; nothing is written by hand.
+
+    figures   save_figure, grouped_bars, twin_plot and the report's plots
+    findings  compute_findings: the seeds' claims decided from the loaded results (pure)
+    sections  the report's sections (tables and the figures beside them)
+    page      markdown and HTML rendering, the sample browser
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rlhflab.report import sections
+from rlhflab.report.figures import grouped_bars, save_figure, twin_plot
+from rlhflab.report.findings import compute_findings
+from rlhflab.report.page import render_html, render_markdown, sample_browser
+
+__all__ = ["build_report", "compute_findings", "grouped_bars", "save_figure", "twin_plot", "STAGES"]
+
+# stage name -> the files the report reads from that stage's folder
+STAGES = {
+    "data": ("task.json",),
+    "rm": ("metrics.jsonl",),
+    "rm_eval": ("table.json",),
+    "bon": ("sweep.json",),
+    "ppo": ("metrics.jsonl", "manifest.json"),
+    "dpo": (),
+    "diversity": ("diversity.json",),
+    "eval": ("results.json", "annotations/<policy>_vs_reference/<set>.json"),
+    "kl_sweep": ("sweep.json",),
+}
+
+
+class _Inputs:
+    """The stage folders given (other stages' folders are ignored), and reading from them."""
+
+    def __init__(self, inputs: dict[str, Path]):
+        self.dirs = {k: Path(v) for k, v in inputs.items() if v is not None}
+
+    def path(self, stage: str, name: str) -> Path | None:
+        return self.dirs[stage] / name if stage in self.dirs else None
+
+    def json(self, stage: str, name: str):
+        p = self.path(stage, name)
+        return json.loads(p.read_text(encoding="utf-8")) if p is not None and p.exists() else None
+
+    def rows(self, stage: str, name: str) -> list[dict]:
+        p = self.path(stage, name)
+        if p is None or not p.exists():
+            return []
+        return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def build_report(inputs: dict[str, Path], out_dir: Path, title: str) -> list[dict]:
+    """Write the report into out_dir from the given stage folders; returns the computed findings."""
+    src, out = _Inputs(inputs), Path(out_dir)
+    task = src.json("data", "task.json")
+    results = src.json("eval", "results.json")
+    div = src.json("diversity", "diversity.json")
+    kl = src.json("kl_sweep", "sweep.json")
+    ppo_manifest = src.json("ppo", "manifest.json") or {}
+
+    rep = sections.Sections(out)
+    sections.data(rep, task)
+    sections.performance(rep, results)
+    sections.diversity(rep, div, results)
+    sections.training_curves(rep, src.json("bon", "sweep.json"), src.rows("rm", "metrics.jsonl"),
+                             src.rows("ppo", "metrics.jsonl"), kl)
+    sections.reward_models(rep, src.json("rm_eval", "table.json"))
+    findings = compute_findings(results, div, kl, ppo_manifest.get("metrics"))
+
+    (out / "findings.json").write_text(json.dumps(findings, indent=2), encoding="utf-8")
+    (out / "report.md").write_text(render_markdown(title, findings, rep.sections, rep.figures), encoding="utf-8")
+    samples = sample_browser(results, src.dirs.get("eval"))
+    (out / "index.html").write_text(render_html(title, findings, rep.sections, rep.figures, out, samples),
+                                    encoding="utf-8")
+    return findings

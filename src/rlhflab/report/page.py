@@ -1,0 +1,107 @@
+"""Rendering: the report as markdown and as one self-contained HTML page (figures inlined as data
+URIs, no scripts, no network), with a browser of judged samples."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from rlhflab.report.figures import ordered
+
+STYLE = ("body{font-family:sans-serif;max-width:60em;margin:auto;padding:1em}table{border-collapse:collapse}"
+         "td,th{border:1px solid #ccc;padding:.2em .5em;font-size:90%;vertical-align:top}"
+         "img{max-width:100%}pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em}")
+
+
+def fmt(x) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def verdict(v) -> str:
+    return {True: "yes", False: "no", None: "not run"}[v]
+
+
+def _md_to_html(md: str) -> str:
+    """The report's markdown is paragraphs and pipe tables only; render exactly that."""
+    out, table = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            if not set(line) <= set("|-: "):
+                table.append([c.strip() for c in line.strip("|").split("|")])
+            continue
+        if table:
+            head, *body = table
+            out.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"
+                       + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
+                       + "</table>")
+            table = []
+        if line.strip():
+            out.append(f"<p>{html.escape(line)}</p>")
+    return "".join(out)
+
+
+def _read(path: Path):
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def sample_browser(eval_results: dict | None, eval_dir: Path | None, per_set: int = 8) -> str:
+    """Collapsible blocks of the first per_set inputs of each test set: the reference and each
+    policy's output with the judge's verdict, from eval_dir/annotations/<policy>_vs_reference/."""
+    e = eval_results
+    if not e or eval_dir is None:
+        return ""
+    blocks = []
+    for s in e["test_sets"]:
+        ann = {p: _read(Path(eval_dir) / "annotations" / f"{p}_vs_reference" / f"{s}.json") for p in ordered(e["pvr"])}
+        ann = {p: a for p, a in ann.items() if a}
+        if not ann:
+            continue
+        first = next(iter(ann.values()))
+        for i in range(min(per_set, len(first))):
+            rows = [f"<tr><td>reference</td><td>{html.escape(first[i]['output_1'])}</td><td></td></tr>"]
+            for p, a in ann.items():
+                if i >= len(a):
+                    continue
+                pref = a[i]["preference"]
+                says = "invalid" if pref is None else f"{100 * (pref - 1):.0f}% beats reference"
+                rows.append(f"<tr><td>{p}</td><td>{html.escape(a[i]['output_2'])}</td><td>{says}</td></tr>")
+            blocks.append(f"<details><summary>{html.escape(s)} #{i}</summary><pre>"
+                          f"{html.escape(first[i]['instruction'])}</pre><table>{''.join(rows)}</table></details>")
+    return "\n".join(blocks)
+
+
+def render_markdown(title: str, findings: list[dict], sections: list[tuple[str, str]],
+                    figures: list[tuple[str, str, str]]) -> str:
+    """report.md: findings table, sections, then figures (file, title, caption) as images."""
+    md = [f"# rlhflab report: {title}", "", "## Findings", "",
+          "| claim (from the seeds) | reproduced here | evidence |", "|---|---|---|"]
+    md += [f"| {f['claim']} | {verdict(f['reproduced'])} | {f['evidence']} |" for f in findings]
+    for name, body in sections:
+        md += ["", f"## {name}", "", body]
+    md += ["", "## Figures", ""]
+    md += [f"![{t}]({f})\n\n{c}\n" for f, t, c in figures]
+    return "\n".join(md) + "\n"
+
+
+def render_html(title: str, findings: list[dict], sections: list[tuple[str, str]],
+                figures: list[tuple[str, str, str]], out_dir: Path, samples: str = "") -> str:
+    """index.html: the same content, each figure (read from out_dir/file) inlined as a data URI."""
+    parts = [f"<h1>rlhflab report: {html.escape(title)}</h1>", "<h2>Findings</h2><table>",
+             "<tr><th>claim</th><th>reproduced</th><th>evidence</th></tr>"]
+    parts += [f"<tr><td>{html.escape(f['claim'])}</td><td>{verdict(f['reproduced'])}</td>"
+              f"<td>{html.escape(f['evidence'])}</td></tr>" for f in findings]
+    parts.append("</table>")
+    for name, body in sections:
+        parts.append(f"<h2>{html.escape(name)}</h2>{_md_to_html(body)}")
+    parts.append("<h2>Figures</h2>")
+    for f, t, c in figures:
+        data = base64.b64encode((Path(out_dir) / f).read_bytes()).decode()
+        parts.append(f'<figure><img alt="{html.escape(t)}" data-figure="{html.escape(Path(f).stem)}" '
+                     f'src="data:image/png;base64,{data}"><figcaption>{html.escape(c)}</figcaption></figure>')
+    if samples:
+        parts.append("<h2>Sample browser</h2>" + samples)
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>rlhflab report: "
+            f"{html.escape(title)}</title><link rel='icon' href='data:,'><style>{STYLE}</style></head>"
+            f"<body>{''.join(parts)}</body></html>")

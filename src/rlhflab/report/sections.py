@@ -1,0 +1,187 @@
+"""The report's sections: each takes loaded result dicts, adds its markdown to the report and
+draws its figures through `Sections.figure`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from statistics import mean
+
+from rlhflab.report import figures as F
+from rlhflab.report.findings import distribution, ordered_sets
+from rlhflab.report.page import fmt
+
+
+class Sections:
+    """Collects the report's sections (title, markdown) and figures (file, title, caption)."""
+
+    def __init__(self, out_dir: Path):
+        self.out = Path(out_dir)
+        (self.out / "figures").mkdir(parents=True, exist_ok=True)
+        self.figures: list[tuple[str, str, str]] = []
+        self.sections: list[tuple[str, str]] = []
+
+    def figure(self, name: str, title: str, caption: str, draw) -> None:
+        F.save_figure(self.out / "figures" / f"{name}.png", title, draw)
+        self.figures.append((f"figures/{name}.png", title, caption))
+
+    def add(self, title: str, markdown: str) -> None:
+        self.sections.append((title, markdown))
+
+
+def _key(file: str) -> str:
+    """task.json names a set's size by its file ("test/id.jsonl") or flat ("test_id"): one key for both."""
+    return file.removesuffix(".jsonl").replace("/", "_")
+
+
+def _role(s: dict) -> str:
+    if s.get("distribution") != "ood":
+        return s.get("distribution") or "–"
+    return f"ood ({s['shift']})" if s.get("shift") else "ood"
+
+
+def data(rep: Sections, task: dict | None) -> None:
+    """Set sizes, where each set lies, and the ID/OOD split: how large the distribution shift is
+    (a reviewer's first question, review2024)."""
+    if not task:
+        return
+    roles = {_key(s["file"]): _role(s) for s in task.get("sets", []) if s.get("file")}
+    if roles:
+        lines = ["| set | records | distribution |", "|---|---|---|"]
+        lines += [f"| {k} | {v} | {roles.get(_key(k), '–')} |" for k, v in sorted(task.get("sizes", {}).items())]
+    else:
+        lines = ["| set | records |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in sorted(task.get("sizes", {}).items())]
+    split = task.get("ood_split")
+    if split:
+        rule = split["rule"]
+        how = (f"ID = {rule['by']} below the median {rule['threshold']:.4g} (fitted on {rule['fitted_on']} "
+               "distinct inputs)" if rule["by"] != "category" else f"ID = category in {rule['id_values']}")
+        lines += ["", f"OOD split (kirk2024 appendix J.1): {how}.", "",
+                  "| set | ID | OOD | median ID | median OOD |", "|---|---|---|---|---|"]
+        lines += [f"| {k} | {v['n_id']} | {v['n_ood']} | {fmt(v.get('median_id'))} | {fmt(v.get('median_ood'))} |"
+                  for k, v in split["sets"].items()]
+    elif "median_words" in task:
+        lines += ["", f"Synthetic splits: ID posts are shorter than {task['median_words']:g} words and less positive "
+                  f"than sentiment {task['median_sentiment']:g}, from topics {', '.join(task.get('id_topics', []))}."]
+    rep.add("Data and splits", "\n".join(lines))
+
+
+def _set_roles(e: dict, sets: list[str]) -> str:
+    """One line naming each test set's place: ID, or OOD with its shift and the ID set it compares to."""
+    parts = []
+    for s in sets:
+        info = (e.get("sets") or {}).get(s) or {}
+        if info.get("distribution") == "id":
+            parts.append(f"{s} (ID)")
+        elif info.get("distribution") == "ood":
+            against = info.get("compare_to") and f"gap against {info['compare_to']}"
+            extra = "; ".join(x for x in (info.get("shift"), against) if x)
+            parts.append(f"{s} (OOD{': ' + extra if extra else ''})")
+        else:
+            parts.append(f"{s} (role not declared)")
+    return "Test sets: " + ", ".join(parts) + "."
+
+
+def performance(rep: Sections, e: dict | None) -> None:
+    if not e:
+        return
+    sets = ordered_sets(e)
+    pvr = {p: {s: (v["win_rate"], v["standard_error"]) for s, v in ss.items()} for p, ss in e["pvr"].items()}
+    rep.figure("pvr", f"Win rate vs reference ({e['judge']} judge)",
+               "Preference-vs-reference win rate per policy on the ID and every OOD test set, ±1 SE "
+               "(kirk2024 fig. 2–3).", lambda ax: F.grouped_bars(ax, pvr, "PvR win rate (%)", sets))
+    gaps = {p: {s: (v, 0.0) for s, v in g.items()} for p, g in (e.get("gap") or {}).items() if g}
+    if gaps:
+        rep.figure("gap", "Generalisation gap (ID − OOD win rate)",
+                   "Each OOD set's win rate subtracted from that of the ID set it compares to; positive = the "
+                   "policy loses ground out of distribution (kirk2024 §6.1).",
+                   lambda ax: F.grouped_bars(ax, gaps, "gap (points)", sets))
+    h2h = {p: {s: (v["win_rate"], v["standard_error"]) for s, v in ss.items()}
+           for p, ss in (e.get("head_to_head") or {}).items() if ss}
+    if h2h:
+        base = e.get("baseline", "sft")
+        rep.figure("head_to_head", f"Head-to-head win rate against {F.label(base)}",
+                   f"Each policy's outputs judged against the {F.label(base)} model's on the same inputs "
+                   "(kirk2024 fig. 4).", lambda ax: F.grouped_bars(ax, h2h, f"win rate vs {F.label(base)} (%)", sets))
+    lines = ["| policy | " + " | ".join(sets) + " | mean gap |", "|---" * (len(sets) + 2) + "|"]
+    for p in F.ordered(e["pvr"]):
+        cells = [f"{e['pvr'][p][s]['win_rate']:.1f} ± {e['pvr'][p][s]['standard_error']:.1f}"
+                 if s in e["pvr"][p] else "–" for s in sets]
+        g = (e.get("gap") or {}).get(p) or {}
+        lines.append(f"| {p} | " + " | ".join(cells) + (f" | {mean(g.values()):.1f} |" if g else " | – |"))
+    md = "PvR win rate (%) ± SE, judge: " + e["judge"] + "\n\n" + _set_roles(e, sets) + "\n\n" + "\n".join(lines)
+    if e.get("shift"):
+        md += "\n\nDistribution shift (mean embedding distance to the ID inputs): " + ", ".join(
+            f"{k} {v:.3f}" for k, v in e["shift"].items())
+        rep.figure("shift", "Generalisation gap against measured distribution shift",
+                   "x: cosine distance between the mean Sentence-BERT embeddings of the ID and each OOD "
+                   "set's inputs; y: the gap (kirk2024 §6.1, asked for by review2024).",
+                   lambda ax: F.draw_shift(ax, e.get("gap") or {}, e["shift"]))
+    val = e.get("judge_validation")
+    if val:
+        md += ("\n\nJudge validation (agreement with held-out preference labels; with gold):\n\n"
+               "| set | n | labels | gold |\n|---|---|---|---|\n")
+        md += "\n".join(f"| {k} | {v['n']} | {fmt(v.get('label_agreement'))} | {fmt(v.get('gold_agreement'))} |"
+                        for k, v in val.items())
+    rep.add("Performance in and out of distribution", md)
+
+
+def diversity(rep: Sections, d: dict | None, e: dict | None) -> None:
+    if not d:
+        return
+    pol = d["policies"]
+    for kind, fig in (("per_input", "5"), ("across_input", "6")):
+        table = {p: {m: (v[kind]["mean"], v[kind]["std"]) for m, v in ms.items()} for p, ms in pol.items()}
+        rep.figure(f"diversity_{kind}", f"{kind.replace('_', '-')} diversity ({d['test_set']} inputs)",
+                   f"{d['n_inputs']} inputs × {d['samples_per_input']} samples at τ = {d['temperature']}; "
+                   f"bars ±1 std over {'inputs' if kind == 'per_input' else 'redraws'} (kirk2024 fig. {fig}).",
+                   lambda ax, t=table: F.grouped_bars(ax, t, "diversity"))
+    test_set = d.get("test_set")
+    if e and test_set in (e.get("test_sets") or {}):
+        where = {"id": "in distribution", "ood": "out of distribution"}.get(distribution(e, test_set), "")
+        rep.figure("tradeoff", "Diversity against performance",
+                   f"Each policy's per-input diversity and PvR win rate on the {test_set} set"
+                   f"{' (' + where + ')' if where else ''} (kirk2024 fig. 25).",
+                   lambda ax: F.draw_tradeoff(ax, pol, e["pvr"], test_set))
+    metrics = sorted({m for ms in pol.values() for m in ms})
+    lines = ["| policy | " + " | ".join(f"{m} per-input | {m} across-input" for m in metrics) + " |",
+             "|---" * (2 * len(metrics) + 1) + "|"]
+    for p in F.ordered(pol):
+        cells = []
+        for m in metrics:
+            v = pol[p].get(m)
+            cells += [f"{v['per_input']['mean']:.3f} ± {v['per_input']['std']:.3f}",
+                      f"{v['across_input']['mean']:.3f} ± {v['across_input']['std']:.3f}"] if v else ["–", "–"]
+        lines.append(f"| {p} | " + " | ".join(cells) + " |")
+    rep.add("Output diversity", "\n".join(lines))
+
+
+def training_curves(rep: Sections, bon_sweep: dict | None, rm_rows: list[dict], ppo_rows: list[dict],
+                    kl_sweep: dict | None) -> None:
+    if bon_sweep:
+        rep.figure("best_of_n", "Best-of-N", f"One pool of {bon_sweep['pool']} samples per prompt, "
+                   f"{bon_sweep['prompts']} prompts; ±1 SE over prompts (kirk2024 fig. 22).",
+                   lambda ax: F.draw_best_of_n(ax, bon_sweep))
+    rm_rows = [r for r in rm_rows if "val_accuracy" in r]
+    if rm_rows:
+        rep.figure("rm_accuracy", "Reward model validation accuracy",
+                   "ID validation pairwise accuracy during RM training (kirk2024 fig. 23).",
+                   lambda ax: F.draw_rm_accuracy(ax, rm_rows))
+    ppo_rows = [r for r in ppo_rows if "rm_score" in r]
+    if ppo_rows:
+        rep.figure("ppo_curves", "PPO training", "Rollout RM score, gold reward and KL to the SFT model "
+                   "per step (kirk2024 fig. 24).", lambda ax: F.draw_ppo(ax, ppo_rows))
+    if kl_sweep and kl_sweep.get("points"):
+        rep.figure("kl_sweep", "KL-penalty sweep", "PPO at several β: performance and per-input diversity "
+                   "(kirk2024 fig. 11–13).", lambda ax: F.draw_kl_sweep(ax, kl_sweep["points"]))
+
+
+def reward_models(rep: Sections, table: dict | None) -> None:
+    if not table:
+        return
+    subsets = list(table["subsets"])
+    lines = ["| reward model | " + " | ".join(subsets) + " | RewardBench-style |", "|---" * (len(subsets) + 2) + "|"]
+    for name, row in table["models"].items():
+        lines.append(f"| {name} | " + " | ".join(fmt(row["accuracy"].get(s)) for s in subsets)
+                     + f" | {fmt(row.get('rewardbench_score'))} |")
+    rep.add("Reward models", "Pairwise accuracy against the annotators' labels:\n\n" + "\n".join(lines))

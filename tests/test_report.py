@@ -1,0 +1,199 @@
+"""The report on hand-made results: the findings (a pure function of the loaded dicts), the
+figures' boilerplate and ordering, and build_report on stage folders that are not a run folder."""
+
+import json
+import re
+
+import pytest
+
+from rlhflab.report import build_report
+from rlhflab.report.figures import grouped_bars, save_figure
+from rlhflab.report.findings import compute_findings
+
+KL_CLAIM = "A higher KL penalty does not restore SFT's diversity"
+
+
+def _wr(win_rate, se):
+    return {"win_rate": win_rate, "standard_error": se}
+
+
+def _eval(baseline="sft"):
+    """One ID set named 'main' and one OOD set named 'idiom': the names say nothing about the roles."""
+    return {
+        "judge": "gold", "baseline": baseline, "test_sets": {"idiom": 4, "main": 4},
+        "sets": {"main": {"distribution": "id", "shift": None, "compare_to": None},
+                 "idiom": {"distribution": "ood", "shift": "length", "compare_to": "main"}},
+        "pvr": {"sft": {"main": _wr(40, 3), "idiom": _wr(30, 4)},
+                "ppo": {"main": _wr(50, 4), "idiom": _wr(25, 3)},
+                "bon": {"main": _wr(45, 0), "idiom": _wr(35, 1)}},
+        "gap": {"sft": {"idiom": 10.0}, "ppo": {"idiom": 25.0}, "bon": {"idiom": 10.0}},
+        "head_to_head": {"sft": {}, "ppo": {"main": _wr(60, 5), "idiom": _wr(45, 5)}},
+    }
+
+
+def _div(test_set="main"):
+    def m(mean, std):
+        return {"per_input": {"mean": mean, "std": std, "n": 4}, "across_input": {"mean": mean, "std": 0.0}}
+    return {"test_set": test_set, "n_inputs": 4, "samples_per_input": 2, "temperature": 0.7,
+            "policies": {"sft": {"ead": m(0.8, 0.2)}, "ppo": {"ead": m(0.5, 0.2)}}}
+
+
+KL = {"sft_diversity": 0.8, "points": [{"kl_coef": 0.5, "diversity": 0.6, "gold": 1.0},
+                                       {"kl_coef": 0.05, "diversity": 0.4, "gold": 2.0}]}
+
+
+def test_findings_decide_each_claim_from_the_numbers():
+    got = compute_findings(_eval(), _div(), KL, {"best_step": 7})
+    assert got == [
+        {"claim": "RLHF (PPO) beats SFT out of distribution (idiom)", "reproduced": False,
+         "evidence": "PvR 25.0 vs 30.0: Δ = -5.0 ± 5.0 (1 SE)"},
+        {"claim": "RLHF (PPO) beats SFT in distribution", "reproduced": True,
+         "evidence": "PvR 50.0 vs 40.0: Δ = +10.0 ± 5.0 (1 SE)"},
+        {"claim": "Best-of-N beats SFT", "reproduced": True, "evidence": "ID PvR 45.0 vs 40.0: Δ = +5.0 ± 3.0"},
+        {"claim": "RLHF generalises better than SFT (smaller ID − OOD gap)", "reproduced": False,
+         "evidence": "mean gap PPO 25.0 vs SFT 10.0 points over 1 OOD sets"},
+        {"claim": "RLHF lowers per-input diversity (ead)", "reproduced": True,
+         "evidence": "PPO 0.500 vs SFT 0.800: Δ = -0.300 ± 0.141"},
+        {"claim": KL_CLAIM, "reproduced": True, "evidence": "per-input diversity at β = 0.5: 0.600 vs SFT 0.800"},
+    ]
+
+
+def test_kl_claim_is_not_run_without_a_sweep_and_restored_diversity_is_a_no():
+    got = compute_findings(_eval(), None, None, None)
+    assert got[-1] == {"claim": KL_CLAIM, "reproduced": None, "evidence": "not run: enable the kl_sweep stage"}
+    assert not any("diversity (" in f["claim"] for f in got)
+    assert compute_findings(None, None, None, None) == [got[-1]]
+    restored = {"sft_diversity": 0.5, "points": [{"kl_coef": 1.0, "diversity": 0.5, "gold": 0.0}]}
+    assert compute_findings(None, None, restored, None)[0]["reproduced"] is False
+
+
+def test_several_id_sets_get_one_claim_each_and_undeclared_sets_none():
+    e = _eval()
+    e["test_sets"] = {"main": 4, "second": 4, "idiom": 4, "extra": 4}
+    e["sets"]["second"] = {"distribution": "id", "shift": None, "compare_to": None}
+    for p, (a, b) in {"sft": (20, 1), "ppo": (10, 1), "bon": (30, 2)}.items():
+        e["pvr"][p]["second"] = _wr(a, b)
+        e["pvr"][p]["extra"] = _wr(a, b)  # evaluated, but not declared ID or OOD: no claim about it
+    claims = {f["claim"]: f for f in compute_findings(e, None, None, None)}
+    assert claims["RLHF (PPO) beats SFT in distribution (main)"]["reproduced"] is True
+    assert claims["RLHF (PPO) beats SFT in distribution (second)"] == {
+        "claim": "RLHF (PPO) beats SFT in distribution (second)", "reproduced": False,
+        "evidence": "PvR 10.0 vs 20.0: Δ = -10.0 ± 1.4 (1 SE)"}
+    assert claims["Best-of-N beats SFT (second)"]["evidence"] == "ID PvR 30.0 vs 20.0: Δ = +10.0 ± 2.2"
+    assert "Best-of-N beats SFT (main)" in claims and "Best-of-N beats SFT" not in claims
+    assert not any("extra" in c for c in claims)
+
+
+def test_ppo_that_kept_its_starting_point_says_so_beside_ppo_claims():
+    got = compute_findings(_eval(), _div(), KL, {"best_step": 0})
+    suffix = "; PPO's selection kept its starting point (best_step 0 = SFT)"
+    for f in got:
+        assert f["evidence"].endswith(suffix) == f["claim"].startswith("RLHF (PPO) beats SFT"), f
+
+
+def test_save_figure_and_grouped_bars_follow_the_given_group_order(tmp_path):
+    seen = {}
+
+    def draw(ax):
+        grouped_bars(ax, {"ppo": {"z_id": (1, 0.1), "a_ood": (2, 0.2)}, "sft": {"z_id": (3, 0.3)}}, "y",
+                     groups=["z_id", "a_ood"])
+        seen["labels"] = [t.get_text() for t in ax.get_xticklabels()]
+        seen["legend"] = [t.get_text() for t in ax.get_legend().get_texts()]
+
+    path = save_figure(tmp_path / "sub" / "f.png", "a title", draw)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
+    assert seen == {"labels": ["z_id", "a_ood"], "legend": ["sft", "ppo"]}
+
+
+def _stage(root, name, files):
+    folder = root / name
+    folder.mkdir(parents=True)
+    for rel, obj in files.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        text = "".join(json.dumps(r) + "\n" for r in obj) if rel.endswith(".jsonl") else json.dumps(obj)
+        (folder / rel).write_text(text)
+    return folder
+
+
+def test_build_report_reads_the_given_stage_folders(tmp_path):
+    ann = [{"instruction": "Summarise <this>", "output_1": "ref", "output_2": "mine", "preference": 1.75}]
+    task = {"sizes": {"test_main": 4, "test_idiom": 4, "sft_train": 9},
+            "sets": [{"kind": "prompt", "role": "test", "name": "main", "file": "test/main.jsonl",
+                      "distribution": "id", "shift": None, "compare_to": None},
+                     {"kind": "prompt", "role": "test", "name": "idiom", "file": "test/idiom.jsonl",
+                      "distribution": "ood", "shift": "length", "compare_to": "main"}]}
+    inputs = {  # each stage in its own place, as a pipeline's finished stage folders
+        "data": _stage(tmp_path / "x", "data", {"task.json": task}),
+        "eval": _stage(tmp_path / "y", "eval", {"results.json": {**_eval(), "shift": {"idiom": 0.2}},
+                                                "annotations/ppo_vs_reference/main.json": ann}),
+        "diversity": _stage(tmp_path / "z", "diversity", {"diversity.json": _div()}),
+        "kl_sweep": _stage(tmp_path, "kl", {"sweep.json": KL}),
+        "ppo": _stage(tmp_path, "ppo", {"manifest.json": {"metrics": {"best_step": 0}},
+                                        "metrics.jsonl": [{"step": 1, "rm_score": 0.1, "kl": 0.0},
+                                                          {"step": 2, "rm_score": 0.3, "kl": 0.1}]}),
+        "rm": _stage(tmp_path, "rm", {"metrics.jsonl": [{"step": 5, "val_accuracy": 0.6}, {"step": 9, "loss": 1}]}),
+        "bon": _stage(tmp_path, "bon", {"sweep.json": {"pool": 4, "prompts": 2, "gold_oracle_best_of_pool": 1.0,
+                                                       "curve": {"1": {"gold_mean": 0.1, "gold_se": 0.1},
+                                                                 "4": {"gold_mean": 0.5, "gold_se": 0.1}}}}),
+        "rm_eval": _stage(tmp_path, "rm_eval", {"table.json": {
+            "subsets": ["validation", "test_main", "test_idiom"],
+            "sets": {"validation": {"distribution": "id"}, "test_main": {"distribution": "id"},
+                     "test_idiom": {"distribution": "ood", "shift": "length", "compare_to": "test_main"}},
+            "models": {"rm": {"accuracy": {"validation": 0.7, "test_main": 0.68, "test_idiom": 0.6},
+                              "rewardbench_score": None}}}}),
+    }
+    out = tmp_path / "report"
+    findings = build_report(inputs, out, title="my study")
+    assert json.loads((out / "findings.json").read_text()) == findings
+    assert findings == compute_findings(_eval(), _div(), KL, {"best_step": 0})
+    md = (out / "report.md").read_text()
+    page = (out / "index.html").read_text()
+    assert md.startswith("# rlhflab report: my study\n") and "<h1>rlhflab report: my study</h1>" in page
+    figures = {"pvr", "gap", "head_to_head", "diversity_per_input", "diversity_across_input", "tradeoff",
+               "best_of_n", "rm_accuracy", "ppo_curves", "kl_sweep", "shift"}
+    assert set(re.findall(r'data-figure="(\w+)"', page)) == figures
+    assert {p.stem for p in (out / "figures").glob("*.png")} == figures
+    assert not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched from anywhere
+    assert "| test_idiom | 4 | ood (length) |" in md and "| test_main | 4 | id |" in md
+    assert "| sft_train | 9 | – |" in md
+    assert "| policy | main | idiom | mean gap |" in md  # ID sets first, by the declared distribution
+    assert "| ppo | 50.0 ± 4.0 | 25.0 ± 3.0 | 25.0 |" in md
+    assert "| rm | 0.700 | 0.680 | 0.600 | – |" in md
+    assert "Summarise &lt;this&gt;" in page and "75% beats reference" in page  # the sample browser
+    assert "kirk2024 fig. 2–3" in md and "review2024" in md and not re.search(r"(?<![\d.])00[014]\b", md)
+
+
+def test_performance_row_keeps_its_cells_with_one_test_set(tmp_path):
+    """Regression: the conditional once swallowed the whole row, leaving only ' | – |'."""
+    e = {"judge": "gold", "baseline": "sft", "test_sets": {"main": 4},
+         "sets": {"main": {"distribution": "id", "shift": None, "compare_to": None}},
+         "pvr": {"sft": {"main": _wr(40, 3)}, "ppo": {"main": _wr(50, 4)}}, "gap": {"sft": {}, "ppo": {}}}
+    findings = build_report({"eval": _stage(tmp_path, "eval", {"results.json": e})}, tmp_path / "r", "one set")
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "| sft | 40.0 ± 3.0 | – |" in md and "| ppo | 50.0 ± 4.0 | – |" in md
+    assert "\n | – |" not in md
+    assert [f["claim"] for f in findings] == ["RLHF (PPO) beats SFT in distribution", KL_CLAIM]
+
+
+@pytest.mark.parametrize("baseline, shown", [("dpo", "DPO"), ("sft", "SFT")])
+def test_head_to_head_names_the_baseline_it_was_run_against(tmp_path, baseline, shown):
+    e = _eval(baseline)
+    e["head_to_head"] = {"ppo": {"main": _wr(60, 5)}, baseline: {}}
+    build_report({"eval": _stage(tmp_path, "eval", {"results.json": e})}, tmp_path / "r", "h2h")
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert f"![Head-to-head win rate against {shown}](figures/head_to_head.png)" in md
+    assert f"judged against the {shown} model's" in md
+    other = {"DPO": "SFT", "SFT": "DPO"}[shown]
+    assert f"against {other}" not in md
+
+
+def test_tradeoff_uses_the_diversity_test_set_and_is_skipped_without_it(tmp_path):
+    ev = _stage(tmp_path, "eval", {"results.json": _eval()})
+    build_report({"eval": ev, "diversity": _stage(tmp_path / "a", "diversity", {"diversity.json": _div("idiom")})},
+                 tmp_path / "r1", "t")
+    md = (tmp_path / "r1" / "report.md").read_text()
+    assert "figures/tradeoff.png" in md and "win rate on the idiom set (out of distribution)" in md
+    build_report({"eval": ev, "diversity": _stage(tmp_path / "b", "diversity", {"diversity.json": _div("other")})},
+                 tmp_path / "r2", "t")
+    assert "tradeoff" not in (tmp_path / "r2" / "report.md").read_text()
+    assert not (tmp_path / "r2" / "figures" / "tradeoff.png").exists()
