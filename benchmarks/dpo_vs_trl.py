@@ -26,8 +26,9 @@ from accelerate import PartialState  # noqa: E402
 
 from rlhflab.config import ModelSpec, load_config  # noqa: E402
 from rlhflab.data.records import PreferenceRecord, read_records  # noqa: E402
-from rlhflab.data.synthetic_datasets import build_synthetic_task  # noqa: E402
+from rlhflab.tasks.synthetic import build_synthetic_task  # noqa: E402
 from rlhflab.models import build_llama, load_causal_lm, load_tokenizer, save_model, train_tokenizer  # noqa: E402
+from rlhflab.cache_key import ConfigView  # noqa: E402
 from rlhflab.pipeline import StageContext  # noqa: E402
 from rlhflab.stages import dpo as dpo_stage  # noqa: E402
 
@@ -54,7 +55,8 @@ def bench_rlhflab(root: Path, steps: int) -> float:
         "dpo.optim.epochs=100", f"dpo.eval_every={10**6}", "dpo.n_sample_check=0", "pipeline.progress=false"])
     out = root / ".bench-dpo"
     out.mkdir(exist_ok=True)
-    ctx = StageContext(cfg, dpo_stage.STAGE, out, root, PartialState(), key="bench")
+    ctx = StageContext(ConfigView(cfg, dpo_stage.STAGE.reads, "dpo"), dpo_stage.STAGE, out, root, PartialState(),
+                       inputs=("data", "sft"), key="bench")
     t = time.perf_counter()
     dpo_stage.run(ctx)
     return steps / (time.perf_counter() - t)

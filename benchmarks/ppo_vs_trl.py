@@ -23,15 +23,13 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 warnings.filterwarnings("ignore")
 
 import torch  # noqa: E402
-from accelerate import PartialState  # noqa: E402
 from transformers import AutoModelForSequenceClassification  # noqa: E402
 
 from rlhflab.config import ModelSpec, load_config  # noqa: E402
 from rlhflab.data.records import PromptRecord, read_records  # noqa: E402
-from rlhflab.data.synthetic_datasets import build_synthetic_task  # noqa: E402
+from rlhflab.tasks.synthetic import build_synthetic_task  # noqa: E402
 from rlhflab.models import build_llama, load_causal_lm, load_tokenizer, save_model, train_tokenizer  # noqa: E402
-from rlhflab.pipeline import StageContext  # noqa: E402
-from rlhflab.stages import ppo as ppo_stage  # noqa: E402
+from rlhflab.ppo_trainer import PPOTrainer as RlhflabPPO  # noqa: E402
 
 B, MB, NEW_TOKENS = 32, 16, 40
 
@@ -58,12 +56,12 @@ def bench_rlhflab(root: Path, steps: int) -> float:
     cfg = load_config("quickstart", [
         f"output_dir={root.parent}", f"name={root.name}", f"ppo.prompt_batch_size={B}",
         f"ppo.minibatch_size={MB}", "ppo.inner_epochs=1", f"ppo.max_steps={steps}", "ppo.epochs=100",
-        f"ppo.eval_every={10**6}", f"ppo.save_every={10**6}", "ppo.val_prompts=1", "ppo.lr=1e-5",
+        f"ppo.eval_every={10**6}", f"ppo.save_every={10**6}", "ppo.val_prompts=1", "ppo.optim.lr=1e-5",
         f"ppo.max_new_tokens={NEW_TOKENS}", "pipeline.progress=false"])
-    out = root / ".bench-ppo"
-    out.mkdir(exist_ok=True)
-    ctx = StageContext(cfg, ppo_stage.STAGE, out, root, PartialState(), key="bench")
-    trainer = ppo_stage.PPOTrainer(ctx)
+    prompts = [r.prompt for r in read_records(root / "data" / "prompts" / "train.jsonl", PromptRecord)]
+    val = [r.prompt for r in read_records(root / "data" / "prompts" / "validation.jsonl", PromptRecord)]
+    trainer = RlhflabPPO(cfg.ppo, cfg.generation, sft_dir=root / "sft", rm_dir=root / "rm", seed=cfg.seed,
+                         prompts=prompts, val_prompts=val)
     t = time.perf_counter()
     for step in range(1, steps + 1):
         trainer.train_step(step)

@@ -1,4 +1,4 @@
-"""Time to build a sentiment OOD split (000 appendix J.1) of a TL;DR-sized layout on this machine:
+"""Time to build a sentiment OOD split (kirk2024 appendix J.1) of a TL;DR-sized layout on this machine:
 the SFT train set, its validation set, preference pairs that repeat the SFT posts (as the
 summarize-from-feedback comparisons repeat TL;DR posts) and a test set — fit, split every set,
 describe every set. Against a baseline measured in the same run: the same work measuring every

@@ -44,3 +44,10 @@ def tiny_run(tmp_path_factory):
     cfg = tiny_config(out)
     results = run_pipeline(cfg, REGISTRY)
     return cfg, {r.name: r for r in results}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test on the tiny pipeline run is slow (`pytest -m "not slow"` runs the pure tests)."""
+    for item in items:
+        if "tiny_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

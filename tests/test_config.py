@@ -10,10 +10,10 @@ from rlhflab.config import ConfigError, load_config
 def test_quickstart_loads_with_seed_defaults():
     cfg = load_config()
     assert cfg.name == "quickstart"
-    assert cfg.generation.temperature == 0.7  # 000 §5.2 / 004 table 9
-    assert cfg.sft.optim.adam_beta2 == 0.999  # 000 table 2
+    assert cfg.generation.temperature == 0.7  # kirk2024 §5.2 / ivison2024 table 9
+    assert cfg.sft.optim.adam_beta2 == 0.999  # kirk2024 table 2
     from rlhflab.config import SFTStage
-    assert SFTStage().freeze_fraction == 0.8 and SFTStage().optim.lr == 3e-5  # 000 table 2, E.4
+    assert SFTStage().freeze_fraction == 0.8 and SFTStage().optim.lr == 3e-5  # kirk2024 table 2, E.4
 
 
 def test_overrides_parse_yaml_values():
@@ -76,3 +76,42 @@ def test_seeds_run_one_pipeline_per_seed(tmp_path):
     for seed in (3, 4):
         manifest = json.loads((tmp_path / f"quickstart-s{seed}" / "data" / "manifest.json").read_text())
         assert manifest["seed"] == seed
+
+
+def test_test_sets_declare_their_distribution(tmp_path):
+    import json
+
+    def files_task(test_sets):
+        f = tmp_path / "c.yaml"
+        f.write_text(json.dumps({"task": {"kind": "files", "sft_train": "a.jsonl", "sft_validation": "b.jsonl",
+                                          "test_sets": test_sets},
+                                 "comparisons": {"source": "task"}, "eval": {"judge": "rm"},
+                                 "diversity": {"metrics": ["ead"]}}))
+        return load_config(f)
+
+    with pytest.raises(ConfigError, match=r"test_sets.id.*distribution: id \| ood"):
+        files_task({"id": "t.jsonl"})  # a bare path: nothing says whether it is in distribution
+    cfg = files_task({"mine": {"path": "t.jsonl", "distribution": "id"},
+                      "far": {"path": "u.jsonl", "distribution": "ood", "shift": "domain"}})
+    assert cfg.task.test_sets["far"].distribution == "ood"
+    with pytest.raises(ConfigError, match="several ID sets"):
+        files_task({"a": {"path": "t", "distribution": "id"}, "b": {"path": "t", "distribution": "id"},
+                    "c": {"path": "u", "distribution": "ood"}})
+    with pytest.raises(ConfigError, match="'zzz' is not an ID set"):
+        files_task({"a": {"path": "t", "distribution": "id"}, "c": {"path": "u", "distribution": "ood",
+                                                                    "compare_to": "zzz"}})
+    with pytest.raises(ConfigError, match="an ID set has neither"):
+        files_task({"a": {"path": "t", "distribution": "id", "shift": "length"}})
+
+
+def test_dpo_loss_and_label_smoothing_go_together():
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        load_config("quickstart", ["dpo.label_smoothing=0.1"])
+    assert load_config("quickstart", ["dpo.loss=cdpo", "dpo.label_smoothing=0.1"]).dpo.loss == "cdpo"
+
+
+def test_ppo_optimiser_is_one_section_with_its_own_defaults():
+    cfg = load_config("quickstart", ["ppo.optim.adam_beta2=0.9"])
+    assert cfg.ppo.optim.adam_beta2 == 0.9 and cfg.ppo.optim.adam_epsilon == 1e-5  # ivison2024 table 9 kept
+    with pytest.raises(ConfigError, match="ppo.lr: unknown key"):
+        load_config("quickstart", ["ppo.lr=1e-5"])

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import TINY
 from rlhflab.config import ConfigError, load_config
+from rlhflab.layout import Layout
 from rlhflab.data.chat import render, tulu
 from rlhflab.data.records import PreferenceRecord, PromptRecord, SFTRecord, read_json, read_records
 from rlhflab.pipeline import run_pipeline
@@ -43,13 +44,15 @@ def write_tldr_like(tmp_path, n=120, seed=0):
     return paths
 
 
-def datasets_config(tmp_path, paths, extra=()):
+def datasets_config(tmp_path, paths, extra=(), news: str = "id"):
     task = {"kind": "datasets",
             "sft_train": {"source": "tldr", "path": str(paths["tldr"])},
             "preference_train": {"source": "summarize_from_feedback", "path": str(paths["sff"])},
-            "test_sets": {"id": {"source": "tldr", "path": str(paths["tldr"]), "limit": 40},
-                          "news": {"source": "cnn_dailymail", "path": str(paths["cnn"]), "limit": 20}},
-            "preference_tests": {"id": {"source": "summarize_from_feedback", "path": str(paths["sff"]), "limit": 40}},
+            "test_sets": {"id": {"source": "tldr", "path": str(paths["tldr"]), "limit": 40, "distribution": "id"},
+                          "news": {"source": "cnn_dailymail", "path": str(paths["cnn"]), "limit": 20,
+                                   "distribution": news}},
+            "preference_tests": {"id": {"source": "summarize_from_feedback", "path": str(paths["sff"]), "limit": 40,
+                                        "distribution": "id"}},
             "ood_split": {"by": "length"}}
     cfg = tmp_path / "real.yaml"
     cfg.write_text(json.dumps({"name": "real", "output_dir": str(tmp_path / "runs"), "task": task,
@@ -70,15 +73,30 @@ def test_data_stage_splits_every_set_by_median_length(tmp_path):
     assert all(len(r.meta["input"].split()) < threshold for r in train)
     ood = read_records(data / "test" / "ood_length.jsonl", PromptRecord)
     assert ood and all(len(r.meta["input"].split()) >= threshold for r in ood)
-    # CNN/DM test set splits into its own ID and OOD parts, named for it.
-    assert {"id", "ood_length", "id_news", "ood_length_news"} <= set(info["test_sets"])
-    assert set(info["preference_tests"]) == {"id", "ood_length"}
+    # The CNN/DM test set, declared ID, splits into its own ID and OOD parts; each OOD part is
+    # compared with the ID part it came from, whatever the names.
+    layout = Layout.from_task_info(info)
+    tests = {ds.name: ds for ds in layout.tests("prompt")}
+    assert set(tests) == {"id", "ood_length", "news", "news_ood_length"}
+    assert [n for n, ds in tests.items() if not ds.is_ood] == ["id", "news"]
+    assert tests["ood_length"].compare_to == "id" and tests["news_ood_length"].compare_to == "news"
+    assert tests["news_ood_length"].shift == "length"
+    assert {ds.name for ds in layout.tests("preference")} == {"id", "ood_length"}
     # Sizes and medians are reported for every set; the ID median lies below the OOD one.
     s = info["ood_split"]["sets"]["sft/train"]
     assert s["n_id"] + s["n_ood"] > 100 and s["median_id"] < threshold <= s["median_ood"]
     # Validation was carved (5%) from the training data; prompts default to the SFT prompts.
     assert info["sizes"]["sft/validation.jsonl"] >= 1 and info["sizes"]["prompts/train.jsonl"] == len(train)
     assert (data / "pretrain" / "corpus.jsonl").exists()
+
+
+def test_a_declared_ood_set_stays_whole_under_a_split(tmp_path):
+    cfg = datasets_config(tmp_path, write_tldr_like(tmp_path), news="ood")
+    run_pipeline(cfg, REGISTRY, until="data")
+    tests = {ds.name: ds for ds in Layout.from_task_info(read_json(tmp_path / "runs" / "real" / "data" / "task.json"))
+             .tests("prompt")}
+    assert set(tests) == {"id", "ood_length", "news"}
+    assert tests["news"].is_ood and tests["news"].compare_to == "id"
 
 
 def test_pipeline_runs_on_a_datasets_task(tmp_path):
@@ -90,12 +108,16 @@ def test_pipeline_runs_on_a_datasets_task(tmp_path):
     for stage in ("rm_eval",):
         run_pipeline(cfg, REGISTRY, until=stage)
     assert "ood_length" in json.dumps(read_json(run / "rm_eval" / "table.json"))
-    pvr = read_json(run / "eval" / "results.json")
-    text = json.dumps(pvr)
-    assert "ood_length_news" in text and "id_news" in text
+    res = read_json(run / "eval" / "results.json")
+    # regression: the ID part of the news set is in distribution; it never enters the gaps
+    assert res["sets"]["news"]["distribution"] == "id"
+    for policy, gaps in res["gap"].items():
+        assert set(gaps) == {"ood_length", "news_ood_length"}
+        pvr = res["pvr"][policy]
+        assert gaps["news_ood_length"] == pvr["news"]["win_rate"] - pvr["news_ood_length"]["win_rate"]
     from rlhflab.report import build_report
 
-    build_report(run, tmp_path / "report")
+    build_report({s: run / s for s in ("data", "eval", "rm_eval")}, tmp_path / "report", "real")
     md = (tmp_path / "report" / "report.md").read_text()
     assert "## Data and splits" in md and "| sft/train |" in md and "ID = length below the median" in md
 
@@ -162,7 +184,8 @@ def test_builtin_real_data_configs_build_their_data(tmp_path, name, refs):
     cfg = load_config(name, sets + [f"output_dir={tmp_path}", "model.gguf=null"])
     run_pipeline(cfg, REGISTRY, until="data")
     info = read_json(tmp_path / name / "data" / "task.json")
-    assert set(info["test_sets"]) == {k.split(".")[1] for k in refs if k.startswith("test_sets.")}
+    tests = {ds.name for ds in Layout.from_task_info(info).tests("prompt")}
+    assert tests == {k.split(".")[1] for k in refs if k.startswith("test_sets.")}
     assert info["sizes"]["sft/train.jsonl"] >= 1 and info["sizes"]["preference/train.jsonl"] >= 1
     if name == "alpacafarm":
         prompt = read_records(tmp_path / name / "data" / "test" / "id.jsonl", PromptRecord)[0].prompt

@@ -3,6 +3,7 @@
 import json
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -23,7 +24,7 @@ def test_dpo_losses_by_hand():
     losses, r_c, r_r = dpo_loss(pc, pr, rc, rr, beta=0.1)
     assert math.isclose(losses.item(), -math.log(_sig(0.2)), rel_tol=1e-6)
     assert math.isclose(r_c.item(), 0.1, rel_tol=1e-6) and math.isclose(r_r.item(), -0.1, rel_tol=1e-6)
-    losses, _, _ = dpo_loss(pc, pr, rc, rr, beta=0.1, label_smoothing=0.2)
+    losses, _, _ = dpo_loss(pc, pr, rc, rr, beta=0.1, kind="cdpo", label_smoothing=0.2)
     assert math.isclose(losses.item(), -0.8 * math.log(_sig(0.2)) - 0.2 * math.log(_sig(-0.2)), rel_tol=1e-6)
     losses, _, _ = dpo_loss(pc, pr, rc, rr, beta=0.1, kind="ipo")
     assert math.isclose(losses.item(), (2 - 5) ** 2, rel_tol=1e-6)  # (h − 1/(2β))² = (2 − 5)²
@@ -55,12 +56,26 @@ def test_sequence_logprobs_match_token_by_token_forward():
                 assert math.isclose(got.item(), want, rel_tol=1e-4, abs_tol=1e-4)
 
 
+def test_dpo_loss_is_ln2_when_the_policy_is_the_reference():
+    """Invariant: with π = π_ref every h = 0, so DPO and cDPO give ln 2 per pair, IPO (1/(2β))²."""
+    model, tok = tiny_model_and_tokenizer()
+    recs = [PreferenceRecord(prompt="SUBREDDIT: r/work\nPOST: my boss cut my hours.\nTL;DR:",
+                             chosen="my boss cut my hours", rejected="the dog")] * 3
+    with torch.no_grad():
+        pc, pr = pair_logprobs(model, encode_pairs(tok, recs, 128), "cpu")
+    for kind, eps, want in (("dpo", 0.0, math.log(2)), ("cdpo", 0.1, math.log(2)), ("ipo", 0.0, (1 / 0.2) ** 2)):
+        losses, rc, rr = dpo_loss(pc, pr, pc.clone(), pr.clone(), beta=0.1, kind=kind, label_smoothing=eps)
+        assert torch.allclose(losses, torch.full_like(losses, want), rtol=1e-6), kind
+        assert torch.equal(rc, torch.zeros_like(rc)) and torch.equal(rr, torch.zeros_like(rr))
+
+
 def test_sequence_logprob_sum_ignores_unlabelled_positions():
     logits = torch.zeros(1, 3, 4)  # uniform: every token has log p = −log 4
     labels = torch.tensor([[-100, 2, 3]])
     assert math.isclose(sequence_logprob_sum(logits, labels).item(), -2 * math.log(4), rel_tol=1e-6)
 
 
+@pytest.mark.slow
 def test_dpo_stage_raises_preference_accuracy_and_gold(tiny_run):
     cfg, results = tiny_run
     m = results["dpo"].metrics

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,8 @@ def _writer(name):
         CALLS.append(name)
         for dep in ctx.stage.needs(ctx.cfg):
             assert (ctx.input(dep) / "out.txt").exists()
-        (ctx.out / "out.txt").write_text(f"{name} lr={ctx.cfg.sft.optim.lr}")
+        lr = ctx.cfg.sft.optim.lr if "sft" in ctx.stage.reads else None  # only what its key covers
+        (ctx.out / "out.txt").write_text(f"{name} lr={lr}")
         ctx.log(1, {"loss": 1.0})
         return {"value": 1}
     return run
@@ -77,29 +79,39 @@ def test_undeclared_input_is_an_error(cfg):
         run_pipeline(cfg, [Stage("a", lambda c: [], (), _writer("a")), Stage("s", lambda c: [], (), sneaky)])
 
 
-def test_recovers_from_a_stage_killed_mid_write(cfg, tmp_path):
-    script = textwrap.dedent(f"""
-        import os, sys
-        sys.path.insert(0, {str(tmp_path)!r})
-        from rlhflab.config import load_config
-        from rlhflab.pipeline import Stage, run_pipeline
+def test_recovers_from_a_stage_killed_mid_write(cfg, tmp_path, monkeypatch):
+    # the stages live in a module both processes import, so the rerun sees the same code
+    (tmp_path / "kill_stages.py").write_text(textwrap.dedent("""
+        import os
         def a(ctx):
             (ctx.out / "out.txt").write_text("a")
         def b(ctx):
             (ctx.out / "half.bin").write_bytes(b"x" * 1000)
-            os._exit(9)  # killed mid-write
+            if os.environ.get("KILL_B"):
+                os._exit(9)  # killed mid-write
+            (ctx.out / "half.bin").unlink()
+    """))
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from kill_stages import a, b
+        from rlhflab.config import load_config
+        from rlhflab.pipeline import Stage, run_pipeline
         cfg = load_config("quickstart", ["output_dir={cfg.output_dir}", "name=exp"])
         run_pipeline(cfg, [Stage("a", lambda c: [], ("seed",), a), Stage("b", lambda c: ["a"], ("seed", "sft"), b)])
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "KILL_B": "1"})
     assert proc.returncode == 9, proc.stderr
     run_dir = cfg.run_dir
     assert (run_dir / "a" / "manifest.json").exists()
     assert not (run_dir / "b").exists()  # nothing that looks complete
     assert list(run_dir.glob(".tmp-b-*"))  # the half-written folder is hidden
-    CALLS.clear()
-    reg = [Stage("a", lambda c: [], ("seed",), _writer("a")), Stage("b", lambda c: ["a"], ("seed", "sft"), _writer("b"))]
-    res = run_pipeline(cfg, reg)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("KILL_B", raising=False)
+    from kill_stages import a, b
+
+    res = run_pipeline(cfg, [Stage("a", lambda c: [], ("seed",), a), Stage("b", lambda c: ["a"], ("seed", "sft"), b)])
     assert [r.status for r in res] == ["cached", "ran"]
     assert not list(run_dir.glob(".tmp-*"))
     assert not (run_dir / "b" / "half.bin").exists() and (run_dir / "b" / "manifest.json").exists()
@@ -117,3 +129,73 @@ def test_failed_stage_leaves_previous_artefact_untouched(cfg):
     with pytest.raises(RuntimeError):
         run_pipeline(cfg, reg, force={"b"})
     assert (cfg.run_dir / "b" / "manifest.json").read_text() == before
+
+
+def test_a_stage_sees_only_the_config_keys_its_cache_key_covers(cfg):
+    from rlhflab.cache_key import ConfigAccessError
+
+    seen = {}
+
+    def reads_declared(ctx):
+        seen["lr"] = ctx.cfg.sft.optim.lr  # under the declared "sft"
+        seen["dtype"] = ctx.cfg.model.dtype  # a declared leaf inside an undeclared section
+        seen["seed"] = ctx.seed
+
+    def reads_more(ctx):
+        ctx.cfg.model.name_or_path
+
+    run_pipeline(cfg, [Stage("a", lambda c: [], ("seed", "sft", "model.dtype"), reads_declared)])
+    assert seen == {"lr": cfg.sft.optim.lr, "dtype": "float32", "seed": 0}
+    with pytest.raises(ConfigAccessError, match=r"read config key 'model.name_or_path'.*add 'model.name_or_path'"):
+        run_pipeline(cfg, [Stage("b", lambda c: [], ("model.dtype",), reads_more)])
+
+
+def test_editing_a_stages_code_reruns_it_but_a_docstring_does_not(cfg, tmp_path, monkeypatch):
+    import importlib
+
+    from rlhflab.code_fingerprint import forget
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mod = tmp_path / "probe_stage.py"
+
+    def load(body: str):
+        mod.write_text(body)
+        forget()
+        importlib.invalidate_caches()
+        import probe_stage
+
+        return importlib.reload(probe_stage)
+
+    src = '"""A stage."""\nfrom rlhflab.stats import standard_error\n\ndef run(ctx):\n    return {"x": 1}\n'
+    m = load(src)
+    reg = lambda: [Stage("p", lambda c: [], ("seed",), m.run)]  # noqa: E731
+    assert [r.status for r in run_pipeline(cfg, reg())] == ["ran"]
+    assert [r.status for r in run_pipeline(cfg, reg())] == ["cached"]
+    m = load(src.replace('"""A stage."""', '"""A stage, documented better."""'))
+    assert [r.status for r in run_pipeline(cfg, reg())] == ["cached"]
+    m = load(src.replace('"x": 1', '"x": 2'))
+    assert [r.status for r in run_pipeline(cfg, reg())] == ["ran"]
+
+
+def test_fingerprint_follows_imports_but_not_sibling_stages():
+    from rlhflab.code_fingerprint import import_closure
+
+    closure = import_closure("rlhflab.stages.eval")
+    assert {"rlhflab.evaluation.judges", "rlhflab.data.synthetic", "rlhflab.data.gold"} <= closure  # gold via import
+    assert not {m for m in closure if m.startswith("rlhflab.stages.") and m != "rlhflab.stages.eval"}
+
+
+def test_wanted_stages_are_inputs_only_when_active(cfg):
+    got = {}
+
+    def report(ctx):
+        got["inputs"] = ctx.inputs
+        got["has_b"] = ctx.has_input("b")
+
+    reg = [Stage("a", lambda c: [], ("seed",), _writer("a")),
+           Stage("b", lambda c: ["a"], ("seed",), _writer("b"), enabled=lambda c: c.seed == 0),
+           Stage("r", lambda c: [], (), report, wants=lambda c: ["a", "b"])]
+    run_pipeline(cfg, reg)
+    assert got == {"inputs": ("a", "b"), "has_b": True}
+    run_pipeline(cfg.model_copy(update={"seed": 1}), reg)
+    assert got == {"inputs": ("a",), "has_b": False}

@@ -6,11 +6,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
+from pathlib import Path
 
+import pytest
 from conftest import TINY
-from rlhflab.stages.ppo import TIMINGS
 from transformers import AutoModelForCausalLM
+
+pytestmark = pytest.mark.slow
 
 
 def _rows(folder):
@@ -35,67 +37,118 @@ def test_ppo_raises_reward_and_gold(tiny_run):
     assert not (cfg.run_dir / ".checkpoints").exists() or not any((cfg.run_dir / ".checkpoints").iterdir())
 
 
-def test_ppo_resumes_exactly_after_kill(tiny_run, tmp_path):
+TIMINGS = ("rollout_seconds", "update_seconds", "rollout_tokens_per_s")  # wall-clock, not state
+
+
+def _assert_same_rows(resumed, straight):
+    assert [r["step"] for r in resumed] == [r["step"] for r in straight]
+    for a, b in zip(resumed, straight):
+        for k in b:
+            if k not in TIMINGS:
+                assert abs(a[k] - b[k]) <= 1e-5 * max(1.0, abs(b[k])), (a["step"], k, a[k], b[k])
+
+
+def _trainer(cfg, run_dir, tmp_path, extra=(), **kw):
+    from conftest import tiny_config
+    from rlhflab.data.records import PromptRecord, read_records
+    from rlhflab.data.synthetic import gold_reward
+    from rlhflab.ppo_trainer import PPOTrainer
+
+    c = tiny_config(tmp_path, "x", list(extra))
+    data = cfg.run_dir / "data"
+    prompts = [r.prompt for r in read_records(data / "prompts/train.jsonl", PromptRecord)]
+    val = [r.prompt for r in read_records(data / "prompts/validation.jsonl", PromptRecord)]
+    return PPOTrainer(c.ppo, c.generation, sft_dir=cfg.run_dir / "sft", rm_dir=cfg.run_dir / "rm", seed=c.seed,
+                      prompts=prompts, val_prompts=val, gold=gold_reward, **kw)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_ppo_resumes_exactly_after_a_crash(tiny_run, tmp_path):
+    """A crash after the step-4 checkpoint (deterministic, in process); the rerun resumes there and
+    ends bit-for-bit where the uninterrupted run of the tiny pipeline ended."""
+    cfg, _ = tiny_run
+    ckpt, metrics = tmp_path / "ckpt", tmp_path / "metrics.jsonl"
+
+    def log(step, row):
+        with metrics.open("a") as f:
+            f.write(json.dumps({"step": step, **row}) + "\n")
+
+    trainer = _trainer(cfg, tmp_path, tmp_path, checkpoint_dir=ckpt, metrics_file=metrics, log=log)
+    step_fn = trainer.train_step
+
+    def crashing(step):
+        if step == 6:
+            raise Crash
+        return step_fn(step)
+
+    trainer.train_step = crashing
+    try:
+        trainer.train()
+        raise AssertionError("the crash did not happen")
+    except Crash:
+        pass
+    assert (ckpt / "state").exists()
+    resumed = _trainer(cfg, tmp_path, tmp_path, checkpoint_dir=ckpt, metrics_file=metrics, log=log)
+    summary = resumed.train()
+    assert summary["resumed_at_step"] == 4
+    _assert_same_rows(_rows(tmp_path), _rows(cfg.run_dir / "ppo"))
+
+
+def test_ppo_stage_resumes_after_sigkill(tiny_run, tmp_path):
+    """The real thing: the pipeline process is SIGKILLed in its sixth PPO step; `rlhflab run` resumes."""
     cfg, _ = tiny_run
     run_dir = tmp_path / "resume"
     run_dir.mkdir()
     for stage in ("data", "pretrain", "sft", "rm"):
         shutil.copytree(cfg.run_dir / stage, run_dir / stage)
-    args = [sys.executable, "-m", "rlhflab.cli", "run", "quickstart", "--until", "ppo",
-            *[a for s in TINY + [f"output_dir={tmp_path}", "name=resume"] for a in ("--set", s)]]
+    sets = TINY + [f"output_dir={tmp_path}", "name=resume"]
+    killer = (
+        "import os, signal, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from rlhflab.config import load_config\n"
+        "from rlhflab.pipeline import run_pipeline\n"
+        "from rlhflab.ppo_trainer import PPOTrainer\n"
+        "from rlhflab.stages import REGISTRY\n"
+        "step_fn = PPOTrainer.train_step\n"
+        "def train_step(self, step):\n"
+        "    if step == 6:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return step_fn(self, step)\n"
+        "PPOTrainer.train_step = train_step\n"
+        f"run_pipeline(load_config('quickstart', {sets!r}), REGISTRY, until='ppo')\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if list((run_dir / ".checkpoints").glob("ppo-*/state")):
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    assert not (run_dir / "ppo").exists()
+    proc = subprocess.run([sys.executable, "-c", killer], env=env, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert not (run_dir / "ppo").exists() and list((run_dir / ".checkpoints").glob("ppo-*/state"))
+    args = [sys.executable, "-m", "rlhflab.cli", "run", "quickstart", "--until", "ppo",
+            *[a for s in sets for a in ("--set", s)]]
     done = subprocess.run(args, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     manifest = json.loads((run_dir / "ppo" / "manifest.json").read_text())
     assert manifest["metrics"]["resumed_at_step"] == 4
-    resumed, straight = _rows(run_dir / "ppo"), _rows(cfg.run_dir / "ppo")
-    assert [r["step"] for r in resumed] == [r["step"] for r in straight]
-    for a, b in zip(resumed, straight):
-        for k in b:
-            if k in TIMINGS:  # wall-clock, not state
-                continue
-            assert abs(a[k] - b[k]) <= 1e-5 * max(1.0, abs(b[k])), (a["step"], k, a[k], b[k])
+    _assert_same_rows(_rows(run_dir / "ppo"), _rows(cfg.run_dir / "ppo"))
 
 
 def test_ppo_options_shared_value_head_minibatch_forward_adaptive_kl(tiny_run, tmp_path):
-    """The non-default paths run and stay finite: shared backbone + random value head (000),
-    per-minibatch recomputation (004 G), adaptive KL, k3, reward whitening and normalisation."""
+    """The non-default paths run and stay finite: shared backbone + random value head (kirk2024),
+    per-minibatch recomputation (ivison2024 G), adaptive KL, k3, reward whitening and normalisation."""
     import math
 
     import torch
-    from accelerate import PartialState
-
-    from conftest import tiny_config
-    from rlhflab.pipeline import StageContext
-    from rlhflab.stages import ppo
 
     cfg, _ = tiny_run
-    run_dir = tmp_path / "opts"
-    run_dir.mkdir()
-    for stage in ("data", "sft", "rm"):
-        shutil.copytree(cfg.run_dir / stage, run_dir / stage)
-    opts = tiny_config(tmp_path, "opts", ["ppo.value_model=shared", "ppo.minibatch_forward=true",
-                                          "ppo.adaptive_kl=true", "ppo.kl_estimator=k3", "ppo.whiten_rewards=true",
-                                          "ppo.normalize_rewards=true", "ppo.grad_accum=2", "ppo.inner_epochs=1",
-                                          "ppo.val_prompts=4"])
-    out = run_dir / ".tmp-ppo"
-    out.mkdir()
-    trainer = ppo.PPOTrainer(StageContext(opts, ppo.STAGE, out, run_dir, PartialState(), key="opts"))
+    opts = ["ppo.value_model=shared", "ppo.minibatch_forward=true", "ppo.adaptive_kl=true", "ppo.kl_estimator=k3",
+            "ppo.whiten_rewards=true", "ppo.normalize_rewards=true", "ppo.grad_accum=2", "ppo.inner_epochs=1",
+            "ppo.val_prompts=4"]
+    trainer = _trainer(cfg, tmp_path, tmp_path, opts)
     head = trainer.raw.value_head.weight.detach().clone()
     rows = [trainer.train_step(step) for step in (1, 2)]
     for row in rows:
         assert all(math.isfinite(v) for v in row.values() if isinstance(v, float)), row
     assert rows[0]["ratio_first_minibatch"] == 1.0
     assert not torch.equal(head, trainer.raw.value_head.weight)  # the random head learns
-    assert rows[1]["kl_coef"] != opts.ppo.kl_coef  # the adaptive controller moved β
+    assert rows[1]["kl_coef"] != trainer.cfg.kl_coef  # the adaptive controller moved β
     assert trainer.loop.score_norm is not None  # normalisation fixed from the first batch

@@ -1,4 +1,4 @@
-"""Prompt tagging (004 appendix J, figure 5) and tag-mixed prompt sets."""
+"""Prompt tagging (ivison2024 appendix J, figure 5) and tag-mixed prompt sets."""
 
 import json
 import threading

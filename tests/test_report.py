@@ -192,7 +192,7 @@ def test_tradeoff_uses_the_diversity_test_set_and_is_skipped_without_it(tmp_path
     build_report({"eval": ev, "diversity": _stage(tmp_path / "a", "diversity", {"diversity.json": _div("idiom")})},
                  tmp_path / "r1", "t")
     md = (tmp_path / "r1" / "report.md").read_text()
-    assert "figures/tradeoff.png" in md and "win rate on the idiom set (out of distribution)" in md
+    assert "figures/tradeoff.png" in md and "win rate on the idiom set, out of distribution (kirk2024" in md
     build_report({"eval": ev, "diversity": _stage(tmp_path / "b", "diversity", {"diversity.json": _div("other")})},
                  tmp_path / "r2", "t")
     assert "tradeoff" not in (tmp_path / "r2" / "report.md").read_text()

@@ -5,7 +5,7 @@ import torch
 
 from rlhflab.algorithms.losses import bradley_terry_loss
 from rlhflab.evaluation.reward_model import pairwise_accuracy, rewardbench_score, standard_error
-from rlhflab.stages.bon import best_of_n_curve
+from rlhflab.sampling import best_of_n_curve
 
 
 def test_bradley_terry_loss_hand_computed():

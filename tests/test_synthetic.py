@@ -6,7 +6,7 @@ import pytest
 from rlhflab.config import SyntheticTask
 from rlhflab.data import synthetic as syn
 from rlhflab.data.records import PreferenceRecord, PromptRecord, read_records
-from rlhflab.data.synthetic_datasets import TEST_SETS, build_synthetic_task
+from rlhflab.tasks.synthetic import TEST_SETS, build_synthetic_task
 
 SMALL = SyntheticTask(n_pretrain=200, n_sft_train=100, n_sft_validation=20, n_preference_train=400,
                       n_preference_validation=20, n_preference_test=200, n_policy_prompts=20,

@@ -152,7 +152,7 @@ def winrate(files: list[str] = typer.Argument(..., help="annotation files in Alp
 
 data_app = typer.Typer(no_args_is_help=True, help="Public datasets: list adapters, convert rows to records.")
 app.add_typer(data_app, name="data")
-prompts_app = typer.Typer(no_args_is_help=True, help="Tag policy-training prompts and build prompt sets (004 J).")
+prompts_app = typer.Typer(no_args_is_help=True, help="Tag policy-training prompts and build prompt sets (ivison2024 J).")
 app.add_typer(prompts_app, name="prompts")
 
 
@@ -225,7 +225,7 @@ def prompts_tag(
     local: bool = typer.Option(False, help="run `model` locally with transformers instead of over HTTP"),
     api_key_env: str = typer.Option("OPENAI_API_KEY"),
 ) -> None:
-    """Tag each prompt with 004 figure 5's task tags (Coding, Math, ..., Unclear)."""
+    """Tag each prompt with ivison2024 figure 5's task tags (Coding, Math, ..., Unclear)."""
     from rlhflab.prompt_tags import ChatTagger, LocalTagger, tag_prompts
     from rlhflab.data.records import PromptRecord, read_records, write_json, write_jsonl
 
@@ -254,7 +254,7 @@ def prompts_mix(
     mix: list[str] = typer.Option(..., help="TAG=COUNT, repeatable; TAG 'any' for untargeted prompts"),
     seed: int = typer.Option(0),
 ) -> None:
-    """A prompt set mixing tagged prompts, e.g. --mix Math=10000 --mix any=10000 (004 §3.4)."""
+    """A prompt set mixing tagged prompts, e.g. --mix Math=10000 --mix any=10000 (ivison2024 §3.4)."""
     from rlhflab.prompt_tags import build_prompt_set
     from rlhflab.data.records import PromptRecord, read_records, write_jsonl
 

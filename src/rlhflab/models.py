@@ -108,8 +108,8 @@ def backbone(model: nn.Module) -> nn.Module:
 class ActorCritic(nn.Module):
     """Policy plus value function; one module so one optimiser and one `prepare` cover both.
 
-    The value function is a separate reward model (004 F.2, InstructGPT: initialised from the RM)
-    or, with `value_model=None`, a randomly initialised head on the policy's backbone (000 appendix F).
+    The value function is a separate reward model (ivison2024 F.2, InstructGPT: initialised from the RM)
+    or, with `value_model=None`, a randomly initialised head on the policy's backbone (kirk2024 appendix F).
     """
 
     def __init__(self, policy: nn.Module, value_model: nn.Module | None = None):
@@ -166,7 +166,7 @@ def decoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
 
 
 def freeze_bottom(model: PreTrainedModel, fraction: float) -> dict[str, int]:
-    """Freeze embeddings, unembedding and the first `fraction` of layers (000 table 2: 80%).
+    """Freeze embeddings, unembedding and the first `fraction` of layers (kirk2024 table 2: 80%).
 
     With fraction 0 nothing is frozen. Returns counts of trainable and total parameters.
     """

@@ -1,9 +1,9 @@
-"""The PPO trainer (000 eq. 4, appendix E.2/F, table 4; 004 §2.1 eq. 2, appendix F.2, tables 9–10),
+"""The PPO trainer (kirk2024 eq. 4, appendix E.2/F, table 4; ivison2024 §2.1 eq. 2, appendix F.2, tables 9–10),
 driven by the `ppo` stage and by the `kl_sweep` stage at several KL coefficients.
 
 One rollout batch = B prompts × r samples from the current policy at τ. Each sample is scored by
 the RM (a completion truncated without EOS gets `eos_penalty` instead: the EOS trick); per-token
-rewards are −β·KL(π‖π_ref) with the score added at the last token (004 eq. 4); GAE (γ, λ) gives
+rewards are −β·KL(π‖π_ref) with the score added at the last token (ivison2024 eq. 4); GAE (γ, λ) gives
 advantages, whitened over valid tokens; then e inner epochs of clipped policy + α·clipped value
 loss over minibatches of b, g minibatches per optimiser step. The maths are the pure functions
 of rlhflab.algorithms.ppo; the actor-critic is rlhflab.models.ActorCritic.
@@ -185,7 +185,7 @@ class PPOTrainer:
         batch = self.batches[step - 1]
         per = len(batch) // self.world
         local = batch[acc.process_index * per:(acc.process_index + 1) * per]
-        prompts = [self.prompts[i].prompt for i in local for _ in range(cfg.rollouts_per_prompt)]
+        prompts = [self.prompts[i] for i in local for _ in range(cfg.rollouts_per_prompt)]
         t0 = _clock()
         s, raw_scores, scores = self.rollout(prompts)
         t_rollout = _clock() - t0
@@ -204,7 +204,7 @@ class PPOTrainer:
             parts = _chunks(n_local, mb)
             for k, part in enumerate(parts):
                 rows = order[part]
-                if cfg.minibatch_forward:  # 004 appendix G: fresh log-probs and values per minibatch
+                if cfg.minibatch_forward:  # ivison2024 appendix G: fresh log-probs and values per minibatch
                     sub = self.rollout_targets(ids[rows], attn[rows], start, mask[rows], scores[rows])
                 else:
                     sub = {key: v[rows] for key, v in stats.items()}
@@ -259,7 +259,7 @@ class PPOTrainer:
     def validate(self) -> dict:
         """Validation RM score, KL and score − β·KL of one sample per validation prompt."""
         cfg = self.cfg
-        prompts = [r.prompt for r in self.val_prompts]
+        prompts = self.val_prompts
         s, raw, scores = self.rollout(prompts)
         ids, attn, start, mask = self.sequences(s)
         kls = []

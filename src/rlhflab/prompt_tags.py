@@ -1,7 +1,7 @@
 """Tagging policy-training prompts by task type and building prompt sets from the tags
-(004 §3.4 and appendix J).
+(ivison2024 §3.4 and appendix J).
 
-004 mines unlabelled prompts, asks an LLM (TULU 2 70B there; any chat model here) to tag each with
+ivison2024 mines unlabelled prompts, asks an LLM (TULU 2 70B there; any chat model here) to tag each with
 the prompt of its figure 5, drops prompts tagged Unclear or Multilingual, and builds targeted sets
 by picking prompts that carry a wanted tag "and as few other tags as possible". `tag_prompts`
 does the first part with any tagger (an OpenAI-compatible endpoint or a local HF model);
@@ -28,7 +28,7 @@ TAGS = ("Coding", "Math", "Asking for Advice", "Brainstorming", "Classification"
         "Rewriting", "Summarization", "Multilingual", "Unclear")
 EXCLUDED = ("Unclear", "Multilingual")
 
-# 004 figure 5, with the instruction substituted for {instruction}.
+# ivison2024 figure 5, with the instruction substituted for {instruction}.
 TAG_PROMPT = """# Instruction
 
 Please label the task tags for the user query.
@@ -179,7 +179,7 @@ def build_prompt_set(records: Sequence[PromptRecord], mix: dict[str, int], seed:
     """A prompt set of mix[tag] prompts per tag ("any" = untargeted), each prompt used once.
 
     Prompts with an excluded tag or no tags are never picked. For a tag, prompts carrying it are
-    taken in order of how few other tags they carry (ties in seeded random order), as 004 picks
+    taken in order of how few other tags they carry (ties in seeded random order), as ivison2024 picks
     its Code and Math prompts; "any" draws uniformly from what is left. Each picked record gets
     meta["bucket"]. Asking for more prompts than a tag has raises, naming the tag and its count.
     """

@@ -1,7 +1,7 @@
 """Policies as samplers, and best-of-N: sampling pools, scoring them with a reward model, picking.
 
 Every evaluation stage treats SFT, PPO, DPO and best-of-N alike through `policy_sampler`;
-best-of-N (000 §3, 004 appendix H) samples N completions from the SFT model and keeps the one the
+best-of-N (kirk2024 §3, ivison2024 appendix H) samples N completions from the SFT model and keeps the one the
 reward model scores highest.
 """
 

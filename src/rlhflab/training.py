@@ -25,7 +25,7 @@ LogFn = Callable[[int, dict], None]
 
 class BestWeights:
     """The weights with the best validation score so far, kept as an in-memory copy, so a trainer
-    can end on its best checkpoint (model selection on validation, 000 appendix E.3)."""
+    can end on its best checkpoint (model selection on validation, kirk2024 appendix E.3)."""
 
     def __init__(self, module: torch.nn.Module, score: float, step: int = 0, higher_is_better: bool = True):
         self.module, self.sign = module, 1.0 if higher_is_better else -1.0

@@ -24,14 +24,14 @@ def lm_token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch
 
 
 def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over completion tokens only (000 appendix E: loss on output tokens)."""
+    """Mean cross-entropy over completion tokens only (kirk2024 appendix E: loss on output tokens)."""
     total, n = lm_token_loss_sum(logits, labels)
     return total / n.clamp(min=1)
 
 
 def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: float | torch.Tensor = 0.0,
                        reduction: str = "mean") -> torch.Tensor:
-    """Reward-model loss −log σ(r_c − r_r − m) (004 eq. 1; margin m as in Llama 2, 0 by default).
+    """Reward-model loss −log σ(r_c − r_r − m) (ivison2024 eq. 1; margin m as in Llama 2, 0 by default).
 
     r_chosen, r_rejected: [B] scalar rewards of the preferred and dispreferred completion.
     """
@@ -57,7 +57,7 @@ def sequence_logprob_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
 
 
 def dpo(h: torch.Tensor, beta: float, label_smoothing: float = 0.0) -> torch.Tensor:
-    """DPO (004 eq. 3): −log σ(β·h)."""
+    """DPO (ivison2024 eq. 3): −log σ(β·h)."""
     return -F.logsigmoid(beta * h)
 
 

@@ -1,6 +1,6 @@
 """PPO's pure parts for RLHF: KL-penalised token rewards, GAE, whitening, clipped losses.
 
-Notation follows 004 appendix F.2 (eq. 4–6) and table 9. Every tensor is [B, T] over response
+Notation follows ivison2024 appendix F.2 (eq. 4–6) and table 9. Every tensor is [B, T] over response
 tokens, right-padded, with `mask` 1 on real tokens (EOS included) and 0 on padding; masks are
 contiguous prefixes. Numeric tests against hand-computed values are in tests/test_ppo_losses.py.
 """
@@ -34,7 +34,7 @@ def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: fl
 def kl_per_token(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str = "k1") -> torch.Tensor:
     """Per-token estimate of KL(π‖π_ref) from tokens sampled from π.
 
-    k1 = log π − log π_ref (unbiased, can be negative; 004 eq. 4);
+    k1 = log π − log π_ref (unbiased, can be negative; ivison2024 eq. 4);
     k3 = (ρ − 1) − log ρ with ρ = π_ref / π (unbiased, always ≥ 0, lower variance; Schulman 2020).
     """
     log_ratio = logprobs - ref_logprobs
@@ -53,7 +53,7 @@ def last_token_index(mask: torch.Tensor) -> torch.Tensor:
 def token_rewards(score: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor,
                   mask: torch.Tensor, beta: float, estimator: str = "k1",
                   kl_clamp_min: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """004 eq. 4: r_t = −β·KL_t on every token, plus the sequence score on the last token.
+    """ivison2024 eq. 4: r_t = −β·KL_t on every token, plus the sequence score on the last token.
 
     score: [B] reward-model score (after any EOS penalty / normalisation). Returns (rewards, kl)
     with kl the per-token estimate (clamped from below when kl_clamp_min is set, as AlpacaFarm).
@@ -74,7 +74,7 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     """Generalised advantage estimation (Schulman et al. 2016).
 
     δ_t = r_t + γ V_{t+1} − V_t (V past the last token is 0), A_t = δ_t + γλ A_{t+1};
-    returns G_t = A_t + V_t are the value targets (004 eq. 6). Padding gets 0.
+    returns G_t = A_t + V_t are the value targets (ivison2024 eq. 6). Padding gets 0.
     """
     values = values * mask
     rewards = rewards * mask
@@ -92,7 +92,7 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
 
 def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
                 mask: torch.Tensor, clip_range: float = 0.2) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Clipped surrogate −E[min(ν·A, clip(ν, 1−ε, 1+ε)·A)], ν = π_θ / π_old (004 footnote 16).
+    """Clipped surrogate −E[min(ν·A, clip(ν, 1−ε, 1+ε)·A)], ν = π_θ / π_old (ivison2024 footnote 16).
 
     Also returns the clip fraction and approx-KL(π_old‖π_θ) ≈ E[(ν − 1) − log ν].
     """
@@ -110,7 +110,7 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
 
 def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
                clip_range: float = 0.2) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Clipped value loss ½·E[max((V − G)², (V_old + clip(V − V_old, ±ε) − G)²)] (004 eq. 6 + clipping)."""
+    """Clipped value loss ½·E[max((V − G)², (V_old + clip(V − V_old, ±ε) − G)²)] (ivison2024 eq. 6 + clipping)."""
     clipped = old_values + (values - old_values).clamp(-clip_range, clip_range)
     err, err_clipped = (values - returns) ** 2, (clipped - returns) ** 2
     loss = 0.5 * masked_mean(torch.maximum(err, err_clipped), mask)
@@ -126,7 +126,7 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
 
 
 def eos_trick(score: torch.Tensor, finished: torch.Tensor, penalty: float | None) -> torch.Tensor:
-    """004 appendix F.2: a completion truncated without EOS gets the fixed `penalty` as its score."""
+    """ivison2024 appendix F.2: a completion truncated without EOS gets the fixed `penalty` as its score."""
     if penalty is None:
         return score
     return torch.where(finished, score, torch.full_like(score, penalty))

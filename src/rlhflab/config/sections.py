@@ -42,7 +42,7 @@ class ModelSpec(Section):
 class Generation(Section):
     """Sampling defaults shared by every stage that samples."""
 
-    temperature: float = Field(0.7, gt=0.0, description="000 §5.2 / 004 table 9: τ = 0.7")
+    temperature: float = Field(0.7, gt=0.0, description="kirk2024 §5.2 / ivison2024 table 9: τ = 0.7")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_new_tokens: int = Field(48, ge=1)
     batch_size: int = Field(64, ge=1)
@@ -54,12 +54,12 @@ class Generation(Section):
 class Optimizer(Section):
     """AdamW with warmup and a learning-rate schedule (every trainer, PPO included)."""
 
-    lr: float = Field(3e-5, gt=0.0, description="000 appendix E.4: SFT lr 3e-5 selected")
+    lr: float = Field(3e-5, gt=0.0, description="kirk2024 appendix E.4: SFT lr 3e-5 selected")
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="after warmup")
-    adam_beta1: float = Field(0.9, ge=0.0, lt=1.0, description="000 table 2")
-    adam_beta2: float = Field(0.999, ge=0.0, lt=1.0, description="000 table 2")
-    adam_epsilon: float = Field(1e-8, gt=0.0, description="000 table 2")
+    adam_beta1: float = Field(0.9, ge=0.0, lt=1.0, description="kirk2024 table 2")
+    adam_beta2: float = Field(0.999, ge=0.0, lt=1.0, description="kirk2024 table 2")
+    adam_epsilon: float = Field(1e-8, gt=0.0, description="kirk2024 table 2")
     weight_decay: float = Field(0.0, ge=0.0)
     max_grad_norm: float | None = Field(1.0, gt=0.0)
 
@@ -67,9 +67,9 @@ class Optimizer(Section):
 class Optim(Optimizer):
     """The optimiser plus the batch shape and length of a supervised trainer (pretrain, SFT, RM, DPO)."""
 
-    batch_size: int = Field(128, ge=1, description="effective batch; 000 table 2: 128")
+    batch_size: int = Field(128, ge=1, description="effective batch; kirk2024 table 2: 128")
     micro_batch_size: int = Field(16, ge=1, description="per device per step; accumulation fills the rest")
-    epochs: float = Field(1.0, gt=0.0, description="000 table 2: 1 epoch")
+    epochs: float = Field(1.0, gt=0.0, description="kirk2024 table 2: 1 epoch")
     max_steps: int | None = Field(None, ge=1, description="cap on optimiser steps (overrides epochs)")
 
     @model_validator(mode="after")
@@ -91,15 +91,15 @@ class PretrainStage(Section):
 
 
 class SFTStage(Section):
-    """Supervised fine-tuning: cross-entropy on completion tokens only (000 appendix E)."""
+    """Supervised fine-tuning: cross-entropy on completion tokens only (kirk2024 appendix E)."""
 
     optim: Optim = Field(default_factory=Optim)
     freeze_fraction: float = Field(
         0.8, ge=0.0, le=1.0,
         description="fraction of transformer layers frozen from the bottom, plus embeddings and "
-        "unembedding when > 0 (000 table 2: 80%)")
+        "unembedding when > 0 (kirk2024 table 2: 80%)")
     max_length: int = Field(512, ge=16)
-    eval_every: int = Field(50, ge=1, description="steps between validation passes (model selection on val loss, 000 E.3)")
+    eval_every: int = Field(50, ge=1, description="steps between validation passes (model selection on val loss, kirk2024 E.3)")
     n_sample_check: int = Field(64, ge=0, description="validation prompts sampled at the end to log gold reward, if the task has one")
 
 
@@ -117,30 +117,30 @@ class ComparisonsStage(Section):
 
 
 class RMStage(Section):
-    """Bradley–Terry reward model (000 §3 and appendix E.1; 004 §2.1 eq. 1)."""
+    """Bradley–Terry reward model (kirk2024 §3 and appendix E.1; ivison2024 §2.1 eq. 1)."""
 
     init: Literal["base", "sft"] = Field(
-        "base", description="000 E.1 initialises the RM from the base (pretrained) model; 004 from SFT")
+        "base", description="kirk2024 E.1 initialises the RM from the base (pretrained) model; ivison2024 from SFT")
     optim: Optim = Field(default_factory=lambda: Optim(
         lr=3e-5, batch_size=64, micro_batch_size=16, epochs=1.0, warmup_ratio=0.03),
-        description="000 table 3: batch 64, 1 epoch; 000 E.4: lr 3e-5; 004 appendix F: 3% warmup")
-    freeze_fraction: float = Field(0.8, ge=0.0, le=1.0, description="000 table 3: 80% frozen")
+        description="kirk2024 table 3: batch 64, 1 epoch; kirk2024 E.4: lr 3e-5; ivison2024 appendix F: 3% warmup")
+    freeze_fraction: float = Field(0.8, ge=0.0, le=1.0, description="kirk2024 table 3: 80% frozen")
     margin: float = Field(0.0, description="subtracted from r_chosen − r_rejected in the loss")
     max_length: int = Field(512, ge=16)
-    eval_every: int = Field(20, ge=1, description="steps between ID validation-accuracy passes (000 fig. 23)")
-    proxy: bool = Field(True, description="also train the proxy RM (000 appendix J.3) on all preference data")
+    eval_every: int = Field(20, ge=1, description="steps between ID validation-accuracy passes (kirk2024 fig. 23)")
+    proxy: bool = Field(True, description="also train the proxy RM (kirk2024 appendix J.3) on all preference data")
     proxy_seed_offset: int = Field(1, ge=1, description="the proxy RM's seed is seed + this")
 
 
 class BoNStage(Section):
-    """Best-of-N sampling from the SFT policy with the reward model (000 §3; 004 appendix H)."""
+    """Best-of-N sampling from the SFT policy with the reward model (kirk2024 §3; ivison2024 appendix H)."""
 
     enabled: bool = True
-    n: int = Field(16, ge=1, description="000 and 004: N = 16")
-    temperature: float = Field(0.7, gt=0.0, description="004 appendix H: τ = 0.7")
+    n: int = Field(16, ge=1, description="kirk2024 and ivison2024: N = 16")
+    temperature: float = Field(0.7, gt=0.0, description="ivison2024 appendix H: τ = 0.7")
     reward_model: Literal["rm", "rm_proxy"] = "rm"
     sweep: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64],
-                             description="N values of the best-of-N curve (000 fig. 22)")
+                             description="N values of the best-of-N curve (kirk2024 fig. 22)")
     sweep_prompts: int = Field(64, ge=1, description="ID validation prompts in the sweep")
     max_prompts_per_test_set: int | None = Field(None, ge=1, description="cap on test inputs per set")
 
@@ -152,27 +152,27 @@ class BoNStage(Section):
 
 
 class PPOStage(Section):
-    """RLHF with PPO. Defaults: 004 appendix F.2 / table 9 unless noted; 000 table 4 in comments."""
+    """RLHF with PPO. Defaults: ivison2024 appendix F.2 / table 9 unless noted; kirk2024 table 4 in comments."""
 
     enabled: bool = True
     value_model: Literal["separate", "shared"] = Field(
-        "separate", description="separate: a value model initialised from the RM (004 F.2, InstructGPT); "
-        "shared: a randomly initialised value head on the policy backbone (000 appendix E.2/F)")
-    freeze_fraction: float = Field(0.0, ge=0.0, le=1.0, description="bottom layers frozen (000 table 4: 80%)")
-    # --- batch shape (004 table 9) ---
+        "separate", description="separate: a value model initialised from the RM (ivison2024 F.2, InstructGPT); "
+        "shared: a randomly initialised value head on the policy backbone (kirk2024 appendix E.2/F)")
+    freeze_fraction: float = Field(0.0, ge=0.0, le=1.0, description="bottom layers frozen (kirk2024 table 4: 80%)")
+    # --- batch shape (ivison2024 table 9) ---
     prompt_batch_size: int = Field(64, ge=1, description="B: prompts per rollout batch")
     rollouts_per_prompt: int = Field(1, ge=1, description="r")
     minibatch_size: int = Field(64, ge=1, description="b: rollouts per forward-backward pass")
     grad_accum: int = Field(1, ge=1, description="g: minibatches per optimiser step")
-    inner_epochs: int = Field(1, ge=1, description="e: passes over each rollout batch (000 table 4: 4)")
+    inner_epochs: int = Field(1, ge=1, description="e: passes over each rollout batch (kirk2024 table 4: 4)")
     epochs: float = Field(1.0, gt=0.0, description="E: passes over the prompt set")
     max_steps: int | None = Field(None, ge=1, description="cap on rollout batches (overrides epochs)")
     max_prompt_length: int = Field(1024, ge=8, description="L_p; longer prompts keep their last tokens")
     max_new_tokens: int | None = Field(None, ge=1, description="L_c; default generation.max_new_tokens")
     temperature: float = Field(0.7, gt=0.0, description="τ for rollouts")
     # --- RL ---
-    kl_coef: float = Field(0.05, ge=0.0, description="β (004: 0.05; 0.0325 with 70B RMs; 000: 0.05)")
-    adaptive_kl: bool = Field(False, description="Ziegler et al.'s adaptive controller (004 uses fixed β)")
+    kl_coef: float = Field(0.05, ge=0.0, description="β (ivison2024: 0.05; 0.0325 with 70B RMs; kirk2024: 0.05)")
+    adaptive_kl: bool = Field(False, description="Ziegler et al.'s adaptive controller (ivison2024 uses fixed β)")
     kl_target: float = Field(6.0, gt=0.0, description="adaptive KL target (nats per sequence)")
     kl_horizon: int = Field(10000, ge=1, description="adaptive KL horizon (samples)")
     kl_estimator: Literal["k1", "k3"] = "k1"
@@ -183,15 +183,15 @@ class PPOStage(Section):
     value_clip_range: float = Field(0.2, gt=0.0, description="ε for the value loss")
     vf_coef: float = Field(0.1, ge=0.0, description="α, value loss coefficient")
     whiten_advantages: bool = True
-    whiten_rewards: bool = Field(False, description="whiten step-level rewards per batch (004 does not)")
+    whiten_rewards: bool = Field(False, description="whiten step-level rewards per batch (ivison2024 does not)")
     normalize_rewards: bool = Field(
-        False, description="standardise RM scores with the mean/std of the first rollout batch (004 does not)")
+        False, description="standardise RM scores with the mean/std of the first rollout batch (ivison2024 does not)")
     eos_penalty: float | None = Field(-10.0, description="EOS trick: score of a truncated completion; null = off")
     minibatch_forward: bool = Field(
-        False, description="recompute log-probs, values and advantages per minibatch with current weights (004 G)")
+        False, description="recompute log-probs, values and advantages per minibatch with current weights (ivison2024 G)")
     optim: Optimizer = Field(default_factory=lambda: Optimizer(
         lr=1e-6, warmup_ratio=0.1, schedule="constant", adam_beta1=0.9, adam_beta2=0.95, adam_epsilon=1e-5,
-        weight_decay=0.0, max_grad_norm=1.0), description="004 table 9: lr 1e-6, Adam β2 0.95, ε 1e-5, constant")
+        weight_decay=0.0, max_grad_norm=1.0), description="ivison2024 table 9: lr 1e-6, Adam β2 0.95, ε 1e-5, constant")
     # --- bookkeeping ---
     eval_every: int = Field(10, ge=1, description="rollout batches between validation passes")
     val_prompts: int | None = Field(None, ge=1, description="validation prompts per pass (default: all)")
@@ -212,18 +212,18 @@ class PPOStage(Section):
 
 
 class DPOStage(Section):
-    """Direct preference optimisation from the SFT model (004 §2.1 eq. 3, appendix F.1)."""
+    """Direct preference optimisation from the SFT model (ivison2024 §2.1 eq. 3, appendix F.1)."""
 
     enabled: bool = True
-    beta: float = Field(0.1, gt=0.0, description="004: β = 0.1 (for IPO this is τ)")
+    beta: float = Field(0.1, gt=0.0, description="ivison2024: β = 0.1 (for IPO this is τ)")
     loss: Literal["dpo", "cdpo", "ipo"] = Field(
-        "dpo", description="dpo (004 eq. 3); cdpo: conservative DPO with label_smoothing ε; ipo: Azar et al.")
+        "dpo", description="dpo (ivison2024 eq. 3); cdpo: conservative DPO with label_smoothing ε; ipo: Azar et al.")
     label_smoothing: float = Field(0.0, ge=0.0, lt=0.5, description="ε of cdpo: the assumed label-noise rate")
     reference: Literal["precomputed", "live"] = Field(
         "precomputed", description="reference log-probs computed once before training, or every step")
     optim: Optim = Field(default_factory=lambda: Optim(
         lr=5e-7, batch_size=32, micro_batch_size=8, epochs=3.0, warmup_ratio=0.1, schedule="linear"),
-        description="004 F.1: 3 epochs, lr 5e-7, 10% linear warmup then linear decay; batch 32 (Tülu 2 DPO)")
+        description="ivison2024 F.1: 3 epochs, lr 5e-7, 10% linear warmup then linear decay; batch 32 (Tülu 2 DPO)")
     freeze_fraction: float = Field(0.0, ge=0.0, le=1.0)
     max_length: int = Field(512, ge=16)
     eval_every: int = Field(20, ge=1, description="steps between ID validation-accuracy passes")
@@ -237,16 +237,16 @@ class DPOStage(Section):
 
 
 class DiversityStage(Section):
-    """Per-input and across-input output diversity (000 §5.2 eq. 2–3, appendix J.4)."""
+    """Per-input and across-input output diversity (kirk2024 §5.2 eq. 2–3, appendix J.4)."""
 
     enabled: bool = True
     policies: list[Literal["sft", "ppo", "dpo", "bon"]] = Field(
         default_factory=lambda: ["sft", "bon", "ppo", "dpo"],
         description="bon costs bon.n × samples_per_input samples per input")
     test_set: str = Field("id", description="the test set whose inputs are used")
-    n_inputs: int = Field(500, ge=2, description="000 §5.2: 500 inputs")
-    samples_per_input: int = Field(16, ge=2, description="000 §5.2: K = 16")
-    temperature: float = Field(1.0, gt=0.0, description="000 §5.2: τ = 1")
+    n_inputs: int = Field(500, ge=2, description="kirk2024 §5.2: 500 inputs")
+    samples_per_input: int = Field(16, ge=2, description="kirk2024 §5.2: K = 16")
+    temperature: float = Field(1.0, gt=0.0, description="kirk2024 §5.2: τ = 1")
     metrics: list[Literal["ead", "sentence_bert", "nli"]] = Field(
         default_factory=lambda: ["ead", "sentence_bert", "nli"])
     ead_vocab_size: int = Field(50257, ge=2, description="V in EAD; 50257 as in the reference code")
@@ -261,7 +261,7 @@ class DiversityStage(Section):
 
 
 class KLSweepStage(Section):
-    """PPO at several KL coefficients: performance and per-input diversity against β (000 fig. 11–13)."""
+    """PPO at several KL coefficients: performance and per-input diversity against β (kirk2024 fig. 11–13)."""
 
     enabled: bool = False
     kl_coefs: list[float] = Field(default_factory=lambda: [0.01, 0.05, 0.2, 1.0])
@@ -277,7 +277,7 @@ class OpenAIJudgeSpec(Section):
     base_url: str = "https://api.openai.com/v1"
     model: str = "gpt-4-0613"
     prompt: Literal["auto", "tldr", "news", "instruction"] = Field(
-        "auto", description="auto: AlpacaEval's instruction prompt for chat records, the news prompt (002 fig. 7) "
+        "auto", description="auto: AlpacaEval's instruction prompt for chat records, the news prompt (kirk2024 fig. 7) "
         "for test sets named *news*, else TL;DR (fig. 8)")
     api_key_env: str = "OPENAI_API_KEY"
     concurrency: int = Field(8, ge=1)
@@ -286,17 +286,17 @@ class OpenAIJudgeSpec(Section):
 
 
 class EvalStage(Section):
-    """PvR win rates ID/OOD, head-to-head, generalisation gaps and judge validation (000 §5.1, §6.1)."""
+    """PvR win rates ID/OOD, head-to-head, generalisation gaps and judge validation (kirk2024 §5.1, §6.1)."""
 
     enabled: bool = True
     policies: list[Literal["sft", "ppo", "dpo", "bon"]] = Field(default_factory=lambda: ["sft", "bon", "ppo", "dpo"])
     judge: Literal["gold", "rm", "rm_proxy", "openai", "local"] = Field(
-        "gold", description="gold: the synthetic task's gold reward; rm_proxy: the held-out proxy RM (000 J.3); "
+        "gold", description="gold: the synthetic task's gold reward; rm_proxy: the held-out proxy RM (kirk2024 J.3); "
         "local: a Hugging Face causal LM (local_model) scoring the two possible rankings")
     local_model: str | None = Field(None, description="HF causal LM name or folder for judge: local")
     gold_noise: bool = Field(False, description="gold judge with the simulated annotators' noise (σ(Δ/s))")
     openai: OpenAIJudgeSpec = Field(default_factory=OpenAIJudgeSpec)
-    baseline: Literal["sft", "ppo", "dpo", "bon"] = Field("sft", description="head-to-head opponent (000 fig. 4)")
+    baseline: Literal["sft", "ppo", "dpo", "bon"] = Field("sft", description="head-to-head opponent (kirk2024 fig. 4)")
     max_inputs_per_test_set: int | None = Field(None, ge=1)
     bootstrap: int = Field(1000, ge=0, description="bootstrap resamples for confidence intervals")
 
@@ -305,7 +305,7 @@ class RMEvalStage(Section):
     """Reward-model evaluation: pairwise accuracy ID/OOD, gold agreement, RewardBench-style score."""
 
     rewardbench_prior: list[str] = Field(
-        default_factory=list, description="subsets weighted 0.5 in the score (004 table 13)")
+        default_factory=list, description="subsets weighted 0.5 in the score (ivison2024 table 13)")
     extra_preference_files: dict[str, Path] = Field(
         default_factory=dict, description="more named preference files to score as subsets")
 

@@ -33,7 +33,7 @@ class SyntheticTask(Section):
     id_topics: list[str] = Field(
         default_factory=lambda: ["relationships", "family", "work"],
         description="topics ('subreddits') in distribution; the others form the topic OOD set "
-        "(000 appendix J.1 uses r/relationships as ID)",
+        "(kirk2024 appendix J.1 uses r/relationships as ID)",
     )
     min_filler: int = Field(0, ge=0, le=20, description="irrelevant sentences per post, lower bound")
     max_filler: int = Field(8, ge=0, le=20)
@@ -41,7 +41,7 @@ class SyntheticTask(Section):
     annotator_agreement: float = Field(
         0.72, gt=0.5, lt=1.0,
         description="expected agreement of simulated annotators with the gold ordering "
-        "(~70% human inter-annotator agreement, 000 §4 / Stiennon et al.)",
+        "(~70% human inter-annotator agreement, kirk2024 §4 / Stiennon et al.)",
     )
     median_pool: int = Field(4000, ge=100, description="posts drawn to fix the length/sentiment medians")
 
@@ -148,7 +148,7 @@ class DatasetTestSet(DatasetRef, TestSetRole):
 
 
 class OODSplit(Section):
-    """Split every set into ID and OOD parts (000 appendix J.1): train and validation keep the ID
+    """Split every set into ID and OOD parts (kirk2024 appendix J.1): train and validation keep the ID
     part; each ID test set becomes its ID part and an OOD part (`ood_<by>` for the set `id`,
     `<name>_ood_<by>` for another); a declared OOD set stays whole."""
 
@@ -165,8 +165,8 @@ class OODSplit(Section):
 
 
 class DatasetsTask(Section):
-    """Public datasets by name (000 §4, 004 §3.1), optionally split ID/OOD by length, sentiment or
-    category. Unset policy prompts default to the SFT sets' prompts (000 appendix J.1: the RLHF
+    """Public datasets by name (kirk2024 §4, ivison2024 §3.1), optionally split ID/OOD by length, sentiment or
+    category. Unset policy prompts default to the SFT sets' prompts (kirk2024 appendix J.1: the RLHF
     split is the SFT split without the summaries)."""
 
     kind: Literal["datasets"] = "datasets"

@@ -3,7 +3,7 @@
 Instruction and dialogue sources give the conversation before the response as messages; the data
 stage renders them once, so every later stage sees plain prompt strings. `auto` uses the
 tokenizer's own chat template when it has one and the Tulu 2 format otherwise (the format of the
-004 models; a model trained from scratch here has no template of its own).
+ivison2024 models; a model trained from scratch here has no template of its own).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""OOD splits of any dataset by input length, sentiment or category (000 appendix J.1).
+"""OOD splits of any dataset by input length, sentiment or category (kirk2024 appendix J.1).
 
 A split is fitted once — the median of a measure over the SFT training inputs, or a set of ID
 categories — and applied identically to SFT, preference and prompt records, so every method trains

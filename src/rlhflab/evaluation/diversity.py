@@ -1,4 +1,4 @@
-"""Output diversity (000 §5.2 eq. 2–3, appendix J.4): EAD, Sentence-BERT and NLI diversity.
+"""Output diversity (kirk2024 §5.2 eq. 2–3, appendix J.4): EAD, Sentence-BERT and NLI diversity.
 
 Each metric D maps a set of texts to a number (higher = more diverse). Per-input diversity is the
 mean over inputs of D(the K outputs for one input); across-input diversity is D(one output per

@@ -1,4 +1,4 @@
-"""What the LLM judges are asked and how their answers are read (002 figures 7–8, appendix D).
+"""What the LLM judges are asked and how their answers are read (kirk2024 figures 7–8, appendix D).
 
 The system prompt and ranking templates (kept verbatim: changing a byte changes the verdicts and
 the cache keys), the safe parser for a generated ranking, and the two exact replies whose
@@ -76,7 +76,7 @@ else because we will directly execute it in Python. Please provide the
 ranking that the majority of humans would give.'''
 
 PROMPTS = {
-    # 002 figure 8 (TL;DR) uses "" quotes, figure 7 (CNN/DailyMail) """ quotes: kept verbatim.
+    # kirk2024 figure 8 (TL;DR) uses "" quotes, figure 7 (CNN/DailyMail) """ quotes: kept verbatim.
     "tldr": lambda **kw: _SUMMARY_TEMPLATE.format(source="forum post", q='""', **kw),
     "news": lambda **kw: _SUMMARY_TEMPLATE.format(source="news article", q='"""', **kw),
     "instruction": lambda **kw: _INSTRUCTION_TEMPLATE.format(**kw),

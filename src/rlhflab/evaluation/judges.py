@@ -1,8 +1,8 @@
-"""Pairwise judges: P(output_1 is better than output_2 | prompt), batched (000 §5.1, appendix D).
+"""Pairwise judges: P(output_1 is better than output_2 | prompt), batched (kirk2024 §5.1, appendix D).
 
 Judges: `GoldJudge` (the synthetic task's gold reward, optionally with the simulated annotators'
-noise), `RewardModelJudge` (any trained RM or the proxy RM, 000 appendix J.3), `OpenAIJudge` (an
-LLM behind any OpenAI-compatible chat endpoint, with the seed's prompts, 002 figures 7–8) and
+noise), `RewardModelJudge` (any trained RM or the proxy RM, kirk2024 appendix J.3), `OpenAIJudge` (an
+LLM behind any OpenAI-compatible chat endpoint, with the seed's prompts, kirk2024 figures 7–8) and
 `LocalJudge` (a local causal LM scoring the same prompts' two possible rankings).
 
 Prompts and reply parsing live in `judge_prompts`; position randomisation and the on-disk cache

@@ -45,7 +45,7 @@ def pairwise_accuracy(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> float
 
 
 def rewardbench_score(subset_accuracy: dict[str, float], prior: set[str] = frozenset()) -> float:
-    """Weighted mean of subset accuracies, subsets in `prior` weighted 0.5 (004 table 13,
+    """Weighted mean of subset accuracies, subsets in `prior` weighted 0.5 (ivison2024 table 13,
     following Lambert et al.'s RewardBench)."""
     unknown = set(prior) - set(subset_accuracy)
     if unknown:

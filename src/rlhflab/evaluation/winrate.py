@@ -52,7 +52,7 @@ def bootstrap_ci(values: Sequence[float], resamples: int = 1000, seed: int = 0,
 
 
 def generalisation_gap(values: dict[str, float], compare_to: dict[str, str]) -> dict[str, float]:
-    """ID − OOD for each OOD set, against the ID set it compares to (000 §6.1): positive = the
+    """ID − OOD for each OOD set, against the ID set it compares to (kirk2024 §6.1): positive = the
     policy loses ground out of distribution. values: set -> score; compare_to: OOD set -> ID set."""
     return {ood: values[base] - values[ood] for ood, base in compare_to.items()}
 

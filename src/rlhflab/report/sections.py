@@ -141,7 +141,7 @@ def diversity(rep: Sections, d: dict | None, e: dict | None) -> None:
         where = {"id": "in distribution", "ood": "out of distribution"}.get(distribution(e, test_set), "")
         rep.figure("tradeoff", "Diversity against performance",
                    f"Each policy's per-input diversity and PvR win rate on the {test_set} set"
-                   f"{' (' + where + ')' if where else ''} (kirk2024 fig. 25).",
+                   f"{', ' + where if where else ''} (kirk2024 fig. 25).",
                    lambda ax: F.draw_tradeoff(ax, pol, e["pvr"], test_set))
     metrics = sorted({m for ms in pol.values() for m in ms})
     lines = ["| policy | " + " | ".join(f"{m} per-input | {m} across-input" for m in metrics) + " |",

@@ -1,9 +1,9 @@
-"""`bon` stage: best-of-N sampling from the SFT policy with a reward model (000 §3; 004 appendix H).
+"""`bon` stage: best-of-N sampling from the SFT policy with a reward model (kirk2024 §3; ivison2024 appendix H).
 
 For every test set: sample N completions per input at τ = 0.7, score them with the RM, keep the
 best; outputs go to `outputs/<test_set>.jsonl` for evaluation like any other policy's.
 
-The best-of-N curve (000 fig. 22) reuses ONE pool of max(sweep) samples per ID validation prompt.
+The best-of-N curve (kirk2024 fig. 22) reuses ONE pool of max(sweep) samples per ID validation prompt.
 For each N it averages the gold reward of the RM's pick over all ⌊K/N⌋ disjoint blocks of the pool
 (the nested prefix is one of them), an unbiased estimate of E[gold(best-of-N)] with less variance
 than one prefix; spread is the standard error over prompts.

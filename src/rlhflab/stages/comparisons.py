@@ -1,4 +1,4 @@
-"""`comparisons` stage: preference pairs sampled from the SFT policy (Stiennon et al.; 000 §4).
+"""`comparisons` stage: preference pairs sampled from the SFT policy (Stiennon et al.; kirk2024 §4).
 
 For every prompt of every preference file of the task (train, validation, each ID/OOD test set),
 two completions are sampled from the SFT model and the task's simulated annotators pick one

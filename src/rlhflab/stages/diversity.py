@@ -1,4 +1,4 @@
-"""`diversity` stage: per-input and across-input diversity of every policy (000 §5.2, §6.2, J.4).
+"""`diversity` stage: per-input and across-input diversity of every policy (kirk2024 §5.2, §6.2, J.4).
 
 For N inputs of one test set, K samples per input at τ = 1 from each policy; EAD, Sentence-BERT
 and NLI diversity per input (mean, std over inputs; eq. 2) and across inputs (first sample of

@@ -1,7 +1,7 @@
-"""`dpo` stage: direct preference optimisation from the SFT model (004 §2.1 eq. 3, §3.2, appendix F.1).
+"""`dpo` stage: direct preference optimisation from the SFT model (ivison2024 §2.1 eq. 3, §3.2, appendix F.1).
 
 Trains on the same preference files the RM learns from, so DPO and PPO see exactly the same
-labelled data (004 §3.2). Loss options: DPO (sigmoid), conservative DPO (label smoothing), IPO.
+labelled data (ivison2024 §3.2). Loss options: DPO (sigmoid), conservative DPO (label smoothing), IPO.
 Sequence log-probs are sums over completion tokens (EOS included). Reference log-probs are
 computed once before training (default) or live every step. Logged per step: loss, implicit-reward
 accuracy and margin, and the chosen/rejected log-probs, so the common "both log-probs fall"

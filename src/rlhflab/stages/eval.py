@@ -1,10 +1,10 @@
-"""`eval` stage: every policy on every ID and OOD test set with the configured judge (000 §5.1, §6.1).
+"""`eval` stage: every policy on every ID and OOD test set with the configured judge (kirk2024 §5.1, §6.1).
 
 For each policy one output per input (τ from `generation`; best-of-N picks among `bon.n`):
 preference-vs-reference (PvR) win rate per test set with AlpacaEval's standard error and a
 bootstrap interval; the generalisation gap ID − OOD; head-to-head against the baseline policy
 (default SFT) and its change from ID to each OOD set; the judge's own agreement with held-out
-preference labels, ID and OOD (000 appendix D.1), and with the gold reward where the task has one.
+preference labels, ID and OOD (kirk2024 appendix D.1), and with the gold reward where the task has one.
 
 Writes AlpacaEval-format `model_outputs/<policy>/<set>.json` and `annotations/<pair>/<set>.json`,
 and `results.json`. Which sets are in or out of distribution, and which ID set each OOD set's gap
@@ -33,7 +33,7 @@ from rlhflab.pipeline import Stage, StageContext
 
 def judge_prompt(cfg, records=()) -> str | None:
     """The prompt an LLM judge uses for a test set; None for judges without one (gold, RMs).
-    auto: AlpacaEval's instruction prompt for chat records, the news prompt (002 fig. 7) for news
+    auto: AlpacaEval's instruction prompt for chat records, the news prompt (kirk2024 fig. 7) for news
     articles ("ARTICLE: ..." prompts), else the TL;DR prompt (fig. 8)."""
     if cfg.judge not in ("openai", "local"):
         return None

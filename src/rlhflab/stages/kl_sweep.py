@@ -1,5 +1,5 @@
 """`kl_sweep` stage: PPO at several KL coefficients β, each scored by validation RM score, KL and
-gold reward and by per-input Sentence-BERT diversity of its samples at τ = 1 (000 fig. 11–13:
+gold reward and by per-input Sentence-BERT diversity of its samples at τ = 1 (kirk2024 fig. 11–13:
 does a stronger KL penalty bring back the SFT model's diversity?). The SFT model's diversity on
 the same inputs is measured alongside, as the reference line."""
 

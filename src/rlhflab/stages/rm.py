@@ -1,11 +1,11 @@
-"""`rm` and `rm_proxy` stages: Bradley–Terry reward models (000 §3, appendix E.1, J.3; 004 eq. 1).
+"""`rm` and `rm_proxy` stages: Bradley–Terry reward models (kirk2024 §3, appendix E.1, J.3; ivison2024 eq. 1).
 
 A scalar head reads the backbone's final hidden state at the last token (EOS) of prompt ⧺
 completion. Loss −log σ(r_c − r_r − margin); one epoch; model selection by ID validation accuracy,
-which is logged during training (000 fig. 23). Saved as a Hugging Face sequence-classification
+which is logged during training (kirk2024 fig. 23). Saved as a Hugging Face sequence-classification
 model (`AutoModelForSequenceClassification.from_pretrained`).
 
-The proxy RM (000 appendix J.3) is trained the same way on *all* preference data (ID and OOD
+The proxy RM (kirk2024 appendix J.3) is trained the same way on *all* preference data (ID and OOD
 test pairs included) with another seed; it is only ever used as a held-out evaluator.
 """
 

@@ -1,10 +1,10 @@
-"""`rm_eval` stage: how good are the reward models, in and out of distribution (000 §6, J.3; 004 §3.3).
+"""`rm_eval` stage: how good are the reward models, in and out of distribution (kirk2024 §6, J.3; ivison2024 §3.3).
 
 For the RM and the proxy RM, on the ID validation pairs and every ID/OOD preference test set:
 pairwise accuracy against the annotators' labels; where the task has a gold reward, agreement
 with the gold ordering (and the annotators' own gold agreement, the ceiling a perfect annotator
 model would reach); the drop from ID to each OOD set; a RewardBench-style score, the weighted mean
-over subsets with "prior" subsets weighted 0.5 (004 table 13).
+over subsets with "prior" subsets weighted 0.5 (ivison2024 table 13).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""`sft` stage: supervised fine-tuning on reference completions (000 §3, appendix E).
+"""`sft` stage: supervised fine-tuning on reference completions (kirk2024 §3, appendix E).
 
 Cross-entropy on completion tokens only; the first `freeze_fraction` of layers plus embeddings
-are frozen (000 table 2: 80%); model selection on ID validation loss (000 appendix E.3). When the
+are frozen (kirk2024 table 2: 80%); model selection on ID validation loss (kirk2024 appendix E.3). When the
 task has a gold reward, one sample per validation prompt from the base and the SFT model is
 scored, so the manifest shows what SFT bought.
 """

@@ -3,7 +3,7 @@ stage's layout (the same one the synthetic task writes), so no later stage knows
 
 Choices where the seeds are silent (also in the README):
 - a missing validation set is a seeded 5% of the training set (at least one record);
-- policy prompts default to the SFT prompts (000 J.1: the RLHF split is the SFT split without
+- policy prompts default to the SFT prompts (kirk2024 J.1: the RLHF split is the SFT split without
   outputs), or the preference prompts when there is no SFT data;
 - the OOD rule is fitted on the SFT training inputs (the preference training inputs without SFT
   data) and applied to every set; train and validation keep the ID part; each test set declared

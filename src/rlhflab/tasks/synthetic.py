@@ -1,9 +1,9 @@
 """The synthetic task's data: ID train/validation/test sets and one OOD test set per shift.
 
 The ID distribution is posts from the ID topics that are shorter than the median length and less
-positive than the median sentiment (000 appendix J.1: "ID below the median, OOD the complement").
+positive than the median sentiment (kirk2024 appendix J.1: "ID below the median, OOD the complement").
 Each OOD set flips exactly one of those factors, so a drop from ID to that set is attributable to
-one kind of shift; a news domain plays CNN/DailyMail's role (000 §4). Medians are taken over a
+one kind of shift; a news domain plays CNN/DailyMail's role (kirk2024 §4). Medians are taken over a
 pool of posts drawn from the whole reddit distribution.
 """
 

@@ -12,7 +12,7 @@ records. What every record carries in `meta`:
               (rlhflab.data.chat) into the record's `prompt`. Summarisation prompts are plain text
               in the format of Stiennon et al. and are used as they are.
 
-Preference sources with more than two rated responses per prompt are binarised as 004 appendix B/E
+Preference sources with more than two rated responses per prompt are binarised as ivison2024 appendix B/E
 do: the best response is `chosen` and a random strictly worse one `rejected` (seeded), ties skipped.
 
 Every adapter is tested on a fixture in its source's schema (tests/fixtures/sources/).

@@ -32,7 +32,7 @@ def instruction_text(instruction: str, input_: str | None) -> str:
 
 
 def tldr_prompt(subreddit: str | None, title: str | None, post: str) -> str:
-    """The TL;DR prompt format of Stiennon et al. (used by 000)."""
+    """The TL;DR prompt format of Stiennon et al. (used by kirk2024)."""
     head = f"SUBREDDIT: r/{subreddit}\n" if subreddit else ""
     head += f"TITLE: {title.strip()}\n" if title else ""
     return f"{head}POST: {post.strip()}\nTL;DR:"

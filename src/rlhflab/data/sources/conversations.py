@@ -18,7 +18,7 @@ def hh_rlhf(rows, kind, rng):
             n += 1
         context = chosen[:n]
         # Malformed pairs (identical transcripts, or diverging before the final reply) carry no
-        # clean preference over one response; skip them, as 004 appendix B does.
+        # clean preference over one response; skip them, as ivison2024 appendix B does.
         if (not context or context[-1]["role"] != "user" or len(chosen) != n + 1 or len(rejected) != n + 1
                 or chosen[n]["role"] != "assistant" or not chosen[n]["content"] or not rejected[n]["content"]):
             continue
@@ -69,7 +69,7 @@ def stack_exchange(rows, kind, rng):
 
 def chatbot_arena(rows, kind, rng):
     """lmsys/chatbot_arena_conversations (2023): single-turn battles with a winner; multi-turn
-    battles and ties are dropped (004 appendix B)."""
+    battles and ties are dropped (ivison2024 appendix B)."""
     out = []
     for r in rows:
         if int(r.get("turn", 1)) != 1 or r["winner"] not in ("model_a", "model_b"):

@@ -48,7 +48,7 @@ def alpaca_farm_preference(source: str):
 def ultrafeedback(score: str):
     """openbmb/UltraFeedback rows: one instruction, several completions each rated by GPT-4 with
     an overall score and four per-aspect ratings. 'overall' binarises on `overall_score`,
-    'fine_grained' on the mean of the aspect ratings (004 §3.1)."""
+    'fine_grained' on the mean of the aspect ratings (ivison2024 §3.1)."""
 
     def aspect_mean(c: Row) -> float:
         ratings = [float(a["Rating"]) for a in c["annotations"].values()
@@ -83,7 +83,7 @@ def ultrafeedback(score: str):
 def helpsteer(rows, kind, rng):
     """nvidia/HelpSteer: one row per (prompt, response) with 0–4 ratings; responses to the same
     prompt are compared on the mean of helpfulness, correctness, coherence and complexity
-    (verbosity left out, 004 appendix B)."""
+    (verbosity left out, ivison2024 appendix B)."""
     groups: dict[str, list[Row]] = {}
     for r in rows:
         groups.setdefault(r["prompt"], []).append(r)

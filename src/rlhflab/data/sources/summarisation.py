@@ -1,5 +1,5 @@
 """Summarisation sources: filtered TL;DR, OpenAI's summarize-from-feedback comparisons and
-CNN/DailyMail (000 §4). Prompts are plain text in the format of Stiennon et al."""
+CNN/DailyMail (kirk2024 §4). Prompts are plain text in the format of Stiennon et al."""
 
 from __future__ import annotations
 
