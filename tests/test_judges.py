@@ -262,10 +262,11 @@ def test_auto_judge_prompt_follows_the_records():
 
     cfg = EvalStage(judge="openai")
     chat = [PromptRecord("x", meta={"messages": [{"role": "user", "content": "x"}], "input": "x"})]
-    assert judge_prompt(cfg, "id", chat) == "instruction"
-    assert judge_prompt(cfg, "ood_news", [PromptRecord("ARTICLE: a\nTL;DR:")]) == "news"
-    assert judge_prompt(cfg, "id", [PromptRecord("POST: a\nTL;DR:")]) == "tldr"
-    assert judge_prompt(EvalStage(judge="rm"), "id", chat) is None
+    assert judge_prompt(cfg, chat) == "instruction"
+    # the news prompt for news articles, whatever the set is called
+    assert judge_prompt(cfg, [PromptRecord("ARTICLE: a\nTL;DR:")]) == "news"
+    assert judge_prompt(cfg, [PromptRecord("POST: a\nTL;DR:"), PromptRecord("ARTICLE: a\nTL;DR:")]) == "tldr"
+    assert judge_prompt(EvalStage(judge="rm"), chat) is None
 
 
 def test_generalisation_gap_is_measured_against_each_sets_own_id_set():

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from rlhflab.algorithms.losses import bradley_terry_loss
-from rlhflab.evaluation.reward_model import pairwise_accuracy, rewardbench_score, standard_error
+from rlhflab.evaluation.reward_model import pairwise_accuracy, rewardbench_score
+from rlhflab.stats import standard_error
 from rlhflab.sampling import best_of_n_curve
 
 

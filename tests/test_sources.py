@@ -37,7 +37,7 @@ def test_summarize_from_feedback_reddit_and_news():
     recs = load("summarize_from_feedback", "preference")
     assert [r.chosen for r in recs] == [" Manager ignores me at my new job, what do I do?",
                                         " My dog barks all night and the neighbours complain; how to stop it?",
-                                        " Storm cuts power to 10,kirk2024 coastal homes."]
+                                        " Storm cuts power to 10,000 coastal homes."]
     assert recs[1].rejected == " dogs are cute"
     assert [r.meta["category"] for r in recs] == ["jobs", "dogs", "cnn"]
     assert recs[2].prompt.startswith("ARTICLE: A storm hit") and recs[0].meta["confidence"] == 8

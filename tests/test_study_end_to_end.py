@@ -26,13 +26,42 @@ def test_eval_reports_win_rates_gaps_and_alpaca_files(tiny_run):
     assert "sft" not in res["head_to_head"] or not res["head_to_head"]["sft"]
     assert set(res["head_to_head"]["ppo"]) == TEST_SETS
     assert set(res["shift"]) == TEST_SETS - {"id"}
+    assert res["baseline"] == "sft"
+    assert {s: v["distribution"] for s, v in res["sets"].items()} == {s: "id" if s == "id" else "ood" for s in TEST_SETS}
+    assert all(v["compare_to"] == "id" for s, v in res["sets"].items() if s != "id")
     assert res["shift"]["ood_news"] > res["shift"]["ood_length"]  # another domain moves inputs furthest
     assert res["judge_validation"]["test_id"]["label_agreement"] > 0.5
+    assert res["judge_validation"]["test_ood_news"]["distribution"] == "ood"
     ann = cfg.run_dir / "eval" / "annotations" / "ppo_vs_reference" / "id.json"
     out = CliRunner().invoke(app, ["winrate", str(ann)])
     assert out.exit_code == 0 and f"{res['pvr']['ppo']['id']['win_rate']:.1f}" in out.output
     outputs = json.loads((cfg.run_dir / "eval" / "model_outputs" / "dpo" / "id.json").read_text())
     assert len(outputs) == 16 and set(outputs[0]) == {"instruction", "output", "generator"}
+
+
+def test_every_stage_ran_reading_only_config_keys_its_cache_key_covers(tiny_run):
+    """Each stage ran under a config view that refuses undeclared keys (a violation raises), and
+    its manifest records exactly the keys that feed its key."""
+    from rlhflab.stages import REGISTRY
+
+    cfg, results = tiny_run
+    active = [s for s in REGISTRY if s.enabled(cfg)]
+    assert [r.status for r in results.values()] == ["ran"] * len(active)
+    for stage in active:
+        manifest = json.loads((cfg.run_dir / stage.name / "manifest.json").read_text())
+        assert set(manifest["config"]) == set(stage.reads), stage.name
+
+
+def test_eval_rejudges_only_when_forced(tiny_run, tmp_path):
+    from rlhflab.pipeline import run_pipeline
+    from rlhflab.stages import REGISTRY
+
+    cfg, _ = tiny_run
+    cache = cfg.run_dir / "judge-cache" / "annotations.jsonl"
+    before = len(cache.read_text().splitlines())
+    assert [r.status for r in run_pipeline(cfg, REGISTRY, until="eval")][-1] == "cached"
+    run_pipeline(cfg, REGISTRY, until="eval", force={"eval"})
+    assert len(cache.read_text().splitlines()) == 2 * before  # every judgement made again
 
 
 def test_diversity_stage_tables(tiny_run):
@@ -106,10 +135,11 @@ def test_report_says_when_ppo_kept_its_starting_point(tiny_run, tmp_path):
         sh.copytree(cfg.run_dir / stage, run / stage, ignore=sh.ignore_patterns("*.safetensors"))
     manifest = json.loads((run / "ppo" / "manifest.json").read_text())
     assert manifest["metrics"]["best_step"] > 0  # the tiny run's PPO moved
-    build_report(run, tmp_path / "a")
+    inputs = {stage: run / stage for stage in ("eval", "ppo", "data")}
+    build_report(inputs, tmp_path / "a", "run")
     assert "kept its starting point" not in (tmp_path / "a" / "report.md").read_text()
     manifest["metrics"]["best_step"] = 0
     (run / "ppo" / "manifest.json").write_text(json.dumps(manifest))
-    build_report(run, tmp_path / "b")
+    build_report(inputs, tmp_path / "b", "run")
     md = (tmp_path / "b" / "report.md").read_text()
     assert "PPO's selection kept its starting point (best_step 0 = SFT)" in md and "## Data and splits" in md
