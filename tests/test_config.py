@@ -68,6 +68,7 @@ def test_builtin_study_config_loads():
     assert cfg.rm.optim.warmup_ratio == 0.03 and cfg.comparisons.source == "sft_samples"
 
 
+@pytest.mark.slow
 def test_seeds_run_one_pipeline_per_seed(tmp_path):
     res = CliRunner().invoke(app, ["run", "quickstart", "--until", "data", "--set", f"output_dir={tmp_path}",
                                    "--set", "seeds=[3, 4]", "--set", "pipeline.progress=false",

@@ -61,6 +61,7 @@ def datasets_config(tmp_path, paths, extra=(), news: str = "id"):
     return load_config(cfg, keep + ["diversity.metrics=[ead,sentence_bert]", "pretrain.optim.epochs=2", *extra])
 
 
+@pytest.mark.slow
 def test_data_stage_splits_every_set_by_median_length(tmp_path):
     cfg = datasets_config(tmp_path, write_tldr_like(tmp_path))
     run_pipeline(cfg, REGISTRY, until="data")
@@ -90,6 +91,7 @@ def test_data_stage_splits_every_set_by_median_length(tmp_path):
     assert (data / "pretrain" / "corpus.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_a_declared_ood_set_stays_whole_under_a_split(tmp_path):
     cfg = datasets_config(tmp_path, write_tldr_like(tmp_path), news="ood")
     run_pipeline(cfg, REGISTRY, until="data")
@@ -99,6 +101,7 @@ def test_a_declared_ood_set_stays_whole_under_a_split(tmp_path):
     assert tests["news"].is_ood and tests["news"].compare_to == "id"
 
 
+@pytest.mark.slow
 def test_pipeline_runs_on_a_datasets_task(tmp_path):
     cfg = datasets_config(tmp_path, write_tldr_like(tmp_path),
                           ["eval.policies=[sft,dpo]", "eval.baseline=sft", "dpo.optim.epochs=1"])
@@ -122,6 +125,7 @@ def test_pipeline_runs_on_a_datasets_task(tmp_path):
     assert "## Data and splits" in md and "| sft/train |" in md and "ID = length below the median" in md
 
 
+@pytest.mark.slow
 def test_chat_sources_use_tulu_without_a_model_template(tmp_path):
     task = {"kind": "datasets", "preference_train": {"source": "ultrafeedback_fine_grained",
                                                      "path": str(FIX / "ultrafeedback.jsonl")}}
@@ -169,6 +173,7 @@ def test_config_errors_name_the_key(tmp_path):
         load_config(bad)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,refs", [
     ("tldr", {"sft_train": "tldr", "sft_validation": "tldr", "preference_train": "summarize_from_feedback",
               "preference_validation": "summarize_from_feedback", "test_sets.id": "tldr",
@@ -192,6 +197,7 @@ def test_builtin_real_data_configs_build_their_data(tmp_path, name, refs):
         assert prompt.startswith("<|user|>\n") and prompt.endswith("<|assistant|>\n")
 
 
+@pytest.mark.slow
 def test_editing_a_source_file_reruns_the_data_stage(tmp_path):
     import os
 

@@ -35,6 +35,7 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
                     reason="torchrun not installed")
+@pytest.mark.slow
 def test_two_process_training_step_matches_single_process(tmp_path):
     tests = str(Path(__file__).parent)
     torchrun = str(Path(sys.executable).parent / "torchrun")

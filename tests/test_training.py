@@ -35,6 +35,7 @@ def test_accumulation_matches_one_big_batch():
         assert torch.allclose(a[k], b[k], atol=1e-6), k
 
 
+@pytest.mark.slow
 def test_training_lowers_val_loss_and_keeps_best():
     model, tok = tiny_model_and_tokenizer(seed=1)
     ex = _examples(tok)

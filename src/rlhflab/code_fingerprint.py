@@ -51,16 +51,12 @@ def module_imports(module: str) -> frozenset[str]:
     return frozenset(found - {module})
 
 
-def _parents(module: str) -> set[str]:
-    parts = module.split(".")
-    return {".".join(parts[:i]) for i in range(1, len(parts))}
-
-
 @lru_cache(maxsize=None)
 def import_closure(module: str) -> frozenset[str]:
-    """`module`, every rlhflab module it reaches through imports, and the packages holding them.
-    A package's __init__ is hashed but its own imports are not followed, so a stage does not
-    depend on its siblings through `rlhflab.stages` (whose __init__ lists every stage)."""
+    """`module` and every rlhflab module it reaches through imports. The packages holding them are
+    left out: their __init__ runs on import but only lists or re-exports (a module imported from a
+    package by name is followed as a module), so a stage does not depend on its siblings through
+    `rlhflab.stages`, whose __init__ lists every stage."""
     seen: set[str] = set()
     todo = [module]
     while todo:
@@ -68,7 +64,7 @@ def import_closure(module: str) -> frozenset[str]:
         if m not in seen:
             seen.add(m)
             todo.extend(module_imports(m))
-    return frozenset(seen | {p for m in seen if m.split(".")[0] == ROOT for p in _parents(m)})
+    return frozenset(seen)
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:

@@ -13,8 +13,10 @@ import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import mean, stdev
+from statistics import mean
 from typing import Sequence
+
+from rlhflab.stats import standard_error
 
 
 @dataclass
@@ -33,7 +35,7 @@ def win_rate(prefs: Sequence[float | None], *, bootstrap: int = 0, seed: int = 0
     invalid = len(prefs) - len(valid)
     if not valid:
         return WinRate(float("nan"), float("nan"), 0, 0, invalid)
-    se = 100 * stdev(valid) / math.sqrt(len(valid)) if len(valid) > 1 else float("nan")
+    se = 100 * standard_error(valid)
     out = WinRate(100 * mean(valid), se, len(valid), sum(p == 0.5 for p in valid), invalid)
     if bootstrap:
         out.ci_low, out.ci_high = bootstrap_ci(valid, bootstrap, seed, level)
