@@ -119,8 +119,8 @@ class Layout:
         return s
 
     def tests(self, kind: Kind = "prompt") -> list[DataSet]:
-        """Test sets of one kind, ID sets first, then by name."""
-        return sorted((s for s in self.sets if s.kind == kind and s.role == "test"), key=lambda s: (s.is_ood, s.name))
+        """Test sets of one kind, in the order the task declared them."""
+        return [s for s in self.sets if s.kind == kind and s.role == "test"]
 
     def to_json(self) -> list[dict]:
         return [s.to_dict() for s in self.sets]

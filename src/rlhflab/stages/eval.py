@@ -93,7 +93,7 @@ def judges_for(ctx: StageContext, test_sets: dict) -> dict:
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.eval
     data = layout(ctx)
-    tests = data.tests("prompt")
+    tests = sorted(data.tests("prompt"), key=lambda ds: ds.name)  # by name: the sampling order of every run
     if not tests:
         raise ValueError("eval: the task has no test sets")
     test_sets = {ds.name: read_set(ctx, ds)[: cfg.max_inputs_per_test_set] for ds in tests}
@@ -189,7 +189,7 @@ def validate_judge(ctx: StageContext, judges: dict, cache: AnnotationCache) -> d
     """The judge's agreement with held-out preference labels per set, and with gold where it exists."""
     gold = gold_reward_of(ctx)
     out = {}
-    for ds in layout(ctx).tests("preference"):
+    for ds in sorted(layout(ctx).tests("preference"), key=lambda ds: ds.name):
         recs = read_set(ctx, ds)[: ctx.cfg.eval.max_inputs_per_test_set]
         judge = judges.get(ds.name) or next(iter(judges.values()))
         js = judge_pairs(judge, [r.prompt for r in recs], [r.chosen for r in recs], [r.rejected for r in recs],

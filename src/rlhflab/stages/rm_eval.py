@@ -22,7 +22,7 @@ from rlhflab.pipeline import Stage, StageContext
 def run(ctx: StageContext) -> dict:
     gold = gold_reward_of(ctx)
     data = layout(ctx)
-    tests = data.tests("preference")
+    tests = sorted(data.tests("preference"), key=lambda ds: ds.name)
     subsets = {"validation": read_set(ctx, data.require("preference", "validation"))}
     subsets.update({f"test_{ds.name}": read_set(ctx, ds) for ds in tests})
     subsets.update({k: read_records(v, PreferenceRecord) for k, v in ctx.cfg.rm_eval.extra_preference_files.items()})
