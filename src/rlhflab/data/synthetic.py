@@ -108,7 +108,7 @@ class Post:
 
 
 def format_prompt(domain: str, topic: str, title: str, text: str) -> str:
-    """TL;DR-style prompt (Stiennon et al.'s format, used by both seeds)."""
+    """TL;DR-style prompt (Stiennon et al.'s format, used by both papers)."""
     if domain == "news":
         return f"ARTICLE: {text}\nTL;DR:"
     return f"SUBREDDIT: r/{topic}\nTITLE: {title}\nPOST: {text}\nTL;DR:"
@@ -248,7 +248,7 @@ def behaviour_summary(rng: random.Random, post: Post) -> str:
 def annotator_scale(gold_gaps: list[float], agreement: float) -> float:
     """Bradley–Terry temperature s so that mean σ(|Δgold| / s) equals `agreement`.
 
-    Simulated annotators prefer A with probability σ((g_A − g_B)/s); the seeds report ~70%
+    Simulated annotators prefer A with probability σ((g_A − g_B)/s); the papers report ~70%
     inter-annotator agreement, so we calibrate s on the very pairs being labelled.
     """
     gaps = [abs(g) for g in gold_gaps if g != 0]

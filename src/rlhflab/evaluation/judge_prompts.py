@@ -40,7 +40,7 @@ Your response must be a valid Python dictionary and should contain nothing
 else because we will directly execute it in Python. Please provide the
 ranking that the majority of humans would give.'''
 
-# AlpacaEval-style ranking prompt for instructions, in the same output format as the seeds'.
+# AlpacaEval-style ranking prompt for instructions, in the same output format as the papers'.
 _INSTRUCTION_TEMPLATE = '''I want you to create a leaderboard of different large-language models. To
 do so, I will give you the instructions (prompts) given to the models, and
 the responses of two models. Please rank the models based on which response

@@ -1,4 +1,4 @@
-"""The study's report: tables, figures in the manner of the seeds, computed findings, a sample browser.
+"""The study's report: tables, figures in the manner of the papers, computed findings, a sample browser.
 
 `build_report(inputs, out_dir, title)` reads the artefacts of the finished stages it is given
 (`inputs` maps a stage name to that stage's folder; any stage may be missing) and writes
@@ -7,7 +7,7 @@ as data URIs, no scripts, no network) that opens offline. Findings are computed 
 each with the comparison it rests on and its uncertainty; nothing is written by hand.
 
     figures   save_figure, grouped_bars, twin_plot and the report's plots
-    findings  compute_findings: the seeds' claims decided from the loaded results (pure)
+    findings  compute_findings: the papers' claims decided from the loaded results (pure)
     sections  the report's sections (tables and the figures beside them)
     page      markdown and HTML rendering, the sample browser
 """

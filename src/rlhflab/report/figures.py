@@ -1,4 +1,4 @@
-"""The report's figures: one boilerplate (`save_figure`), the two chart shapes the seeds use
+"""The report's figures: one boilerplate (`save_figure`), the two chart shapes the papers use
 (`grouped_bars`, `twin_plot`), and the functions that draw each of the report's plots.
 
 Every function here takes the already-loaded result dicts; nothing reads files.

@@ -1,4 +1,4 @@
-"""The seeds' claims, decided from the study's numbers: a pure function of the loaded results.
+"""The papers' claims, decided from the study's numbers: a pure function of the loaded results.
 
 `compute_findings(eval_results, diversity, kl_sweep, ppo_metrics)` takes the parsed
 `eval/results.json`, `diversity/diversity.json`, `kl_sweep/sweep.json` and the `metrics` of the

@@ -76,7 +76,7 @@ def render_markdown(title: str, findings: list[dict], sections: list[tuple[str, 
                     figures: list[tuple[str, str, str]]) -> str:
     """report.md: findings table, sections, then figures (file, title, caption) as images."""
     md = [f"# rlhflab report: {title}", "", "## Findings", "",
-          "| claim (from the seeds) | reproduced here | evidence |", "|---|---|---|"]
+          "| claim (from the papers) | reproduced here | evidence |", "|---|---|---|"]
     md += [f"| {f['claim']} | {verdict(f['reproduced'])} | {f['evidence']} |" for f in findings]
     for name, body in sections:
         md += ["", f"## {name}", "", body]

@@ -1,7 +1,7 @@
 """The `datasets` task: public datasets by name, rendered, split ID/OOD and written in the data
 stage's layout (the same one the synthetic task writes), so no later stage knows the difference.
 
-Choices where the seeds are silent (also in the README):
+Choices where the papers are silent (also in the README):
 - a missing validation set is a seeded 5% of the training set (at least one record);
 - policy prompts default to the SFT prompts (kirk2024 J.1: the RLHF split is the SFT split without
   outputs), or the preference prompts when there is no SFT data;

@@ -1,4 +1,4 @@
-"""Adapters from the public datasets of the seeds to rlhflab's records.
+"""Adapters from the public datasets of the papers to rlhflab's records.
 
 Each adapter reads rows in its source's own schema (from the Hugging Face hub by id, or from a
 local JSON / JSONL / parquet file holding the same rows) and returns SFT, preference or prompt
