@@ -107,7 +107,7 @@ class FilesTask(Section):
 
     kind: Literal["files"] = "files"
     sft_train: Path
-    sft_validation: Path
+    sft_validation: Path | None = Field(None, description="default: a seeded 5% of sft_train")
     preference_train: Path | None = None
     preference_validation: Path | None = None
     policy_prompts: Path | None = None

@@ -26,7 +26,7 @@ def build_task(task, seed: int, out_dir: Path, tokenizer=None,
         return build_datasets_task(task, seed, out_dir, tokenizer, progress)
     from rlhflab.tasks.files import build_files_task
 
-    return build_files_task(task, out_dir)
+    return build_files_task(task, seed, out_dir)
 
 
 def local_files(task) -> list[str]:

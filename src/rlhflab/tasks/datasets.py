@@ -2,9 +2,7 @@
 stage's layout (the same one the synthetic task writes), so no later stage knows the difference.
 
 Choices where the papers are silent (also in the README):
-- a missing validation set is a seeded 5% of the training set (at least one record);
-- policy prompts default to the SFT prompts (kirk2024 J.1: the RLHF split is the SFT split without
-  outputs), or the preference prompts when there is no SFT data;
+- missing validation sets and policy prompts follow rlhflab.tasks.common (as for a files task);
 - the OOD rule is fitted on the SFT training inputs (the preference training inputs without SFT
   data) and applied to every set; train and validation keep the ID part; each test set declared
   `distribution: id` becomes its ID part (same name) and an OOD part (`ood_<by>` for the set `id`,
@@ -16,16 +14,16 @@ Choices where the papers are silent (also in the README):
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Callable
 
 from rlhflab.config import DatasetRef, DatasetsTask
 from rlhflab.data.chat import render_records
 from rlhflab.data.records import PreferenceRecord, SFTRecord, write_json, write_jsonl
-from rlhflab.data.sources import as_prompts, load_source
+from rlhflab.data.sources import load_source
 from rlhflab.data.splits import apply_split, describe, fit_split
 from rlhflab.layout import PRETRAIN_CORPUS, TASK_INFO, DataSet, Layout, test_set
+from rlhflab.tasks.common import fill_missing
 
 
 def _usable(r) -> bool:
@@ -34,15 +32,6 @@ def _usable(r) -> bool:
     if isinstance(r, PreferenceRecord):
         return bool(r.chosen.strip() and r.rejected.strip()) and r.chosen != r.rejected
     return bool(r.prompt.strip())
-
-
-def _carve(records: list, seed: int) -> tuple[list, list]:
-    rng = random.Random(seed)
-    idx = list(range(len(records)))
-    rng.shuffle(idx)
-    n_val = max(1, len(records) // 20)
-    val = set(idx[:n_val])
-    return [r for i, r in enumerate(records) if i not in val], [r for i, r in enumerate(records) if i in val]
 
 
 def _template_used(setting: str, tokenizer) -> str:
@@ -70,16 +59,16 @@ def build_datasets_task(task: DatasetsTask, seed: int, out_dir: Path, tokenizer=
             dropped[label] = len(recs) - len(kept)
         return kept
 
-    sft_train = load(task.sft_train, "sft", "sft/train")
-    sft_val = load(task.sft_validation, "sft", "sft/validation")
-    if sft_train is not None and sft_val is None:
-        sft_train, sft_val = _carve(sft_train, seed)
-    pref_train = load(task.preference_train, "preference", "preference/train")
-    pref_val = load(task.preference_validation, "preference", "preference/validation")
-    if pref_train is not None and pref_val is None:
-        pref_train, pref_val = _carve(pref_train, seed + 1)
-    prompts = load(task.policy_prompts, "prompt", "prompts/train") or as_prompts(sft_train or pref_train)
-    prompts_val = load(task.policy_validation, "prompt", "prompts/validation") or as_prompts(sft_val or pref_val)
+    given = fill_missing({
+        "sft_train": load(task.sft_train, "sft", "sft/train"),
+        "sft_validation": load(task.sft_validation, "sft", "sft/validation"),
+        "preference_train": load(task.preference_train, "preference", "preference/train"),
+        "preference_validation": load(task.preference_validation, "preference", "preference/validation"),
+        "policy_prompts": load(task.policy_prompts, "prompt", "prompts/train"),
+        "policy_validation": load(task.policy_validation, "prompt", "prompts/validation")}, seed)
+    sft_train, sft_val = given["sft_train"], given["sft_validation"]
+    pref_train, pref_val = given["preference_train"], given["preference_validation"]
+    prompts, prompts_val = given["policy_prompts"], given["policy_validation"]
     # test set name -> (its declared place, records)
     tests = {k: (test_set("prompt", k, v.distribution, v.shift, v.compare_to), load(v, "prompt", f"test/{k}"))
              for k, v in task.test_sets.items()}

@@ -1,4 +1,8 @@
-"""The `files` task: your own JSONL records, validated record by record and copied into the layout."""
+"""The `files` task: your own JSONL records, validated record by record and written into the layout.
+
+Sets the config leaves out follow rlhflab.tasks.common, as for a datasets task: a missing
+validation set is a seeded 5% of its training set, missing policy prompts are the SFT prompts.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +10,58 @@ import shutil
 from pathlib import Path
 
 from rlhflab.config import FilesTask
-from rlhflab.data.records import PreferenceRecord, PromptRecord, SFTRecord, read_records, write_json
+from rlhflab.data.records import PreferenceRecord, PromptRecord, SFTRecord, read_records, write_json, write_jsonl
 from rlhflab.layout import PRETRAIN_CORPUS, TASK_INFO, DataSet, Layout, test_set
+from rlhflab.tasks.common import fill_missing
 
 RECORDS = {"sft": SFTRecord, "preference": PreferenceRecord, "prompt": PromptRecord}
+# config field -> its set in the layout
+TRAIN_AND_VALIDATION = {"sft_train": DataSet("sft", "train", "train"),
+                        "sft_validation": DataSet("sft", "validation", "validation"),
+                        "preference_train": DataSet("preference", "train", "train"),
+                        "preference_validation": DataSet("preference", "validation", "validation"),
+                        "policy_prompts": DataSet("prompt", "train", "train"),
+                        "policy_validation": DataSet("prompt", "validation", "validation")}
 
 
 def files_sets(task: FilesTask) -> list[tuple[DataSet, Path | None]]:
     """Each set of the layout with the file the config gives for it (None where not given)."""
-    out = [(DataSet("sft", "train", "train"), task.sft_train),
-           (DataSet("sft", "validation", "validation"), task.sft_validation),
-           (DataSet("preference", "train", "train"), task.preference_train),
-           (DataSet("preference", "validation", "validation"), task.preference_validation),
-           (DataSet("prompt", "train", "train"), task.policy_prompts),
-           (DataSet("prompt", "validation", "validation"), task.policy_validation)]
+    out = [(ds, getattr(task, field)) for field, ds in TRAIN_AND_VALIDATION.items()]
     out += [(test_set("prompt", k, v.distribution, v.shift, v.compare_to), v.path) for k, v in task.test_sets.items()]
     out += [(test_set("preference", k, v.distribution, v.shift, v.compare_to), v.path)
             for k, v in task.preference_tests.items()]
     return out
 
 
-def build_files_task(task: FilesTask, out_dir: Path) -> dict:
-    given = [(ds, src) for ds, src in files_sets(task) if src is not None]
-    sizes = {}
-    for ds, src in given:
-        sizes[ds.file] = len(read_records(src, RECORDS[ds.kind]))  # validates every record, naming file and line
-        (out_dir / ds.file).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, out_dir / ds.file)
+def build_files_task(task: FilesTask, seed: int, out_dir: Path) -> dict:
+    given = {ds: (src, read_records(src, RECORDS[ds.kind]))  # validates every record, naming file and line
+             for ds, src in files_sets(task) if src is not None}
+    named = {field: given[ds][1] if ds in given else None for field, ds in TRAIN_AND_VALIDATION.items()}
+    filled = fill_missing(named, seed)
+    sets: list[DataSet] = []
+    sizes, derived = {}, []
+    for field, ds in TRAIN_AND_VALIDATION.items():
+        recs = filled[field]
+        if not recs:
+            continue
+        sets.append(ds)
+        sizes[ds.file] = len(recs)
+        if recs is named[field]:  # given and used whole: copied byte for byte
+            (out_dir / ds.file).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(given[ds][0], out_dir / ds.file)
+        else:
+            write_jsonl(out_dir / ds.file, recs)
+            derived.append(ds.file)
+    for ds, (src, recs) in given.items():
+        if ds.role == "test":
+            sets.append(ds)
+            sizes[ds.file] = len(recs)
+            (out_dir / ds.file).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, out_dir / ds.file)
     if task.pretrain_corpus is not None:
         (out_dir / PRETRAIN_CORPUS).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(task.pretrain_corpus, out_dir / PRETRAIN_CORPUS)
-    layout = Layout.build(ds for ds, _ in given)
-    write_json(out_dir / TASK_INFO, {"task": "files", "gold_reward": None, "sizes": sizes, "sets": layout.to_json()})
-    return {"sizes": sizes}
+    layout = Layout.build(sets)
+    write_json(out_dir / TASK_INFO, {"task": "files", "gold_reward": None, "sizes": sizes, "derived": derived,
+                                     "sets": layout.to_json()})
+    return {"sizes": sizes, "derived": derived}
