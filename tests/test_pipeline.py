@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -199,3 +200,40 @@ def test_wanted_stages_are_inputs_only_when_active(cfg):
     assert got == {"inputs": ("a", "b"), "has_b": True}
     run_pipeline(cfg.model_copy(update={"seed": 1}), reg)
     assert got == {"inputs": ("a",), "has_b": False}
+
+
+def test_a_second_run_on_the_same_folder_is_refused_while_the_first_lives(cfg):
+    import json as _json
+
+    from rlhflab.run_lock import RunInUse
+
+    cfg.run_dir.mkdir(parents=True)
+    lock = cfg.run_dir / ".lock"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(_json.dumps({"pid": sleeper.pid, "host": __import__("socket").gethostname(),
+                                     "started": "then"}))
+        with pytest.raises(RunInUse, match=rf"{cfg.run_dir} is in use by pid {sleeper.pid}"):
+            run_pipeline(cfg, registry())
+        assert not (cfg.run_dir / "a").exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # the holder is gone: its stale lock is taken over, and released at the end
+    CALLS.clear()
+    assert [r.status for r in run_pipeline(cfg, registry())] == ["ran"] * 3
+    assert not lock.exists()
+
+
+def test_cli_says_which_pid_holds_the_run(cfg):
+    from typer.testing import CliRunner
+
+    from rlhflab.cli import app
+
+    cfg.run_dir.mkdir(parents=True)
+    # a lock naming this very process would be its own leftover; another live process blocks: the parent
+    (cfg.run_dir / ".lock").write_text(json.dumps({"pid": os.getppid(), "host": __import__("socket").gethostname(),
+                                                    "started": "now"}))
+    res = CliRunner().invoke(app, ["run", "quickstart", "--until", "data", "--set", f"output_dir={cfg.output_dir}",
+                                   "--set", "name=exp", "--set", "pipeline.progress=false"])
+    assert res.exit_code == 1 and f"is in use by pid {os.getppid()}" in res.output

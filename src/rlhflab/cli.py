@@ -41,6 +41,7 @@ def run(
     in the config, one run per seed (`<name>-s<seed>`), then the aggregate over them."""
     from rlhflab.experiment import run_experiment
     from rlhflab.pipeline import PipelineError
+    from rlhflab.run_lock import RunInUse
     from rlhflab.stages import REGISTRY
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -69,8 +70,8 @@ def run(
         with progress:
             target = run_experiment(cfg, REGISTRY, until=until, force=set(force), on_done=_print_run,
                                     on_stage=on_stage, on_progress=on_progress)
-    except (PipelineError, RecordError) as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False)
+    except (PipelineError, RecordError, RunInUse) as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)  # paths stay whole
         raise typer.Exit(1)
     if target is not None:
         out.print(f"across {len(cfg.seeds)} seeds: {target / 'aggregate.md'}")

@@ -15,6 +15,7 @@ Multi-process runs (`accelerate launch -m rlhflab.cli run ...`): every process r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import shutil
@@ -30,6 +31,7 @@ from accelerate import PartialState
 from rlhflab.cache_key import ConfigView, config_digest, config_value, jsonable, stage_key
 from rlhflab.config import ExperimentConfig, dump_config
 from rlhflab.data.records import read_json, write_json
+from rlhflab.run_lock import LOCK, run_lock
 
 
 class PipelineError(RuntimeError):
@@ -216,10 +218,18 @@ def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | N
     run_dir = cfg.run_dir
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _clean_leftovers(run_dir)
-        (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
-    state.wait_for_everyone()
+    with run_lock(run_dir) if state.is_main_process else contextlib.nullcontext():
+        state.wait_for_everyone()
+        if state.is_main_process:
+            _clean_leftovers(run_dir)
+            (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+        state.wait_for_everyone()
+        # temporary folders carry the run's pid (the lock holder's, so every process agrees)
+        owner = json.loads((run_dir / LOCK).read_text(encoding="utf-8"))["pid"]
+        return _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stage, on_progress)
 
+
+def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stage, on_progress) -> list[StageResult]:
     results: list[StageResult] = []
     for stage in stages:
         final = run_dir / stage.name
@@ -238,7 +248,7 @@ def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | N
             continue
 
         on_stage(stage.name, "running")
-        tmp = run_dir / f".tmp-{stage.name}-{key}"
+        tmp = run_dir / f".tmp-{stage.name}-{key}-{owner}"
         if state.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
