@@ -116,3 +116,36 @@ def test_ppo_optimiser_is_one_section_with_its_own_defaults():
     assert cfg.ppo.optim.adam_beta2 == 0.9 and cfg.ppo.optim.adam_epsilon == 1e-5  # ivison2024 table 9 kept
     with pytest.raises(ConfigError, match="ppo.lr: unknown key"):
         load_config("quickstart", ["ppo.lr=1e-5"])
+
+
+def test_a_config_file_is_named_for_its_stem_and_can_extend_a_builtin(tmp_path):
+    (tmp_path / "empty.yaml").write_text("")
+    assert load_config(tmp_path / "empty.yaml").name == "empty"  # not "quickstart"
+    small = tmp_path / "lr sweep.yaml"
+    small.write_text("extends: quickstart\nsft: {optim: {lr: 0.01}}\n")
+    cfg, quick = load_config(small), load_config("quickstart")
+    assert cfg.name == "lr-sweep" and cfg.sft.optim.lr == 0.01
+    assert cfg.sft.optim.epochs == quick.sft.optim.epochs == 3.0 and cfg.ppo.optim.lr == quick.ppo.optim.lr
+    (tmp_path / "child.yaml").write_text("extends: lr sweep.yaml\nname: child\nseed: 5\n")  # relative to the file
+    child = load_config(tmp_path / "child.yaml")
+    assert (child.name, child.seed, child.sft.optim.lr) == ("child", 5, 0.01)
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="loops back"):
+        load_config(tmp_path / "a.yaml")
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(tmp_path)
+
+
+def test_a_run_folder_of_another_config_file_is_not_overwritten(tmp_path):
+    from rlhflab.pipeline import PipelineError, Stage, run_pipeline
+
+    reg = [Stage("a", lambda c: [], ("seed",), lambda ctx: {})]
+    for name, body in (("one", "seed: 1\n"), ("two", "seed: 2\n")):
+        (tmp_path / f"{name}.yaml").write_text(f"name: exp\noutput_dir: {tmp_path / 'runs'}\n{body}")
+    run_pipeline(load_config(tmp_path / "one.yaml"), reg)
+    run_pipeline(load_config(tmp_path / "one.yaml", ["sft.optim.lr=0.5"]), reg)  # same file: fine
+    with pytest.raises(PipelineError, match=r"holds a run of .*one.yaml, not of .*two.yaml \(they differ in seed"):
+        run_pipeline(load_config(tmp_path / "two.yaml"), reg)
+    run_pipeline(load_config(tmp_path / "two.yaml"), reg, overwrite=True)
+    assert (tmp_path / "runs" / "exp" / "config.yaml").read_text().startswith(f"# source: {tmp_path / 'two.yaml'}")

@@ -36,6 +36,7 @@ def run(
     until: Optional[str] = typer.Option(None, help="stop after this stage"),
     force: list[str] = typer.Option([], help="rerun this stage even if its artefact is current (for eval: "
                                     "judge everything anew instead of reusing cached judgements)"),
+    overwrite: bool = typer.Option(False, help="run even if runs/<name> holds a run of another config file"),
 ) -> None:
     """Run the experiment's pipeline; stages whose inputs are unchanged are skipped. With `seeds`
     in the config, one run per seed (`<name>-s<seed>`), then the aggregate over them."""
@@ -68,7 +69,8 @@ def run(
 
     try:
         with progress:
-            target = run_experiment(cfg, REGISTRY, until=until, force=set(force), on_done=_print_run,
+            target = run_experiment(cfg, REGISTRY, until=until, force=set(force), overwrite=overwrite,
+                                    on_done=_print_run,
                                     on_stage=on_stage, on_progress=on_progress)
     except (PipelineError, RecordError, RunInUse) as e:
         console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)  # paths stay whole

@@ -26,7 +26,7 @@ def aggregate_dir(cfg: ExperimentConfig) -> Path:
 
 
 def run_experiment(cfg: ExperimentConfig, registry: list[Stage], *, until: str | None = None,
-                   force: set[str] = frozenset(),
+                   force: set[str] = frozenset(), overwrite: bool = False,
                    on_done: Callable[[ExperimentConfig, list[StageResult], float], None] = lambda c, r, s: None,
                    **callbacks) -> Path | None:
     """Run every seed's pipeline; aggregate them when there are several and all have a report.
@@ -34,7 +34,7 @@ def run_experiment(cfg: ExperimentConfig, registry: list[Stage], *, until: str |
     runs = []
     for sub in seed_configs(cfg):
         started = time.time()
-        results = run_pipeline(sub, registry, until=until, force=force, **callbacks)
+        results = run_pipeline(sub, registry, until=until, force=force, overwrite=overwrite, **callbacks)
         on_done(sub, results, time.time() - started)
         runs.append(sub.run_dir)
     if len(runs) < 2 or not all((r / "report" / "findings.json").exists() for r in runs):

@@ -26,6 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+import yaml
 from accelerate import PartialState
 
 from rlhflab.cache_key import ConfigView, config_digest, config_value, jsonable, stage_key
@@ -204,8 +205,41 @@ def _publish(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _flat(d, prefix: str = "") -> dict:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}."))
+    return {k.rstrip("."): v for k, v in out.items()}
+
+
+def check_same_config(cfg: ExperimentConfig, run_dir: Path) -> None:
+    """Refuse a run folder that holds a run of another config file (a small override file or an
+    unnamed config would otherwise write over another experiment's artefacts)."""
+    path = run_dir / "config.yaml"
+    source = getattr(cfg, "_source", None)
+    if source is None or not path.exists():
+        return
+    text = path.read_text(encoding="utf-8")
+    first = text.splitlines()[0] if text else ""
+    previous = first.removeprefix("# source: ") if first.startswith("# source: ") else None
+    if previous is None or previous == source:
+        return
+    try:
+        old = _flat(yaml.safe_load(text) or {})
+    except yaml.YAMLError:
+        old = {}
+    new = _flat(cfg.model_dump(mode="json"))
+    differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    shown = ", ".join(differ[:6]) + (f" and {len(differ) - 6} more" if len(differ) > 6 else "")
+    raise PipelineError(f"{run_dir} holds a run of {previous}, not of {source}"
+                        + (f" (they differ in {shown})" if differ else "")
+                        + "; pass --overwrite to replace it, or give this run another name (--set name=...)")
+
+
 def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | None = None,
-                 force: set[str] = frozenset(),
+                 force: set[str] = frozenset(), overwrite: bool = False,
                  on_stage: Callable[[str, str], None] = lambda name, status: None,
                  on_progress: Callable[[str, int, int], None] = lambda d, i, n: None) -> list[StageResult]:
     state = PartialState()
@@ -221,8 +255,12 @@ def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | N
     with run_lock(run_dir) if state.is_main_process else contextlib.nullcontext():
         state.wait_for_everyone()
         if state.is_main_process:
+            if not overwrite:
+                check_same_config(cfg, run_dir)
             _clean_leftovers(run_dir)
-            (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+            source = getattr(cfg, "_source", None)
+            header = f"# source: {source}\n" if source else ""
+            (run_dir / "config.yaml").write_text(header + dump_config(cfg), encoding="utf-8")
         state.wait_for_everyone()
         # temporary folders carry the run's pid (the lock holder's, so every process agrees)
         owner = json.loads((run_dir / LOCK).read_text(encoding="utf-8"))["pid"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from rlhflab.config.base import Section
 from rlhflab.config.sections import (BoNStage, ComparisonsStage, DiversityStage, DPOStage, EvalStage, Generation,
@@ -14,6 +14,7 @@ from rlhflab.config.tasks import SyntheticTask, Task
 
 
 class ExperimentConfig(Section):
+    _source: str | None = PrivateAttr(None)  # the file (or built-in) it was read from; keeps run folders apart
     name: str = Field("quickstart", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     seed: int = Field(0, ge=0)
     seeds: list[int] | None = Field(

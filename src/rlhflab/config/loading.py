@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,23 @@ def builtin_path(name: str) -> Path:
     return Path(str(resources.files("rlhflab") / "configs" / f"{name}.yaml"))
 
 
-def _read_yaml(source: str | Path) -> dict[str, Any]:
+def _locate(source: str | Path, relative_to: Path | None = None) -> tuple[Path, str]:
+    """The YAML file of a config and its identity (`builtin:<name>` or the file's absolute path)."""
     path = Path(source)
-    if not path.exists():
-        if str(source) in BUILTIN or builtin_path(str(source)).exists():
-            path = builtin_path(str(source))
-        else:
-            raise ConfigError(f"config {source!r}: no such file and no built-in config of that name "
-                              f"(built-ins: {', '.join(BUILTIN)})")
+    if relative_to is not None and not path.is_absolute() and (relative_to / path).exists():
+        path = relative_to / path
+    if path.exists():
+        if path.is_dir():
+            raise ConfigError(f"config {source!r} is a directory; give a YAML file or a built-in name "
+                              f"({', '.join(BUILTIN)})")
+        return path, str(path.resolve())
+    if str(source) in BUILTIN or builtin_path(str(source)).exists():
+        return builtin_path(str(source)), f"builtin:{source}"
+    raise ConfigError(f"config {source!r}: no such file and no built-in config of that name "
+                      f"(built-ins: {', '.join(BUILTIN)})")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
@@ -36,6 +46,35 @@ def _read_yaml(source: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
     return data
+
+
+def _merge(base: Any, over: Any) -> Any:
+    """`over` deep-merged onto `base` (mappings merge key by key; anything else replaces)."""
+    if not isinstance(base, dict) or not isinstance(over, dict):
+        return over
+    return {**base, **{k: _merge(base.get(k), v) if k in base else v for k, v in over.items()}}
+
+
+def read_config_file(source: str | Path, _seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
+    """A config file's settings with its `extends:` chain resolved, and the file's identity.
+
+    `extends: quickstart` (a built-in name or a path, relative to the extending file) starts from
+    that config and applies this file's keys on top. A file without `name:` is named for its file
+    stem, never for the config it extends, so a small override file gets a run folder of its own.
+    """
+    path, origin = _locate(source, Path(_seen[-1]).parent if _seen and not _seen[-1].startswith("builtin:") else None)
+    if origin in _seen:
+        raise ConfigError(f"{path}: `extends` loops back to itself ({' -> '.join(_seen + (origin,))})")
+    data = _read_yaml(path)
+    base_name = data.pop("extends", None)
+    if base_name is not None:
+        if not isinstance(base_name, str):
+            raise ConfigError(f"{path}: extends: give one config, a built-in name or a YAML path")
+        base, _ = read_config_file(base_name, _seen + (origin,))
+        data = _merge({k: v for k, v in base.items() if k != "name"}, data)
+    if "name" not in data and not origin.startswith("builtin:"):
+        data["name"] = re.sub(r"[^A-Za-z0-9_.-]", "-", path.stem).lstrip("-_.") or "experiment"
+    return data, origin
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:
@@ -91,14 +130,16 @@ def _with_defaults(data: Any, defaults: Any) -> Any:
 def load_config(source: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML file or built-in config by name, apply `--set` overrides, validate."""
     source = source or "quickstart"
-    data = _read_yaml(source)
+    data, origin = read_config_file(source)
     for o in overrides or []:
         apply_override(data, o)
     data = _with_defaults(data, ExperimentConfig().model_dump(mode="json"))
     try:
-        return ExperimentConfig.model_validate(data)
+        cfg = ExperimentConfig.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_format_errors(e, str(source))) from None
+    cfg._source = origin
+    return cfg
 
 
 def dump_config(cfg: ExperimentConfig) -> str:
