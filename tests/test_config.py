@@ -149,3 +149,14 @@ def test_a_run_folder_of_another_config_file_is_not_overwritten(tmp_path):
         run_pipeline(load_config(tmp_path / "two.yaml"), reg)
     run_pipeline(load_config(tmp_path / "two.yaml"), reg, overwrite=True)
     assert (tmp_path / "runs" / "exp" / "config.yaml").read_text().startswith(f"# source: {tmp_path / 'two.yaml'}")
+
+
+def test_config_encoding_and_empty_seed_list(tmp_path):
+    f = tmp_path / "x.yaml"
+    f.write_bytes(b"\xef\xbb\xbfseed: 3\n")
+    assert load_config(f).seed == 3  # a BOM is fine
+    f.write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"x.yaml: not UTF-8 text"):
+        load_config(f)
+    with pytest.raises(ConfigError, match="seeds"):
+        load_config("quickstart", ["seeds=[]"])

@@ -46,3 +46,22 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         write_jsonl(f, rows())
     assert read_records(f, SFTRecord)[0].prompt == "a"
     assert [p.name for p in tmp_path.iterdir()] == ["x.jsonl"]
+
+
+def test_non_utf8_bytes_name_file_line_and_column(tmp_path):
+    f = tmp_path / "sft.jsonl"
+    f.write_bytes(b'{"prompt": "p", "completion": "c"}\n{"prompt": "caf\xe9", "completion": "c"}\n')
+    with pytest.raises(RecordError, match=r"sft.jsonl line 2: not UTF-8 text \(byte 0xe9 at column 16\); save"):
+        read_records(f, SFTRecord)
+
+
+def test_a_bom_is_accepted_and_json_errors_read_cleanly(tmp_path):
+    f = tmp_path / "sft.jsonl"
+    f.write_bytes(b'\xef\xbb\xbf{"prompt": "p", "completion": "c"}\n')
+    assert read_records(f, SFTRecord)[0].prompt == "p"
+    f.write_text('{"prompt": "unterminated\n')
+    with pytest.raises(RecordError) as e:
+        read_records(f, SFTRecord)
+    assert "at at" not in str(e.value) and "not valid JSON: Unterminated string starting at (column 12)" in str(e.value)
+    with pytest.raises(RecordError, match="is a directory"):
+        read_records(tmp_path, SFTRecord)

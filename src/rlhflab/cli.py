@@ -90,9 +90,8 @@ def _print_run(cfg, results, seconds: float) -> None:
         table.add_row(r.name, r.status, f"{r.seconds:.1f}", shown)
     out.print(table)
     out.print(f"artefacts: {cfg.run_dir}")
-    report = cfg.run_dir / "report" / "index.html"
-    if report.exists():
-        out.print(f"report: {report}  (and report.md beside it)")
+    if any(r.name == "report" for r in results):  # not an older run's report after --until
+        out.print(f"report: {cfg.run_dir / 'report' / 'index.html'}  (and report.md beside it)")
 
 
 @config_app.command("show")

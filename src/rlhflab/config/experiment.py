@@ -18,7 +18,8 @@ class ExperimentConfig(Section):
     name: str = Field("quickstart", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     seed: int = Field(0, ge=0)
     seeds: list[int] | None = Field(
-        None, description="run once per seed (as <name>-s<seed>) and aggregate over them; overrides seed")
+        None, min_length=1, description="run once per seed (as <name>-s<seed>) and aggregate over them; "
+        "overrides seed")
     output_dir: Path = Path("runs")
     task: Task = Field(default_factory=SyntheticTask)
     model: ModelSpec = Field(default_factory=ModelSpec)

@@ -85,24 +85,39 @@ def _validate(obj: Any, cls: type[R], where: str) -> R:
     return cls(**obj)
 
 
+def _lines(path: Path):
+    """(line number, text) of a UTF-8 file (a leading BOM is accepted); bytes that are not UTF-8
+    raise a RecordError naming the line and column."""
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            yield lineno, raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise RecordError(f"{path} line {lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column "
+                              f"{e.start + 1}); save the file as UTF-8") from None
+
+
 def read_records(path: str | Path, cls: type[R]) -> list[R]:
     path = Path(path)
     if not path.exists():
         raise RecordError(f"{path}: no such file")
+    if path.is_dir():
+        raise RecordError(f"{path}: is a directory; give a JSONL file of records")
     out: list[R] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path} line {lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RecordError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            rec = _validate(obj, cls, where)
-            if not rec.id:
-                rec.id = f"{path.stem}-{lineno}"
-            out.append(rec)
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue
+        where = f"{path} line {lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise RecordError(f"{where}: not valid JSON: {e.msg} (column {e.colno})") from None
+        rec = _validate(obj, cls, where)
+        if not rec.id:
+            rec.id = f"{path.stem}-{lineno}"
+        out.append(rec)
     if not out:
         raise RecordError(f"{path}: the file holds no records")
     return out
