@@ -77,3 +77,30 @@ def test_freezing_everything_is_a_clear_error():
     with pytest.raises(ValueError, match="no trainable parameters"):
         train_lm(model, _examples(tok), _examples(tok), Optim(batch_size=4, micro_batch_size=4),
                  accelerator=Accelerator(), pad_id=0, seed=0, eval_every=1, log=lambda s, m: None)
+
+
+def test_a_nan_loss_stops_training_naming_step_batch_and_last_finite_values(monkeypatch):
+    import math as _math
+
+    import torch as _torch
+
+    from rlhflab import training
+    from rlhflab.training import NonFiniteError
+
+    model, tok = tiny_model_and_tokenizer()
+    ex = [encode_completion(tok, t[:60], " end", 64) for t in TEXTS[:16]]
+    real = training.lm_token_loss_sum
+    calls = {"n": 0}
+
+    def poisoned(logits, labels):
+        calls["n"] += 1
+        s, n = real(logits, labels)
+        return (s * _math.nan if calls["n"] == 5 else s), n  # call 1 is the validation pass: step 2
+
+    monkeypatch.setattr(training, "lm_token_loss_sum", poisoned)
+    optim = Optim(lr=1e-3, batch_size=4, micro_batch_size=2, epochs=1.0, warmup_ratio=0.0)
+    with pytest.raises(NonFiniteError, match=r"sft: step 2: train_loss = nan on batch \[\d+, \d+, \d+, \d+\]; "
+                                             r"last finite values: \{'step': 1, 'train_loss': "):
+        training.train_lm(model, ex, ex[:2], optim, accelerator=Accelerator(), pad_id=tok.pad_token_id, seed=0,
+                          eval_every=100, log=lambda s, r: None, name="sft")
+    assert _torch.isfinite(next(model.parameters())).all()  # stopped before stepping on a NaN gradient

@@ -44,6 +44,7 @@ def run(
     from rlhflab.pipeline import PipelineError
     from rlhflab.run_lock import RunInUse
     from rlhflab.stages import REGISTRY
+    from rlhflab.training import NonFiniteError
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cfg = _load(config, set_)
@@ -72,7 +73,7 @@ def run(
             target = run_experiment(cfg, REGISTRY, until=until, force=set(force), overwrite=overwrite,
                                     on_done=_print_run,
                                     on_stage=on_stage, on_progress=on_progress)
-    except (PipelineError, RecordError, RunInUse) as e:
+    except (PipelineError, RecordError, RunInUse, NonFiniteError) as e:
         console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)  # paths stay whole
         raise typer.Exit(1)
     if target is not None:

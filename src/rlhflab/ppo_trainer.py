@@ -36,7 +36,8 @@ from rlhflab.data.gold import GoldReward
 from rlhflab.evaluation.reward_model import score
 from rlhflab.generation import Samples, sample, token_logprobs
 from rlhflab.models import ActorCritic, freeze_bottom, load_causal_lm, load_reward_model, load_tokenizer
-from rlhflab.training import BestWeights, batch_order, make_optimizer, make_scheduler, optimizer_step
+from rlhflab.training import (BestWeights, FiniteGuard, batch_order, make_optimizer, make_scheduler,
+                              optimizer_step)
 
 
 @torch.no_grad()
@@ -317,8 +318,11 @@ class PPOTrainer:
             self.log(0, first)
             best.offer(0, first["val_objective"], always=True)
         rates, step_seconds = [], []
+        guard = FiniteGuard("ppo")
         for step in range(self.loop.step + 1, self.steps + 1):
             row = self.train_step(step)
+            guard.check(step, {k: row[k] for k in ("rm_score", "kl", "policy_loss", "value_loss")},
+                        self.batches[step - 1])
             rates.append(row["rollout_tokens_per_s"])
             step_seconds.append(row["rollout_seconds"] + row["update_seconds"])
             if step % cfg.eval_every == 0 or step == self.steps:

@@ -50,6 +50,28 @@ class BestWeights:
         self.score, self.step, self.weights = state["score"], state["step"], state["weights"]
 
 
+class NonFiniteError(FloatingPointError):
+    """A loss, reward or statistic became NaN or infinite; the message names the step and batch."""
+
+
+class FiniteGuard:
+    """Stops a trainer at the first NaN/inf among the values it watches, naming the step, the batch
+    (example or prompt indices) and the last finite values, instead of saving a NaN model."""
+
+    def __init__(self, stage: str):
+        self.stage = stage
+        self.last: dict = {}
+
+    def check(self, step: int, values: dict[str, float], batch: list[int] | None = None) -> None:
+        bad = {k: v for k, v in values.items() if v is not None and not math.isfinite(v)}
+        if bad:
+            shown = "" if batch is None else f" on batch {batch[:8]}{' …' if len(batch) > 8 else ''}"
+            raise NonFiniteError(
+                f"{self.stage}: step {step}: {', '.join(f'{k} = {v}' for k, v in bad.items())}{shown}; last finite "
+                f"values: {self.last or 'none yet'}; lower the learning rate or check the data of that batch")
+        self.last = {"step": step, **{k: round(v, 6) for k, v in values.items() if v is not None}}
+
+
 def optimizer_step(accelerator: Accelerator, model, optimizer, scheduler, max_grad_norm: float | None):
     """Clip, step, advance the schedule, clear gradients; returns the pre-clip gradient norm (or None)."""
     grad_norm = accelerator.clip_grad_norm_(model.parameters(), max_grad_norm) if max_grad_norm else None
@@ -122,7 +144,7 @@ def lm_eval_loss(model, examples: Sequence[LMExample], accelerator: Accelerator,
 
 def train_lm(model, train: Sequence[LMExample], val: Sequence[LMExample], optim: Optim, *,
              accelerator: Accelerator, pad_id: int, seed: int, eval_every: int, log: LogFn,
-             progress: Callable[[int, int], None] = lambda i, n: None) -> dict:
+             progress: Callable[[int, int], None] = lambda i, n: None, name: str = "training") -> dict:
     """Next-token training on labelled tokens, with model selection on validation loss.
 
     The loss of a global batch is Σ token losses / (labelled tokens in the global batch), so any
@@ -136,6 +158,7 @@ def train_lm(model, train: Sequence[LMExample], val: Sequence[LMExample], optim:
     raw = accelerator.unwrap_model(model)
     initial_val = lm_eval_loss(model, val, accelerator, pad_id)
     best = BestWeights(raw, initial_val, higher_is_better=False)
+    guard = FiniteGuard(name)
     log(0, {"val_loss": initial_val})
     model.train()
     train_loss = float("nan")
@@ -153,9 +176,10 @@ def train_lm(model, train: Sequence[LMExample], val: Sequence[LMExample], optim:
                 s, _ = lm_token_loss_sum(logits, b["labels"])
                 accelerator.backward(s * scale)
             loss_sum += s.item()
-        grad_norm = optimizer_step(accelerator, model, optimizer, scheduler, optim.max_grad_norm)
         total = accelerator.reduce(torch.tensor(loss_sum, device=accelerator.device), "sum")
         train_loss = (total / n_global.clamp(min=1)).item()
+        guard.check(step, {"train_loss": train_loss}, batch)  # before a NaN gradient reaches the weights
+        grad_norm = optimizer_step(accelerator, model, optimizer, scheduler, optim.max_grad_norm)
         row = {"train_loss": train_loss, "lr": scheduler.get_last_lr()[0]}
         if grad_norm is not None:
             row["grad_norm"] = float(grad_norm)

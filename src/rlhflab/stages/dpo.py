@@ -22,7 +22,7 @@ from rlhflab.generation import completion_logprob_sums
 from rlhflab.inputs import gold_reward_of, layout, mean_gold_of_samples, preference_needs, read_set
 from rlhflab.models import freeze_bottom, load_causal_lm, load_tokenizer, save_model
 from rlhflab.pipeline import Stage, StageContext
-from rlhflab.training import (BestWeights, batch_order, local_microbatches, make_optimizer, make_scheduler,
+from rlhflab.training import (BestWeights, FiniteGuard, batch_order, local_microbatches, make_optimizer, make_scheduler,
                               optimizer_step, total_steps)
 
 
@@ -80,6 +80,7 @@ def run(ctx: StageContext) -> dict:
     raw = accelerator.unwrap_model(model)
     initial_acc = implicit_accuracy(all_pair_logprobs(raw, val, dev), ref_val)
     best = BestWeights(raw, initial_acc)
+    guard = FiniteGuard("dpo")
     ctx.log(0, {"val_accuracy": initial_acc})
     model.train()
     for step, batch in enumerate(batch_order(len(train), optim.batch_size, steps, ctx.seed), start=1):
@@ -99,8 +100,9 @@ def run(ctx: StageContext) -> dict:
                 accelerator.backward(losses.sum() * accelerator.num_processes / len(batch))
             sums += torch.stack([losses.sum(), (rew_c > rew_r).float().sum(), (rew_c - rew_r).sum(),
                                  pc.detach().sum(), pr.detach().sum(), rew_c.sum(), rew_r.sum()])
-        optimizer_step(accelerator, model, optimizer, scheduler, optim.max_grad_norm)
         s = (accelerator.reduce(sums, "sum") / len(batch)).tolist()
+        guard.check(step, {"loss": s[0], "logp_chosen": s[3], "logp_rejected": s[4]}, batch)  # before the step
+        optimizer_step(accelerator, model, optimizer, scheduler, optim.max_grad_norm)
         row = {"loss": s[0], "reward_accuracy": s[1], "reward_margin": s[2], "logp_chosen": s[3],
                "logp_rejected": s[4], "reward_chosen": s[5], "reward_rejected": s[6],
                "lr": scheduler.get_last_lr()[0]}

@@ -49,7 +49,7 @@ def run(ctx: StageContext) -> dict:
     summary = train_lm(model, train, val, cfg.optim, accelerator=accelerator,
                        pad_id=tokenizer.pad_token_id, seed=ctx.seed,
                        eval_every=max(1, len(train) // cfg.optim.batch_size // 4), log=ctx.log,
-                       progress=lambda i, n: ctx.progress("pretrain", i, n))
+                       progress=lambda i, n: ctx.progress("pretrain", i, n), name="pretrain")
     if ctx.is_main:
         save_model(accelerator.unwrap_model(model), tokenizer, ctx.out)
     n_params = sum(p.numel() for p in model.parameters())

@@ -24,7 +24,7 @@ from rlhflab.evaluation.reward_model import pairwise_accuracy, reward_forward, s
 from rlhflab.inputs import base_model_dir, base_model_needs, layout, preference_needs, read_set
 from rlhflab.models import freeze_bottom, load_reward_model, load_tokenizer
 from rlhflab.pipeline import Stage, StageContext
-from rlhflab.training import (BestWeights, batch_order, local_microbatches, make_optimizer, make_scheduler,
+from rlhflab.training import (BestWeights, FiniteGuard, batch_order, local_microbatches, make_optimizer, make_scheduler,
                               optimizer_step, total_steps)
 
 
@@ -53,6 +53,7 @@ def train_reward_model(ctx: StageContext, train_recs, val_recs, seed: int) -> di
     raw = accelerator.unwrap_model(model)
     initial_acc = val_accuracy(raw, tokenizer, val_recs, cfg.max_length)
     best = BestWeights(raw, initial_acc)
+    guard = FiniteGuard(ctx.stage.name)
     ctx.log(0, {"val_accuracy": initial_acc})
     for step, batch in enumerate(batch_order(len(train), optim.batch_size, steps, seed), start=1):
         model.train()
@@ -70,8 +71,9 @@ def train_reward_model(ctx: StageContext, train_recs, val_recs, seed: int) -> di
                 accelerator.backward(loss * accelerator.num_processes / len(batch))
             loss_total += loss.item()
             correct += int((rc > rr).sum())
-        optimizer_step(accelerator, model, optimizer, scheduler, optim.max_grad_norm)
         stats = accelerator.reduce(torch.tensor([loss_total, correct], dtype=torch.float, device=accelerator.device), "sum")
+        guard.check(step, {"train_loss": stats[0].item() / len(batch)}, batch)  # before the weights see it
+        optimizer_step(accelerator, model, optimizer, scheduler, optim.max_grad_norm)
         row = {"train_loss": stats[0].item() / len(batch), "train_accuracy": stats[1].item() / len(batch),
                "lr": scheduler.get_last_lr()[0]}
         if step % cfg.eval_every == 0 or step == steps:

@@ -40,7 +40,7 @@ def run(ctx: StageContext) -> dict:
     accelerator = Accelerator()
     metrics.update(train_lm(model, train, val, cfg.optim, accelerator=accelerator,
                             pad_id=tokenizer.pad_token_id, seed=ctx.seed, eval_every=cfg.eval_every,
-                            log=ctx.log, progress=lambda i, n: ctx.progress("sft", i, n)))
+                            log=ctx.log, progress=lambda i, n: ctx.progress("sft", i, n), name="sft"))
     model = accelerator.unwrap_model(model)
     model.requires_grad_(True)  # saved models load fully trainable
     if gold and check_prompts:
