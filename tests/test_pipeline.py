@@ -237,3 +237,25 @@ def test_cli_says_which_pid_holds_the_run(cfg):
     res = CliRunner().invoke(app, ["run", "quickstart", "--until", "data", "--set", f"output_dir={cfg.output_dir}",
                                    "--set", "name=exp", "--set", "pipeline.progress=false"])
     assert res.exit_code == 1 and f"is in use by pid {os.getppid()}" in res.output
+
+
+def test_a_truncated_artefact_or_garbage_manifest_reruns_its_stage_saying_why(cfg):
+    from typer.testing import CliRunner
+
+    from rlhflab.cli import app
+
+    run_pipeline(cfg, registry())
+    seen = []
+    (cfg.run_dir / "b" / "out.txt").write_text("x")  # truncated: another size than recorded
+    res = run_pipeline(cfg, registry(), on_stage=lambda n, s: seen.append((n, s)))
+    assert [r.status for r in res] == ["cached", "ran", "ran"]
+    assert ("b", f"rerun: {cfg.run_dir / 'b' / 'out.txt'} is 1 bytes, its manifest says 10") in seen
+    (cfg.run_dir / "c" / "manifest.json").write_text("{garbage")
+    seen.clear()
+    run_pipeline(cfg, registry(), on_stage=lambda n, s: seen.append((n, s)))
+    assert ("c", f"rerun: {cfg.run_dir / 'c' / 'manifest.json'} is not a readable manifest (JSONDecodeError)") in seen
+    # verify checks hashes: same size, other bytes
+    assert CliRunner().invoke(app, ["verify", str(cfg.run_dir)]).exit_code == 0
+    (cfg.run_dir / "a" / "out.txt").write_text("A lr=None")
+    res = CliRunner().invoke(app, ["verify", str(cfg.run_dir)])
+    assert res.exit_code == 1 and "a: " in res.output and "does not match the SHA-256" in res.output

@@ -57,6 +57,9 @@ def run(
             console.print(f"[dim]{name}: up to date, skipped[/dim]")
         elif status == "running":
             console.print(f"[bold]{name}[/bold]: running")
+        elif status.startswith("rerun: "):
+            console.print(f"[yellow]{name}: {status.removeprefix('rerun: ')}; running it again[/yellow]",
+                          highlight=False, soft_wrap=True)
 
     def on_progress(desc: str, done: int, total: int) -> None:
         if not total:  # a step without a count: say it once
@@ -127,6 +130,28 @@ def aggregate(
     for claim, v in result["findings"].items():
         out.print(f"{v['reproduced_in']}/{v['checked_in']} seeds: {claim}")
     out.print(f"aggregate: {Path(out_dir) / 'aggregate.md'}")
+
+
+@app.command()
+def verify(run_dir: str = typer.Argument(..., help="a run folder, e.g. runs/quickstart")) -> None:
+    """Check every stage folder of a run against the sizes and SHA-256 hashes its manifest records."""
+    from pathlib import Path
+
+    from rlhflab.artefacts import MANIFEST, check_files, manifest_problem
+    from rlhflab.data.records import read_json
+
+    folders = sorted(p.parent for p in Path(run_dir).glob(f"*/{MANIFEST}"))
+    if not folders:
+        console.print(f"[red]error:[/red] {run_dir}: no stage folders with a manifest", soft_wrap=True)
+        raise typer.Exit(1)
+    bad = 0
+    for folder in folders:
+        problem = manifest_problem(folder) or check_files(folder, read_json(folder / MANIFEST), hashes=True)
+        bad += problem is not None
+        out.print(f"{folder.name}: {problem or 'ok'}", highlight=False, soft_wrap=True)
+    if bad:
+        console.print(f"{bad} stage(s) changed since they were written; `rlhflab run` reruns them", soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @app.command()

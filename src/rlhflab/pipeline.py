@@ -29,6 +29,7 @@ from typing import Callable
 import yaml
 from accelerate import PartialState
 
+from rlhflab.artefacts import check_files, file_table, manifest_problem
 from rlhflab.cache_key import ConfigView, config_digest, config_value, jsonable, stage_key
 from rlhflab.config import ExperimentConfig, dump_config
 from rlhflab.data.records import read_json, write_json
@@ -281,9 +282,14 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
         key = stage_key(stage.name, stage.module, cfg, stage.reads, upstream, stage.files(cfg))
         manifest = read_manifest(final)
         if manifest and manifest.get("key") == key and stage.name not in force:
-            on_stage(stage.name, "cached")
-            results.append(StageResult(stage.name, "cached", 0.0, manifest.get("metrics", {}), stage.headline))
-            continue
+            problem = check_files(final, manifest)
+            if problem is None:
+                on_stage(stage.name, "cached")
+                results.append(StageResult(stage.name, "cached", 0.0, manifest.get("metrics", {}), stage.headline))
+                continue
+            on_stage(stage.name, f"rerun: {problem}")
+        elif (problem := manifest_problem(final)) is not None:
+            on_stage(stage.name, f"rerun: {problem}")
 
         on_stage(stage.name, "running")
         tmp = run_dir / f".tmp-{stage.name}-{key}-{owner}"
@@ -312,6 +318,7 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
                 "seconds": round(seconds, 3),
                 "metrics": metrics,
+                "files": file_table(tmp),
             })
             _publish(tmp, final)
             shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)
