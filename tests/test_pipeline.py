@@ -259,3 +259,26 @@ def test_a_truncated_artefact_or_garbage_manifest_reruns_its_stage_saying_why(cf
     (cfg.run_dir / "a" / "out.txt").write_text("A lr=None")
     res = CliRunner().invoke(app, ["verify", str(cfg.run_dir)])
     assert res.exit_code == 1 and "a: " in res.output and "does not match the SHA-256" in res.output
+
+
+@pytest.mark.parametrize("problem", ["output_dir is a file", "output_dir is not writable"])
+def test_environment_errors_are_one_line_naming_the_path(tmp_path, problem):
+    from typer.testing import CliRunner
+
+    from rlhflab.cli import app
+
+    target = tmp_path / "out"
+    if problem == "output_dir is a file":
+        target.write_text("not a folder")
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes anywhere")
+        target.mkdir()
+        target.chmod(0o500)
+    args = ["run", "quickstart", "--until", "data", "--set", f"output_dir={target}", "--set", "pipeline.progress=false"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert str(target) in res.output and "choose another output_dir" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    debug = CliRunner().invoke(app, args + ["--debug"])
+    assert debug.exit_code != 0 and isinstance(debug.exception, OSError)

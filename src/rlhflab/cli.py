@@ -37,6 +37,7 @@ def run(
     force: list[str] = typer.Option([], help="rerun this stage even if its artefact is current (for eval: "
                                     "judge everything anew instead of reusing cached judgements)"),
     overwrite: bool = typer.Option(False, help="run even if runs/<name> holds a run of another config file"),
+    debug: bool = typer.Option(False, help="show the full traceback of an error instead of one line"),
 ) -> None:
     """Run the experiment's pipeline; stages whose inputs are unchanged are skipped. With `seeds`
     in the config, one run per seed (`<name>-s<seed>`), then the aggregate over them."""
@@ -77,7 +78,22 @@ def run(
                                     on_done=_print_run,
                                     on_stage=on_stage, on_progress=on_progress)
     except (PipelineError, RecordError, RunInUse, NonFiniteError) as e:
+        if debug:
+            raise
         console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)  # paths stay whole
+        raise typer.Exit(1)
+    except OSError as e:  # the environment: a folder that is a file, not writable, a full disk, ...
+        if debug:
+            raise
+        where = e.filename or cfg.run_dir
+        console.print(f"[red]error:[/red] {where}: {e.strerror or e}; choose another output_dir "
+                      "(--set output_dir=...) or fix that path (--debug shows the traceback)",
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    except ValueError as e:  # a setting or a data set a stage cannot use
+        if debug:
+            raise
+        console.print(f"[red]error:[/red] {e} (--debug shows the traceback)", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     if target is not None:
         out.print(f"across {len(cfg.seeds)} seeds: {target / 'aggregate.md'}")
