@@ -275,3 +275,36 @@ def test_generalisation_gap_is_measured_against_each_sets_own_id_set():
     pvr = {"id": 60.0, "news": 40.0, "ood_length": 50.0, "news_ood_length": 25.0}
     gaps = generalisation_gap(pvr, {"ood_length": "id", "news_ood_length": "news"})
     assert gaps == {"ood_length": 10.0, "news_ood_length": 15.0}  # the ID set "news" never enters as OOD
+
+
+def test_winrate_cli_names_every_kind_of_invalid_record_and_keeps_files_apart(tmp_path):
+    from typer.testing import CliRunner
+
+    from rlhflab.cli import app
+
+    odd = tmp_path / "odd.json"
+    odd.write_text('[' + ", ".join(
+        '{"generator_2": "m", "annotator": "gpt4", "preference": %s}' % p
+        for p in ("2", "1", "1.5", "7", '"abc"', "NaN", "Infinity", "-1", "true", "null")) +
+        ', {"preference": 2}]')
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps([{"generator_2": "m", "annotator": "claude", "preference": 2}]))
+    res = CliRunner().invoke(app, ["winrate", str(odd), str(other), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    main = next(r for r in rows if r["file"] == str(odd) and r["generator"] == "m")
+    assert (main["win_rate"], main["n"], main["draws"], main["invalid"]) == (50.0, 3, 1, 7)
+    assert main["invalid_kinds"] == {"outside [1, 2]": {"count": 3, "first_index": 3},
+                                     "not a number": {"count": 1, "first_index": 4},
+                                     "NaN": {"count": 1, "first_index": 5},
+                                     "boolean": {"count": 1, "first_index": 8},
+                                     "null": {"count": 1, "first_index": 9}}
+    missing = next(r for r in rows if r["generator"] == "(no generator_2)")
+    assert missing["invalid_kinds"] == {"no generator_2": {"count": 1, "first_index": 10}}
+    assert [r["judge"] for r in rows if r["file"] == str(other)] == ["claude"]  # not merged with gpt4
+    table = CliRunner().invoke(app, ["winrate", str(odd)])
+    assert "50.00" in table.output and "3 invalid (outside [1, 2]), first at record 3" in table.output
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    res = CliRunner().invoke(app, ["winrate", str(empty)])
+    assert res.exit_code == 1 and "holds no annotations" in res.output

@@ -34,7 +34,7 @@ def test_eval_reports_win_rates_gaps_and_alpaca_files(tiny_run):
     assert res["judge_validation"]["test_ood_news"]["distribution"] == "ood"
     ann = cfg.run_dir / "eval" / "annotations" / "ppo_vs_reference" / "id.json"
     out = CliRunner().invoke(app, ["winrate", str(ann)])
-    assert out.exit_code == 0 and f"{res['pvr']['ppo']['id']['win_rate']:.1f}" in out.output
+    assert out.exit_code == 0 and f"{res['pvr']['ppo']['id']['win_rate']:.2f}" in out.output
     outputs = json.loads((cfg.run_dir / "eval" / "model_outputs" / "dpo" / "id.json").read_text())
     assert len(outputs) == 16 and set(outputs[0]) == {"instruction", "output", "generator"}
 

@@ -171,27 +171,42 @@ def verify(run_dir: str = typer.Argument(..., help="a run folder, e.g. runs/quic
 
 
 @app.command()
-def winrate(files: list[str] = typer.Argument(..., help="annotation files in AlpacaEval's format")) -> None:
-    """Win rate, standard error and counts per generator from AlpacaEval-style annotation files
-    (rlhflab's or alpaca_eval's own; preferences in [1, 2], draws 0 or 1.5)."""
-    from rlhflab.evaluation.winrate import AnnotationFileError, read_annotations, win_rates_by_generator
+def winrate(
+    files: list[str] = typer.Argument(..., help="annotation files in AlpacaEval's format"),
+    as_json: bool = typer.Option(False, "--json", help="print the rows as JSON, for scripts"),
+) -> None:
+    """Win rate, standard error and counts per file, judge and generator from AlpacaEval-style
+    annotation files (rlhflab's or alpaca_eval's own; preferences in [1, 2], draws 0 or 1.5), with
+    each kind of invalid record counted."""
+    import json
+
+    from rlhflab.evaluation.winrate import AnnotationFileError, read_annotations, summarise_annotation_file
 
     rows: list[dict] = []
     for f in files:
         try:
-            rows += read_annotations(f)
+            annotations = read_annotations(f)
         except FileNotFoundError:
-            console.print(f"[red]error:[/red] {f}: no such file")
-            raise typer.Exit(1)
-        except AnnotationFileError as e:
-            console.print(f"[red]error:[/red] {e}", highlight=False)
-            raise typer.Exit(1)
-    table = Table(title="win rate of generator_2 against generator_1")
-    for col in ("generator", "win rate", "SE", "n", "draws", "invalid"):
+            _fail(ValueError(f"{f}: no such file"))
+        except (AnnotationFileError, UnicodeDecodeError, IsADirectoryError) as e:
+            _fail(e if isinstance(e, AnnotationFileError) else ValueError(f"{f}: not a JSON annotation file ({e})"))
+        if not annotations:
+            _fail(ValueError(f"{f}: holds no annotations"))
+        rows += summarise_annotation_file(f, annotations)
+    if as_json:
+        out.print(json.dumps(rows, indent=2), highlight=False, markup=False, soft_wrap=True)
+        return
+    table = Table(title="win rate of generator_2 against generator_1 (%)")
+    for col in ("file", "judge", "generator", "win rate", "SE", "n", "draws", "invalid"):
         table.add_column(col)
-    for g, w in win_rates_by_generator(rows).items():
-        table.add_row(g, f"{w.win_rate:.1f}", f"{w.standard_error:.1f}", str(w.n), str(w.n_draws), str(w.n_invalid))
+    for r in rows:
+        table.add_row(r["file"], r["judge"], r["generator"], f"{r['win_rate']:.2f}", f"{r['standard_error']:.2f}",
+                      str(r["n"]), str(r["draws"]), str(r["invalid"]))
     out.print(table)
+    for r in rows:
+        for kind, v in r["invalid_kinds"].items():
+            out.print(f"{r['file']} ({r['generator']}): {v['count']} invalid ({kind}), first at record "
+                      f"{v['first_index']}", highlight=False, soft_wrap=True)
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Public datasets: list adapters, convert rows to records.")

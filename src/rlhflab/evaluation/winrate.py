@@ -62,21 +62,32 @@ def generalisation_gap(values: dict[str, float], compare_to: dict[str, str]) -> 
 # ------------------------------------------------------------------------- AlpacaEval files ---
 
 
+def classify_preference(p) -> tuple[float | None, str | None]:
+    """An AlpacaEval preference (1..2; 0 or 1.5 = draw) as (P(generator_2 wins), None), or
+    (None, why it is invalid)."""
+    if p is None:
+        return None, "null"
+    if isinstance(p, bool):  # JSON true/false are not preferences, though float(True) == 1
+        return None, "boolean"
+    if isinstance(p, str):
+        try:
+            p = float(p)
+        except ValueError:
+            return None, "not a number"
+    if not isinstance(p, (int, float)):
+        return None, f"a {type(p).__name__}"
+    if math.isnan(p):
+        return None, "NaN"
+    if p == 0:
+        return 0.5, None
+    if 1.0 <= p <= 2.0:
+        return p - 1.0, None
+    return None, "outside [1, 2]"
+
+
 def preference_from_alpaca(p) -> float | None:
     """AlpacaEval preference (1..2, 0 or 1.5 = draw) -> P(generator_2 wins); None if invalid."""
-    if p is None:
-        return None
-    try:
-        p = float(p)
-    except (TypeError, ValueError):
-        return None
-    if math.isnan(p):
-        return None
-    if p == 0:
-        return 0.5
-    if 1.0 <= p <= 2.0:
-        return p - 1.0
-    return None
+    return classify_preference(p)[0]
 
 
 def preference_to_alpaca(p_second_wins: float | None) -> float | None:
@@ -119,3 +130,27 @@ def win_rates_by_generator(rows: list[dict]) -> dict[str, WinRate]:
     for r in rows:
         groups.setdefault(str(r.get("generator_2", "model")), []).append(preference_from_alpaca(r["preference"]))
     return {g: win_rate(p) for g, p in sorted(groups.items())}
+
+
+def summarise_annotation_file(path: str | Path, rows: list[dict]) -> list[dict]:
+    """One row per (judge, generator_2) of one annotation file: win rate, SE, counts, and each kind
+    of invalid record with its count and the index of the first one. Records without a
+    generator_2 count as invalid rather than join a made-up generator."""
+    groups: dict[tuple[str, str], dict] = {}
+    for i, r in enumerate(rows):
+        judge = str(r.get("annotator", "-"))
+        gen = r.get("generator_2")
+        key = (judge, str(gen) if gen is not None else "(no generator_2)")
+        g = groups.setdefault(key, {"prefs": [], "invalid": {}})
+        value, why = classify_preference(r["preference"]) if gen is not None else (None, "no generator_2")
+        g["prefs"].append(value)
+        if why:
+            count, first = g["invalid"].get(why, (0, i))
+            g["invalid"][why] = (count + 1, first)
+    out = []
+    for (judge, gen), g in sorted(groups.items()):
+        w = win_rate(g["prefs"])
+        out.append({"file": str(path), "judge": judge, "generator": gen, "win_rate": w.win_rate,
+                    "standard_error": w.standard_error, "n": w.n, "draws": w.n_draws, "invalid": w.n_invalid,
+                    "invalid_kinds": {k: {"count": c, "first_index": f} for k, (c, f) in g["invalid"].items()}})
+    return out
