@@ -41,6 +41,7 @@ def run(
 ) -> None:
     """Run the experiment's pipeline; stages whose inputs are unchanged are skipped. With `seeds`
     in the config, one run per seed (`<name>-s<seed>`), then the aggregate over them."""
+    from rlhflab.evaluation.annotations import JudgeUnavailable
     from rlhflab.experiment import run_experiment
     from rlhflab.pipeline import PipelineError
     from rlhflab.run_lock import RunInUse
@@ -77,7 +78,7 @@ def run(
             target = run_experiment(cfg, REGISTRY, until=until, force=set(force), overwrite=overwrite,
                                     on_done=_print_run,
                                     on_stage=on_stage, on_progress=on_progress)
-    except (PipelineError, RecordError, RunInUse, NonFiniteError) as e:
+    except (PipelineError, RecordError, RunInUse, NonFiniteError, JudgeUnavailable) as e:
         if debug:
             raise
         console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)  # paths stay whole

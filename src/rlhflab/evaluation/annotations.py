@@ -58,6 +58,10 @@ class AnnotationCache:
             os.fsync(f.fileno())
 
 
+class JudgeUnavailable(RuntimeError):
+    """The judge could not be reached for some pairs; what it answered is cached."""
+
+
 def judge_pairs(judge: Judge, prompts: Sequence[str], a: Sequence[str], b: Sequence[str], *, seed: int = 0,
                 cache: AnnotationCache | None = None, chunk: int = 64,
                 progress: Callable[[int, int], None] = lambda i, n: None) -> list[Judgement]:
@@ -75,7 +79,14 @@ def judge_pairs(judge: Judge, prompts: Sequence[str], a: Sequence[str], b: Seque
         for i, j in zip(idx, got):
             results[i] = j
         if cache:
-            cache.put_many([(keys[i], j) for i, j in zip(idx, got)])
+            cache.put_many([(keys[i], j) for i, j in zip(idx, got) if not j.missing])
+        lost = [j for j in got if j.missing]
+        if lost:  # an outage: stop asking, keep what was answered
+            answered = sum(r is not None and not r.missing for r in results)
+            raise JudgeUnavailable(
+                f"the judge stopped answering ({lost[0].error}, {len(lost)} of the last {len(idx)} pairs); "
+                f"{answered} of {n} judgements of this comparison are done"
+                + (" and cached; resume with the same command to judge only the missing ones" if cache else ""))
         progress(min(start + chunk, len(todo)), len(todo))
     out = []
     for j, s in zip(results, swaps):

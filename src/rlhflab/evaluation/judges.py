@@ -36,6 +36,12 @@ class Judgement:
     error: str | None = None
     attempts: int = 1
 
+    @property
+    def missing(self) -> bool:
+        """No verdict because the judge could not be reached (transport or HTTP errors), as opposed
+        to a reply that was not a ranking: a missing judgement is asked again, never cached."""
+        return self.preference is None and self.error is not None and not self.error.startswith("unparseable")
+
 
 class Judge(Protocol):
     def identity(self) -> dict:
