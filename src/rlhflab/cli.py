@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -21,11 +22,16 @@ console = Console(stderr=True)
 out = Console()
 
 
+def _error(message: object) -> None:
+    """One line on stderr; the message is escaped, since "[relationships]" would read as markup."""
+    console.print(f"[red]error:[/red] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+
 def _load(config: Optional[str], overrides: list[str]):
     try:
         return load_config(config, overrides)
     except ConfigError as e:
-        console.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+        _error(e)
         raise typer.Exit(2)
 
 
@@ -81,20 +87,19 @@ def run(
     except (PipelineError, RecordError, RunInUse, NonFiniteError, JudgeUnavailable) as e:
         if debug:
             raise
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)  # paths stay whole
+        _error(e)
         raise typer.Exit(1)
     except OSError as e:  # the environment: a folder that is a file, not writable, a full disk, ...
         if debug:
             raise
         where = e.filename or cfg.run_dir
-        console.print(f"[red]error:[/red] {where}: {e.strerror or e}; choose another output_dir "
-                      "(--set output_dir=...) or fix that path (--debug shows the traceback)",
-                      highlight=False, soft_wrap=True)
+        _error(f"{where}: {e.strerror or e}; choose another output_dir (--set output_dir=...) or fix that path "
+               "(--debug shows the traceback)")
         raise typer.Exit(1)
     except ValueError as e:  # a setting or a data set a stage cannot use
         if debug:
             raise
-        console.print(f"[red]error:[/red] {e} (--debug shows the traceback)", highlight=False, soft_wrap=True)
+        _error(f"{e} (--debug shows the traceback)")
         raise typer.Exit(1)
     if target is not None:
         out.print(f"across {len(cfg.seeds)} seeds: {target / 'aggregate.md'}")
@@ -142,7 +147,7 @@ def aggregate(
     try:
         result = aggregate_runs([Path(r) for r in runs], Path(out_dir))
     except (FileNotFoundError, ValueError, KeyError) as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)  # paths stay whole
+        _error(e)
         raise typer.Exit(1)
     for claim, v in result["findings"].items():
         out.print(f"{v['reproduced_in']}/{v['checked_in']} seeds: {claim}")
@@ -159,7 +164,7 @@ def verify(run_dir: str = typer.Argument(..., help="a run folder, e.g. runs/quic
 
     folders = sorted(p.parent for p in Path(run_dir).glob(f"*/{MANIFEST}"))
     if not folders:
-        console.print(f"[red]error:[/red] {run_dir}: no stage folders with a manifest", soft_wrap=True)
+        _error(f"{run_dir}: no stage folders with a manifest")
         raise typer.Exit(1)
     bad = 0
     for folder in folders:
@@ -217,7 +222,7 @@ app.add_typer(prompts_app, name="prompts")
 
 
 def _fail(e: Exception) -> None:
-    console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+    _error(e)
     raise typer.Exit(1)
 
 

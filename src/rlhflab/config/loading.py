@@ -36,9 +36,24 @@ def _locate(source: str | Path, relative_to: Path | None = None) -> tuple[Path, 
                       f"(built-ins: {', '.join(BUILTIN)})")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping is an error, not a silent overwrite."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1}); give each key once")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))  # a BOM is fine
+        data = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_UniqueKeyLoader)  # a BOM is fine
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte at offset {e.start}); save the file as UTF-8") from None
     except yaml.YAMLError as e:
@@ -79,7 +94,7 @@ def read_config_file(source: str | Path, _seen: tuple[str, ...] = ()) -> tuple[d
     return data, origin
 
 
-def apply_override(data: dict[str, Any], assignment: str) -> None:
+def apply_override(data: dict[str, Any], assignment: str, defaults: dict[str, Any] | None = None) -> None:
     """Apply one `a.b.c=value` override; the value is parsed as YAML (so 3e-5, true, [1, 2] work)."""
     if "=" not in assignment:
         raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set sft.optim.lr=1e-4")
@@ -91,9 +106,12 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
         value = yaml.safe_load(raw)
     except yaml.YAMLError:
         value = raw
-    node = data
+    node, known = data, defaults or {}
     parts = key.split(".")
     for p in parts[:-1]:
+        known = known.get(p) if isinstance(known, dict) else None
+        if known is not None and not isinstance(known, dict):
+            raise ConfigError(f"--set {key}: {p!r} is a value, not a section")
         child = node.get(p)
         if child is None:
             child = node[p] = {}
@@ -133,9 +151,10 @@ def load_config(source: str | Path | None = None, overrides: list[str] | None = 
     """Read a YAML file or built-in config by name, apply `--set` overrides, validate."""
     source = source or "quickstart"
     data, origin = read_config_file(source)
+    defaults = ExperimentConfig().model_dump(mode="json")
     for o in overrides or []:
-        apply_override(data, o)
-    data = _with_defaults(data, ExperimentConfig().model_dump(mode="json"))
+        apply_override(data, o, defaults)
+    data = _with_defaults(data, defaults)
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as e:

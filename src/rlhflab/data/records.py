@@ -92,6 +92,9 @@ def _lines(path: Path):
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        if len(raw) > MAX_LINE_BYTES:
+            raise RecordError(f"{path} line {lineno}: {len(raw) / (1 << 20):.1f} MB in one record; records over "
+                              f"{MAX_LINE_BYTES >> 20} MB are refused (shorten it, or split the text)")
         try:
             yield lineno, raw.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -99,8 +102,13 @@ def _lines(path: Path):
                               f"{e.start + 1}); save the file as UTF-8") from None
 
 
+MAX_LINE_BYTES = 4 << 20  # longer records are refused: a model's context truncates them anyway
+
+
 def read_records(path: str | Path, cls: type[R]) -> list[R]:
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise RecordError(f"{path}: a symbolic link to nothing (broken or looping); point it at a JSONL file")
     if not path.exists():
         raise RecordError(f"{path}: no such file")
     if path.is_dir():
