@@ -160,3 +160,14 @@ def test_config_encoding_and_empty_seed_list(tmp_path):
         load_config(f)
     with pytest.raises(ConfigError, match="seeds"):
         load_config("quickstart", ["seeds=[]"])
+
+
+def test_an_absurd_data_size_is_refused_before_anything_runs(tmp_path):
+    from rlhflab.tasks import preflight
+
+    assert preflight(load_config("quickstart").task) is None
+    res = CliRunner().invoke(app, ["run", "quickstart", "--set", "task.n_sft_train=1000000000",
+                                   "--set", f"output_dir={tmp_path}"])
+    assert res.exit_code == 1 and "the task asks for 1,000,015,600 records: about 1,600.0 GB of memory" in res.output
+    assert "hours to generate; lower task.n_* or pass --yes" in " ".join(res.output.split())
+    assert not any(tmp_path.iterdir())

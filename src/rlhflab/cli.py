@@ -44,6 +44,7 @@ def run(
                                     "judge everything anew instead of reusing cached judgements)"),
     overwrite: bool = typer.Option(False, help="run even if runs/<name> holds a run of another config file"),
     debug: bool = typer.Option(False, help="show the full traceback of an error instead of one line"),
+    yes: bool = typer.Option(False, "--yes", help="run even when the data would take most of the memory or hours"),
 ) -> None:
     """Run the experiment's pipeline; stages whose inputs are unchanged are skipped. With `seeds`
     in the config, one run per seed (`<name>-s<seed>`), then the aggregate over them."""
@@ -56,6 +57,11 @@ def run(
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cfg = _load(config, set_)
+    from rlhflab.tasks import preflight
+
+    if not yes and (problem := preflight(cfg.task)):
+        _error(problem)
+        raise typer.Exit(1)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                         TimeElapsedColumn(), console=console, disable=not cfg.pipeline.progress)
     tasks: dict[str, int] = {}
