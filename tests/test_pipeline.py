@@ -282,3 +282,18 @@ def test_environment_errors_are_one_line_naming_the_path(tmp_path, problem):
     assert len(res.output.strip().splitlines()) == 1
     debug = CliRunner().invoke(app, args + ["--debug"])
     assert debug.exit_code != 0 and isinstance(debug.exception, OSError)
+
+
+def test_the_summary_names_a_report_only_when_this_run_wrote_one(tmp_path):
+    from typer.testing import CliRunner
+
+    from rlhflab.cli import app
+
+    old = tmp_path / "small" / "report"
+    old.mkdir(parents=True)
+    (old / "index.html").write_text("an older run's report")
+    res = CliRunner().invoke(app, ["run", "quickstart", "--until", "data", "--set", f"output_dir={tmp_path}",
+                                   "--set", "name=small", "--set", "pipeline.progress=false",
+                                   "--set", "task.n_pretrain=200", "--set", "task.median_pool=200"])
+    assert res.exit_code == 0, res.output
+    assert "artefacts:" in res.output and "report:" not in res.output
