@@ -10,13 +10,12 @@ from statistics import mean
 import torch
 
 from rlhflab.data.gold import GoldReward, get_gold_reward
-from rlhflab.data.records import PreferenceRecord, PromptRecord, SFTRecord, read_json, read_records
+from rlhflab.data.records import RECORD_TYPES, read_json, read_records
 from rlhflab.generation import sample_texts
 from rlhflab.layout import TASK_INFO, DataSet, Layout
 from rlhflab.pipeline import StageContext
 from rlhflab.sampling import Sampler, policy_sampler
 
-RECORDS = {"sft": SFTRecord, "preference": PreferenceRecord, "prompt": PromptRecord}
 POLICIES = ("sft", "bon", "ppo", "dpo")
 
 
@@ -37,7 +36,7 @@ def set_path(ctx: StageContext, ds: DataSet) -> Path:
 
 
 def read_set(ctx: StageContext, ds: DataSet) -> list:
-    return read_records(set_path(ctx, ds), RECORDS[ds.kind])
+    return read_records(set_path(ctx, ds), RECORD_TYPES[ds.kind])
 
 
 def preference_needs(cfg) -> list[str]:

@@ -46,6 +46,7 @@ class PromptRecord:
 
 
 R = TypeVar("R", SFTRecord, PreferenceRecord, PromptRecord)
+RECORD_TYPES = {"sft": SFTRecord, "preference": PreferenceRecord, "prompt": PromptRecord}  # by layout kind
 
 _REQUIRED = {
     SFTRecord: ("prompt", "completion"),

@@ -10,11 +10,10 @@ import shutil
 from pathlib import Path
 
 from rlhflab.config import FilesTask
-from rlhflab.data.records import PreferenceRecord, PromptRecord, SFTRecord, read_records, write_json, write_jsonl
+from rlhflab.data.records import RECORD_TYPES, read_records, write_json, write_jsonl
 from rlhflab.layout import PRETRAIN_CORPUS, TASK_INFO, DataSet, Layout, test_set
 from rlhflab.tasks.common import fill_missing
 
-RECORDS = {"sft": SFTRecord, "preference": PreferenceRecord, "prompt": PromptRecord}
 # config field -> its set in the layout
 TRAIN_AND_VALIDATION = {"sft_train": DataSet("sft", "train", "train"),
                         "sft_validation": DataSet("sft", "validation", "validation"),
@@ -34,7 +33,7 @@ def files_sets(task: FilesTask) -> list[tuple[DataSet, Path | None]]:
 
 
 def build_files_task(task: FilesTask, seed: int, out_dir: Path) -> dict:
-    given = {ds: (src, read_records(src, RECORDS[ds.kind]))  # validates every record, naming file and line
+    given = {ds: (src, read_records(src, RECORD_TYPES[ds.kind]))  # validates every record, naming file and line
              for ds, src in files_sets(task) if src is not None}
     named = {field: given[ds][1] if ds in given else None for field, ds in TRAIN_AND_VALIDATION.items()}
     filled = fill_missing(named, seed)
