@@ -112,11 +112,13 @@ class StageContext:
         """Whether a wanted stage is active (and so readable) under this config."""
         return stage in self.inputs
 
-    def log(self, step: int, metrics: dict) -> None:
-        """Append one row of per-step metrics to metrics.jsonl."""
+    def log(self, step: int, metrics: dict, file: Path | None = None) -> None:
+        """Append one row of per-step metrics to metrics.jsonl (or to `file`, for a sub-run)."""
         if not self.is_main:
             return
-        with self.metrics_file.open("a", encoding="utf-8") as f:
+        path = file or self.metrics_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
             f.write(json.dumps({"step": step, **metrics}) + "\n")
 
     def progress(self, desc: str, done: int, total: int) -> None:

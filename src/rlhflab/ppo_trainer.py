@@ -128,7 +128,7 @@ class PPOTrainer:
         self.raw: ActorCritic = self.accelerator.unwrap_model(self.model)
         self.ref.to(self.accelerator.device)
         self.rm.to(self.accelerator.device)
-        self.loop = LoopState(cfg.kl_coef, BestWeights(self.raw.policy, -math.inf))
+        self.loop = LoopState(cfg.kl_coef, BestWeights(self.raw.policy, None))  # filled at step 0 or on resume
         self.accelerator.register_for_checkpointing(self.scheduler, self.loop)
         self.max_new_tokens = cfg.max_new_tokens or generation.max_new_tokens
 

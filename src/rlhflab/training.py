@@ -27,14 +27,16 @@ class BestWeights:
     """The weights with the best validation score so far, kept as an in-memory copy, so a trainer
     can end on its best checkpoint (model selection on validation, kirk2024 appendix E.3)."""
 
-    def __init__(self, module: torch.nn.Module, score: float, step: int = 0, higher_is_better: bool = True):
+    def __init__(self, module: torch.nn.Module, score: float | None, step: int = 0, higher_is_better: bool = True):
+        """Keeps the module's current weights as scoring `score`; with `score=None` nothing is kept
+        until the first `offer`."""
         self.module, self.sign = module, 1.0 if higher_is_better else -1.0
         self.score, self.step = score, step
-        self.weights = copy.deepcopy(module.state_dict())
+        self.weights = copy.deepcopy(module.state_dict()) if score is not None else None
 
     def offer(self, step: int, score: float, always: bool = False) -> bool:
         """Keep the current weights if `score` beats the best so far (or `always`)."""
-        if always or self.sign * score > self.sign * self.score:
+        if always or self.score is None or self.sign * score > self.sign * self.score:
             self.score, self.step = score, step
             self.weights = copy.deepcopy(self.module.state_dict())
             return True

@@ -5,9 +5,6 @@ the same inputs is measured alongside, as the reference line."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import torch
 
 from rlhflab.data.records import write_json
@@ -27,16 +24,6 @@ def per_input_diversity(model, tokenizer, prompts: list[str], k: int, encoder, c
     return sum(cosine_diversity(emb[i * k:(i + 1) * k]) for i in range(len(prompts))) / len(prompts)
 
 
-def _logger(ctx: StageContext, path: Path):
-    """Per-step PPO metrics of one β, in their own metrics.jsonl."""
-    def log(step: int, row: dict) -> None:
-        if ctx.is_main:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps({"step": step, **row}) + "\n")
-    return log
-
-
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.kl_sweep
     data = layout(ctx)
@@ -49,10 +36,11 @@ def run(ctx: StageContext) -> dict:
     for i, beta in enumerate(cfg.kl_coefs):
         ctx.progress("kl_sweep", i, len(cfg.kl_coefs))
         ppo = ctx.cfg.ppo.model_copy(update={"kl_coef": beta, "max_steps": cfg.max_steps or ctx.cfg.ppo.max_steps})
+        metrics_file = ctx.out / f"beta_{beta:g}" / "metrics.jsonl"  # each β's PPO curve beside the sweep
         trainer = PPOTrainer(ppo, ctx.cfg.generation, sft_dir=ctx.input("sft"), rm_dir=ctx.input("rm"),
                              seed=ctx.seed, dtype=ctx.cfg.model.dtype, prompts=train_prompts,
                              val_prompts=val_prompts, gold=gold,
-                             log=_logger(ctx, ctx.out / f"beta_{beta:g}" / "metrics.jsonl"))
+                             log=lambda step, row, f=metrics_file: ctx.log(step, row, f))
         m = trainer.train()
         if sft_div is None:
             sft_div = per_input_diversity(trainer.ref, trainer.tokenizer, prompts, cfg.samples_per_input, encoder, ctx)

@@ -4,9 +4,9 @@ and computed findings, from whichever study artefacts this config produces."""
 from __future__ import annotations
 
 from rlhflab.pipeline import Stage, StageContext
-from rlhflab.report import build_report
+from rlhflab.report import STAGES, build_report
 
-SOURCES = ("data", "rm", "rm_eval", "bon", "ppo", "dpo", "diversity", "eval", "kl_sweep")
+SOURCES = tuple(STAGES)  # the stages whose files the report reads
 
 
 def run(ctx: StageContext) -> dict:
