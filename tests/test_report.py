@@ -17,78 +17,138 @@ def _wr(win_rate, se):
     return {"win_rate": win_rate, "standard_error": se}
 
 
+def _prefs(ones: int, n: int = 40, flip: tuple = ()) -> list[float]:
+    """n judgements, the first `ones` won; then each index in `flip` turned over."""
+    out = [1.0 if i < ones else 0.0 for i in range(n)]
+    for i in flip:
+        out[i] = 1.0 - out[i]
+    return out
+
+
 def _eval(baseline="sft"):
-    """One ID set named 'main' and one OOD set named 'idiom': the names say nothing about the roles."""
+    """One ID set named 'main' and one OOD set named 'idiom': the names say nothing about the roles.
+    main: PPO wins 12 inputs SFT loses (a clear gain); idiom: PPO gains 3 inputs and loses 2 (noise)."""
+    prefs = {"sft": {"main": _prefs(16), "idiom": _prefs(12)},
+             "ppo": {"main": _prefs(28), "idiom": _prefs(12, flip=(12, 13, 14, 0, 1))},
+             "bon": {"main": _prefs(24), "idiom": _prefs(14)}}
+    pvr = {p: {s: _wr(100 * sum(v) / len(v), 5.0) for s, v in ss.items()} for p, ss in prefs.items()}
+    gap = {p: {"idiom": pvr[p]["main"]["win_rate"] - pvr[p]["idiom"]["win_rate"]} for p in pvr}
     return {
-        "judge": "gold", "baseline": baseline, "test_sets": {"idiom": 4, "main": 4},
+        "judge": "gold", "baseline": baseline, "test_sets": {"idiom": 40, "main": 40},
         "sets": {"main": {"distribution": "id", "shift": None, "compare_to": None},
                  "idiom": {"distribution": "ood", "shift": "length", "compare_to": "main"}},
-        "pvr": {"sft": {"main": _wr(40, 3), "idiom": _wr(30, 4)},
-                "ppo": {"main": _wr(50, 4), "idiom": _wr(25, 3)},
-                "bon": {"main": _wr(45, 0), "idiom": _wr(35, 1)}},
-        "gap": {"sft": {"idiom": 10.0}, "ppo": {"idiom": 25.0}, "bon": {"idiom": 10.0}},
+        "pvr": pvr, "preferences": prefs, "gap": gap,
         "head_to_head": {"sft": {}, "ppo": {"main": _wr(60, 5), "idiom": _wr(45, 5)}},
     }
 
 
 def _div(test_set="main"):
-    def m(mean, std):
-        return {"per_input": {"mean": mean, "std": std, "n": 4}, "across_input": {"mean": mean, "std": 0.0}}
-    return {"test_set": test_set, "n_inputs": 4, "samples_per_input": 2, "temperature": 0.7,
-            "policies": {"sft": {"ead": m(0.8, 0.2)}, "ppo": {"ead": m(0.5, 0.2)}}}
+    def m(values):
+        mean = sum(values) / len(values)
+        return {"per_input": {"mean": mean, "std": 0.1, "n": len(values), "values": values},
+                "across_input": {"mean": mean, "std": 0.0}}
+    sft = [0.8 + 0.01 * (i % 5) for i in range(20)]
+    return {"test_set": test_set, "n_inputs": 20, "samples_per_input": 2, "temperature": 0.7,
+            "policies": {"sft": {"ead": m(sft)}, "ppo": {"ead": m([v - 0.3 + 0.02 * (i % 3) for i, v in enumerate(sft)])}}}
 
 
-KL = {"sft_diversity": 0.8, "points": [{"kl_coef": 0.5, "diversity": 0.6, "gold": 1.0},
-                                       {"kl_coef": 0.05, "diversity": 0.4, "gold": 2.0}]}
+KL = {"sft_diversity": 0.8, "sft_diversity_per_input": [0.8, 0.7, 0.9, 0.8, 0.8, 0.75],
+      "points": [{"kl_coef": 0.5, "diversity": 0.6, "gold": 1.0, "diversity_per_input": [0.6, 0.5, 0.7, 0.6, 0.6, 0.6]},
+                 {"kl_coef": 0.05, "diversity": 0.4, "gold": 2.0, "diversity_per_input": [0.4] * 6}]}
 
 
-def test_findings_decide_each_claim_from_the_numbers():
+def _verdicts(findings):
+    return {f["claim"]: f["verdict"] for f in findings}
+
+
+def test_findings_decide_each_claim_from_its_paired_interval():
     got = compute_findings(_eval(), _div(), KL, {"best_step": 7})
-    assert got == [
-        {"claim": "RLHF (PPO) beats SFT out of distribution (idiom)", "reproduced": False,
-         "evidence": "PvR 25.0 vs 30.0: Δ = -5.0 ± 5.0 (1 SE)"},
-        {"claim": "RLHF (PPO) beats SFT in distribution", "reproduced": True,
-         "evidence": "PvR 50.0 vs 40.0: Δ = +10.0 ± 5.0 (1 SE)"},
-        {"claim": "Best-of-N beats SFT", "reproduced": True, "evidence": "ID PvR 45.0 vs 40.0: Δ = +5.0 ± 3.0"},
-        {"claim": "RLHF generalises better than SFT (smaller ID − OOD gap)", "reproduced": False,
-         "evidence": "mean gap PPO 25.0 vs SFT 10.0 points over 1 OOD sets"},
-        {"claim": "RLHF lowers per-input diversity (ead)", "reproduced": True,
-         "evidence": "PPO 0.500 vs SFT 0.800: Δ = -0.300 ± 0.141"},
-        {"claim": KL_CLAIM, "reproduced": True, "evidence": "per-input diversity at β = 0.5: 0.600 vs SFT 0.800"},
-    ]
+    assert _verdicts(got) == {
+        "RLHF (PPO) beats SFT out of distribution (idiom)": "inconclusive",  # +1 input in 40: noise
+        "RLHF (PPO) beats SFT in distribution": "reproduced",
+        "Best-of-N beats SFT": "reproduced",
+        "RLHF generalises better than SFT (smaller ID − OOD gap)": "contradicted",
+        "RLHF lowers per-input diversity (ead)": "reproduced",
+        KL_CLAIM: "reproduced",
+    }
+    by = {f["claim"]: f for f in got}
+    ood = by["RLHF (PPO) beats SFT out of distribution (idiom)"]
+    assert ood["estimate"] == pytest.approx(2.5) and ood["ci_low"] < 0 < ood["ci_high"] and ood["n"] == 40
+    ind = by["RLHF (PPO) beats SFT in distribution"]
+    assert ind["estimate"] == pytest.approx(30.0) and ind["ci_low"] > 0
+    assert ind["evidence"].startswith("PvR 70.0 vs 40.0 on 40 paired inputs: Δ = +30.0, 95% CI [")
+    gap = by["RLHF generalises better than SFT (smaller ID − OOD gap)"]
+    assert gap["estimate"] == pytest.approx(27.5) and gap["direction"] == -1  # (30 − 2.5) points
+    # Holm over the six tested claims: each adjusted p at least its raw p
+    assert all(f["p_holm"] >= f["p_value"] for f in got)
+    for f in got:  # no verdict disagrees with its own interval
+        if f["verdict"] == "reproduced":
+            assert (f["ci_low"] > 0) if f["direction"] == 1 else (f["ci_high"] < 0)
+        if f["verdict"] == "contradicted":
+            assert (f["ci_high"] < 0) if f["direction"] == 1 else (f["ci_low"] > 0)
 
 
-def test_kl_claim_is_not_run_without_a_sweep_and_restored_diversity_is_a_no():
+def test_a_significant_interval_can_still_be_inconclusive_after_holm(monkeypatch):
+    from rlhflab.report import findings as F
+    e = _eval()
+    e["preferences"]["ppo"]["main"] = _prefs(16, flip=(20, 21, 22, 23, 24, 25))  # 6 of 40: p ≈ 0.03 alone
+    alone = F.compute_findings(e, None, None, None)
+    row = next(f for f in alone if f["claim"] == "RLHF (PPO) beats SFT in distribution")
+    assert row["ci_low"] > 0 and row["p_value"] < 0.05
+    assert row["p_holm"] >= row["p_value"]
+    assert row["verdict"] == ("reproduced" if row["p_holm"] < 0.05 else "inconclusive")
+
+
+def test_kl_claim_is_not_run_without_a_sweep_and_restored_diversity_is_contradicted():
     got = compute_findings(_eval(), None, None, None)
-    assert got[-1] == {"claim": KL_CLAIM, "reproduced": None, "evidence": "not run: enable the kl_sweep stage"}
+    assert got[-1] == {"claim": KL_CLAIM, "verdict": "not run", "direction": -1,
+                       "evidence": "not run: enable the kl_sweep stage"}
     assert not any("diversity (" in f["claim"] for f in got)
     assert compute_findings(None, None, None, None) == [got[-1]]
-    restored = {"sft_diversity": 0.5, "points": [{"kl_coef": 1.0, "diversity": 0.5, "gold": 0.0}]}
-    assert compute_findings(None, None, restored, None)[0]["reproduced"] is False
+    restored = {"sft_diversity": 0.5, "sft_diversity_per_input": [0.5, 0.4, 0.6, 0.5] * 5,
+                "points": [{"kl_coef": 1.0, "diversity": 0.7, "diversity_per_input": [0.7, 0.6, 0.8, 0.7] * 5}]}
+    assert compute_findings(None, None, restored, None)[0]["verdict"] == "contradicted"
+
+
+def test_a_set_where_no_policy_succeeds_gets_no_claim_and_leaves_the_gap():
+    e = _eval()
+    e["test_sets"]["dark"] = 40
+    e["sets"]["dark"] = {"distribution": "ood", "shift": "topic", "compare_to": "main"}
+    for p in e["pvr"]:
+        e["preferences"][p]["dark"] = _prefs(0)
+        e["pvr"][p]["dark"] = _wr(0.0, 0.0)
+        e["gap"][p]["dark"] = e["pvr"][p]["main"]["win_rate"]
+    from rlhflab.report.findings import uninformative_sets
+    assert uninformative_sets(e) == ["dark"]
+    claims = {f["claim"]: f for f in compute_findings(e, None, None, None)}
+    assert not any("dark" in c for c in claims)
+    gap = claims["RLHF generalises better than SFT (smaller ID − OOD gap)"]
+    assert "over 1 OOD sets; left out (no policy succeeds): dark" in gap["evidence"]
+    assert gap["estimate"] == pytest.approx(27.5)
 
 
 def test_several_id_sets_get_one_claim_each_and_undeclared_sets_none():
     e = _eval()
-    e["test_sets"] = {"main": 4, "second": 4, "idiom": 4, "extra": 4}
+    e["test_sets"] = {"main": 40, "second": 40, "idiom": 40, "extra": 40}
     e["sets"]["second"] = {"distribution": "id", "shift": None, "compare_to": None}
-    for p, (a, b) in {"sft": (20, 1), "ppo": (10, 1), "bon": (30, 2)}.items():
-        e["pvr"][p]["second"] = _wr(a, b)
-        e["pvr"][p]["extra"] = _wr(a, b)  # evaluated, but not declared ID or OOD: no claim about it
+    for p, ones in {"sft": 20, "ppo": 10, "bon": 30}.items():
+        for s in ("second", "extra"):  # extra: evaluated, but not declared ID or OOD: no claim about it
+            e["preferences"][p][s] = _prefs(ones)
+            e["pvr"][p][s] = _wr(100 * ones / 40, 5)
     claims = {f["claim"]: f for f in compute_findings(e, None, None, None)}
-    assert claims["RLHF (PPO) beats SFT in distribution (main)"]["reproduced"] is True
-    assert claims["RLHF (PPO) beats SFT in distribution (second)"] == {
-        "claim": "RLHF (PPO) beats SFT in distribution (second)", "reproduced": False,
-        "evidence": "PvR 10.0 vs 20.0: Δ = -10.0 ± 1.4 (1 SE)"}
-    assert claims["Best-of-N beats SFT (second)"]["evidence"] == "ID PvR 30.0 vs 20.0: Δ = +10.0 ± 2.2"
+    assert claims["RLHF (PPO) beats SFT in distribution (main)"]["verdict"] == "reproduced"
+    assert claims["RLHF (PPO) beats SFT in distribution (second)"]["verdict"] == "contradicted"
+    assert claims["RLHF (PPO) beats SFT in distribution (second)"]["estimate"] == pytest.approx(-25.0)
+    assert claims["Best-of-N beats SFT (second)"]["evidence"].startswith("PvR 75.0 vs 50.0 on 40 paired inputs")
     assert "Best-of-N beats SFT (main)" in claims and "Best-of-N beats SFT" not in claims
     assert not any("extra" in c for c in claims)
 
 
 def test_ppo_that_kept_its_starting_point_says_so_beside_ppo_claims():
     got = compute_findings(_eval(), _div(), KL, {"best_step": 0})
-    suffix = "; PPO's selection kept its starting point (best_step 0 = SFT)"
+    note = "; PPO's selection kept its starting point (best_step 0 = SFT)"
     for f in got:
-        assert f["evidence"].endswith(suffix) == f["claim"].startswith("RLHF (PPO) beats SFT"), f
+        assert (note in f["evidence"]) == f["claim"].startswith("RLHF (PPO) beats SFT"), f
 
 
 def test_save_figure_and_grouped_bars_follow_the_given_group_order(tmp_path):
@@ -157,7 +217,8 @@ def test_build_report_reads_the_given_stage_folders(tmp_path):
     assert "| test_idiom | 4 | ood (length) |" in md and "| test_main | 4 | id |" in md
     assert "| sft_train | 9 | – |" in md
     assert "| policy | main | idiom | mean gap |" in md  # ID sets first, by the declared distribution
-    assert "| ppo | 50.0 ± 4.0 | 25.0 ± 3.0 | 25.0 |" in md
+    assert "| ppo | 70.0 ± 5.0 | 32.5 ± 5.0 | 37.5 |" in md
+    assert "Holm-adjusted p-value over the 6 comparisons" in md and "| **reproduced** |" in md
     assert "| rm | 0.700 | 0.680 | 0.600 | – |" in md
     assert "Summarise &lt;this&gt;" in page and "75% beats reference" in page  # the sample browser
     assert "kirk2024 fig. 2–3" in md and "review2024" in md and not re.search(r"(?<![\d.])00[014]\b", md)
@@ -167,7 +228,8 @@ def test_performance_row_keeps_its_cells_with_one_test_set(tmp_path):
     """Regression: the conditional once swallowed the whole row, leaving only ' | – |'."""
     e = {"judge": "gold", "baseline": "sft", "test_sets": {"main": 4},
          "sets": {"main": {"distribution": "id", "shift": None, "compare_to": None}},
-         "pvr": {"sft": {"main": _wr(40, 3)}, "ppo": {"main": _wr(50, 4)}}, "gap": {"sft": {}, "ppo": {}}}
+         "pvr": {"sft": {"main": _wr(40, 3)}, "ppo": {"main": _wr(50, 4)}}, "gap": {"sft": {}, "ppo": {}},
+         "preferences": {"sft": {"main": [1, 0, 0, 1]}, "ppo": {"main": [1, 1, 0, 0]}}}
     findings = build_report({"eval": _stage(tmp_path, "eval", {"results.json": e})}, tmp_path / "r", "one set")
     md = (tmp_path / "r" / "report.md").read_text()
     assert "| sft | 40.0 ± 3.0 | – |" in md and "| ppo | 50.0 ± 4.0 | – |" in md

@@ -4,7 +4,9 @@
 `diversity/diversity.json` and `report/findings.json`, and writes `aggregate.json`, `aggregate.md`
 and two figures: PvR win rate per policy and test set (ID sets first, as the first run's eval
 results declare them), and per-input diversity per policy, each as mean ± standard error over seeds
-(`rlhflab.stats.mean_se`: std / √seeds), plus how many seeds reproduce each finding.
+(`rlhflab.stats.mean_se`: std / √seeds). For each finding: its per-seed estimates with a 95%
+t-interval over seeds (t, not 1.96: there are few seeds), the verdict that interval gives in the
+claim's direction, and how many seeds' own verdicts were reproduced / contradicted / inconclusive.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from statistics import mean
 from rlhflab.data.records import write_json
 from rlhflab.report.figures import grouped_bars, save_figure
 from rlhflab.report.findings import ordered_sets
-from rlhflab.stats import mean_se
+from rlhflab.stats import mean_se, t_interval, verdict
 
 
 def over_seeds(values: list[float]) -> dict:
@@ -50,12 +52,7 @@ def aggregate_runs(runs: list[Path], out_dir: Path) -> dict:
     metrics = sorted(set.intersection(*(set(d["policies"][p]) for d in divs for p in div_policies))) if div_policies else []
     diversity = {p: {m: over_seeds([d["policies"][p][m]["per_input"]["mean"] for d in divs]) for m in metrics}
                  for p in div_policies}
-    claims: dict[str, list] = {}
-    for f in finds:
-        for row in f:
-            claims.setdefault(row["claim"], []).append(row["reproduced"])
-    findings = {c: {"reproduced_in": sum(v is True for v in vs), "checked_in": sum(v is not None for v in vs)}
-                for c, vs in claims.items()}
+    findings = findings_over_seeds(finds)
     result = {"runs": [str(r) for r in runs], "pvr": pvr, "mean_gap": gap, "per_input_diversity": diversity,
               "findings": findings}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -63,8 +60,16 @@ def aggregate_runs(runs: list[Path], out_dir: Path) -> dict:
     _bars(out_dir / "pvr_over_seeds.png", pvr, "PvR win rate (%), mean ± SE over seeds", sets)
     if diversity:
         _bars(out_dir / "diversity_over_seeds.png", diversity, "per-input diversity, mean ± SE over seeds")
-    lines = [f"# rlhflab: {len(runs)} seeds", "", "## Findings", "", "| claim | reproduced in |", "|---|---|"]
-    lines += [f"| {c} | {v['reproduced_in']} of {v['checked_in']} seeds |" for c, v in findings.items()]
+    lines = [f"# rlhflab: {len(runs)} seeds", "", "## Findings", "",
+             "| claim | over seeds | mean Δ, 95% t-interval over seeds | seeds: reproduced / contradicted / "
+             "inconclusive |", "|---|---|---|---|"]
+    for c, v in findings.items():
+        iv = (f"{v['mean']:+.3g} [{v['ci_low']:+.3g}, {v['ci_high']:+.3g}]" if v.get("mean") is not None
+              and not math.isnan(v["ci_low"]) else "–")
+        lines.append(f"| {c} | {v['verdict']} | {iv} | {v['reproduced_in']} / {v['contradicted_in']} / "
+                     f"{v['inconclusive_in']} of {v['checked_in']} |")
+    lines += ["", "Over seeds: the claim's verdict from the t-interval of the per-seed estimates (each seed's own "
+              "verdict is from its paired bootstrap with Holm's correction; see each run's report)."]
     lines += ["", "## PvR win rate (%), mean ± SE over seeds", "", "| policy | " + " | ".join(sets) + " | mean gap |",
               "|---" * (len(sets) + 2) + "|"]
     for p in policies:
@@ -80,6 +85,29 @@ def aggregate_runs(runs: list[Path], out_dir: Path) -> dict:
         lines += ["", "![diversity](diversity_over_seeds.png)"]
     (out_dir / "aggregate.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return result
+
+
+def findings_over_seeds(per_run: list[list[dict]]) -> dict[str, dict]:
+    """claim -> per-seed verdict counts, and the t-interval of the per-seed estimates with the
+    verdict it gives in the claim's direction ("not run" where no seed tested the claim)."""
+    rows: dict[str, list[dict]] = {}
+    for findings in per_run:
+        for row in findings:
+            rows.setdefault(row["claim"], []).append(row)
+    out = {}
+    for claim, rs in rows.items():
+        verdicts = [r.get("verdict") for r in rs]
+        tested = [r for r in rs if r.get("estimate") is not None]
+        entry = {"reproduced_in": verdicts.count("reproduced"), "contradicted_in": verdicts.count("contradicted"),
+                 "inconclusive_in": verdicts.count("inconclusive"), "checked_in": len(tested),
+                 "estimates": [r["estimate"] for r in tested], "verdict": "not run"}
+        if tested:
+            iv = t_interval(entry["estimates"])
+            entry.update(mean=iv["mean"], ci_low=iv["ci_low"], ci_high=iv["ci_high"])
+            entry["verdict"] = ("inconclusive" if math.isnan(iv["ci_low"])
+                                else verdict(iv["ci_low"], iv["ci_high"], tested[0]["direction"]))
+        out[claim] = entry
+    return out
 
 
 def _bars(path: Path, table: dict[str, dict[str, dict]], title: str, groups: list[str] | None = None) -> None:

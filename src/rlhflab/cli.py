@@ -156,7 +156,8 @@ def aggregate(
         _error(e)
         raise typer.Exit(1)
     for claim, v in result["findings"].items():
-        out.print(f"{v['reproduced_in']}/{v['checked_in']} seeds: {claim}")
+        out.print(f"{v['verdict']} over seeds ({v['reproduced_in']}/{v['checked_in']} seeds reproduce): {claim}",
+                  markup=False)
     out.print(f"aggregate: {Path(out_dir) / 'aggregate.md'}")
 
 

@@ -160,12 +160,13 @@ class Spread:
     mean: float
     std: float
     n: int
+    values: list[float] | None = None  # per input (eq. 2), kept so policies can be compared input by input
 
 
 def per_input(metric: Callable[[list[int]], float], n_inputs: int, k: int) -> Spread:
     """Mean and std over inputs of metric(indices of one input's K outputs) — eq. 2."""
     vals = [metric(list(range(i * k, (i + 1) * k))) for i in range(n_inputs)]
-    return Spread(mean(vals), pstdev(vals), len(vals))
+    return Spread(mean(vals), pstdev(vals), len(vals), [float(v) for v in vals])
 
 
 def across_input(metric: Callable[[list[int]], float], n_inputs: int, k: int, resamples: int,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rlhflab.report import sections
 from rlhflab.report.figures import grouped_bars, save_figure, twin_plot
-from rlhflab.report.findings import compute_findings
+from rlhflab.report.findings import compute_findings, method_note
 from rlhflab.report.page import render_html, render_markdown, sample_browser
 
 __all__ = ["build_report", "compute_findings", "grouped_bars", "save_figure", "twin_plot", "STAGES"]
@@ -75,10 +75,11 @@ def build_report(inputs: dict[str, Path], out_dir: Path, title: str) -> list[dic
                              src.rows("ppo", "metrics.jsonl"), kl)
     sections.reward_models(rep, src.json("rm_eval", "table.json"))
     findings = compute_findings(results, div, kl, ppo_manifest.get("metrics"))
+    note = method_note(findings)
 
     (out / "findings.json").write_text(json.dumps(findings, indent=2), encoding="utf-8")
-    (out / "report.md").write_text(render_markdown(title, findings, rep.sections, rep.figures), encoding="utf-8")
+    (out / "report.md").write_text(render_markdown(title, findings, rep.sections, rep.figures, note), encoding="utf-8")
     samples = sample_browser(results, src.dirs.get("eval"))
-    (out / "index.html").write_text(render_html(title, findings, rep.sections, rep.figures, out, samples),
+    (out / "index.html").write_text(render_html(title, findings, rep.sections, rep.figures, out, samples, note),
                                     encoding="utf-8")
     return findings

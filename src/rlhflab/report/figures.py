@@ -83,14 +83,17 @@ def twin_plot(ax, x, left: dict[str, tuple[list, str]], right: tuple[str, list, 
 
 # ---------------------------------------------------------------------- the report's plots ---
 
-def draw_shift(ax, gap: dict[str, dict[str, float]], shift: dict[str, float]) -> None:
-    """Each policy's generalisation gap against the measured input shift of each OOD set."""
+def draw_shift(ax, gap: dict[str, dict[str, float]], shift: dict[str, float], uninformative=()) -> None:
+    """Each policy's generalisation gap against the measured input shift of each OOD set, as a
+    curve in order of shift; sets where no policy succeeds are drawn hollow (they say nothing
+    about generalisation)."""
     for p in ordered(gap):
-        xs = [shift[s] for s in gap[p] if s in shift]
-        ys = [gap[p][s] for s in gap[p] if s in shift]
-        ax.plot(xs, ys, "o-", label=p)
+        pts = sorted((shift[s], gap[p][s], s) for s in gap[p] if s in shift)
+        line, = ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], "-", label=p)
+        for x, y, s in pts:
+            ax.plot([x], [y], "o", color=line.get_color(), fillstyle="none" if s in uninformative else "full")
     for s, x in shift.items():
-        ax.annotate(s, (x, 0), fontsize=7, rotation=45)
+        ax.annotate(s + (" (no policy succeeds)" if s in uninformative else ""), (x, 0), fontsize=7, rotation=45)
     ax.set_xlabel("shift from ID (cosine distance of mean embeddings)")
     ax.set_ylabel("gap (points)")
     ax.legend(fontsize=8)

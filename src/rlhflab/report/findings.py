@@ -2,24 +2,37 @@
 
 `compute_findings(eval_results, diversity, kl_sweep, ppo_metrics)` takes the parsed
 `eval/results.json`, `diversity/diversity.json`, `kl_sweep/sweep.json` and the `metrics` of the
-PPO stage's `manifest.json` (any of them None when that stage did not run) and returns one
-`{"claim", "reproduced", "evidence"}` per claim it can check: `reproduced` is True or False, or
-None for a claim whose stage did not run. Each comparison's evidence gives both numbers, their
-difference and its 1-SE uncertainty.
+PPO stage's `manifest.json` (any of them None when that stage did not run) and returns one row per
+claim it can check:
+
+    {"claim", "verdict", "estimate", "ci_low", "ci_high", "p_value", "p_holm", "direction", "evidence"}
+
+Every comparison is paired: the policies were judged (or sampled) on the same inputs, so the
+estimate is the mean per-input difference and its 95% interval comes from a paired bootstrap over
+inputs (`rlhflab.stats`). A claim about gaps resamples each test set's inputs independently.
+The verdict is *reproduced* when the interval excludes 0 in the claimed direction and the
+Holm-adjusted p-value over all claims of the table is below α = 0.05, *contradicted* when the
+same holds in the opposite direction, else *inconclusive*; a claim whose stage did not run is
+"not run". So no verdict can disagree with its own interval.
 
 Whether a test set is in or out of distribution is read from `eval_results["sets"][name]
-["distribution"]` ("id" or "ood"), never from the set's name; a set without that flag is neither,
-and gets no ID/OOD claim.
+["distribution"]`, never from the set's name. A set on which every policy's PvR win rate is
+below `FLOOR` carries no information about generalisation (nothing works there): it gets no
+claim and is left out of the mean-gap claim, and `uninformative_sets` lists it for the report.
 """
 
 from __future__ import annotations
 
-import math
-from statistics import mean
-
 from rlhflab.report.page import fmt
+from rlhflab.stats import holm, paired_bootstrap, paired_differences, stratified_bootstrap, verdict
 
 KL_CLAIM = "A higher KL penalty does not restore SFT's diversity"
+GAP_CLAIM = "RLHF generalises better than SFT (smaller ID − OOD gap)"
+LC_CLAIM = "RLHF's win-rate gain over SFT survives length control"
+FLOOR = 2.0  # PvR win rate (%) below which a policy "does not succeed" on a set
+ALPHA = 0.05
+RESAMPLES = 2000
+TEST = "paired bootstrap over inputs"
 
 
 def distribution(results: dict, test_set: str) -> str | None:
@@ -42,65 +55,140 @@ def ordered_sets(results: dict) -> list[str]:
     return ids + oods + [s for s in evaluated_sets(results) if s not in ids and s not in oods]
 
 
-def _delta(a: dict, b: dict) -> tuple[float, float]:
-    """Difference of two win rates and its standard error (the two SEs in quadrature)."""
-    return a["win_rate"] - b["win_rate"], math.hypot(a["standard_error"], b["standard_error"])
+def uninformative_sets(results: dict | None, floor: float = FLOOR) -> list[str]:
+    """Test sets on which every evaluated policy's PvR win rate is below `floor` (%)."""
+    if not results or not results.get("pvr"):
+        return []
+    pvr = results["pvr"]
+    return [s for s in evaluated_sets(results)
+            if all(s in pvr[p] and not pvr[p][s]["win_rate"] >= floor for p in pvr)]
+
+
+def _row(claim: str, direction: int, stat: dict | None, evidence: str, scale: float = 1.0) -> dict:
+    if stat is None:
+        return {"claim": claim, "verdict": "not run", "direction": direction, "evidence": evidence}
+    return {"claim": claim, "verdict": None, "direction": direction, "estimate": scale * stat["estimate"],
+            "ci_low": scale * stat["ci_low"], "ci_high": scale * stat["ci_high"], "p_value": stat["p_value"],
+            "n": stat["n"], "evidence": evidence}
+
+
+def _interval_text(row: dict, digits: int) -> str:
+    return (f"Δ = {row['estimate']:+.{digits}f}, 95% CI [{row['ci_low']:+.{digits}f}, {row['ci_high']:+.{digits}f}]")
 
 
 def compute_findings(eval_results: dict | None, diversity: dict | None, kl_sweep: dict | None,
-                     ppo_metrics: dict | None) -> list[dict]:
-    """The claims this study can check, each with whether it holds here and the evidence."""
-    out: list[dict] = []
-
-    def claim(text: str, holds: bool | None, evidence: str) -> None:
-        out.append({"claim": text, "reproduced": holds, "evidence": evidence})
-
+                     ppo_metrics: dict | None, *, seed: int = 0, floor: float = FLOOR) -> list[dict]:
+    """The claims this study can check, each with its paired interval and a verdict (see module doc)."""
+    rows: list[tuple[dict, int]] = []  # (row, digits for the interval text)
     e, d = eval_results, diversity
-    # A PPO run whose validation selection kept step 0 *is* the SFT policy; say so beside the
-    # PPO-against-SFT claims rather than let an exact tie read as a finding.
+    prefs = (e or {}).get("preferences") or {}
     kept_start = ("; PPO's selection kept its starting point (best_step 0 = SFT)"
                   if (ppo_metrics or {}).get("best_step") == 0 else "")
+    skip = set(uninformative_sets(e, floor))
     ids = sets_in(e, "id") if e else []
 
-    def in_distribution(s: str) -> str:
-        return "in distribution" if len(ids) == 1 else f"in distribution ({s})"
+    def pvr_claim(claim: str, a: str, b: str, s: str, extra: str = "") -> None:
+        st = paired_bootstrap(prefs[a][s], prefs[b][s], resamples=RESAMPLES, seed=seed, key=f"{a}-{b}-{s}")
+        wa, wb = e["pvr"][a][s]["win_rate"], e["pvr"][b][s]["win_rate"]
+        rows.append((_row(claim, 1, st, f"PvR {wa:.1f} vs {wb:.1f} on {st['n']} paired inputs" + extra, 100.0), 1))
 
-    if e and "ppo" in e["pvr"] and "sft" in e["pvr"]:
+    if e and {"ppo", "sft"} <= set(prefs):
         for s in evaluated_sets(e):
             dist = distribution(e, s)
-            if dist not in ("id", "ood"):
+            if dist not in ("id", "ood") or s in skip:
                 continue
-            a, b = e["pvr"]["ppo"][s], e["pvr"]["sft"][s]
-            diff, se = _delta(a, b)
-            where = in_distribution(s) if dist == "id" else f"out of distribution ({s})"
-            claim(f"RLHF (PPO) beats SFT {where}", diff > 0,
-                  f"PvR {a['win_rate']:.1f} vs {b['win_rate']:.1f}: Δ = {diff:+.1f} ± {se:.1f} (1 SE)" + kept_start)
-    if e and "bon" in e["pvr"] and "sft" in e["pvr"]:
+            where = ("in distribution" if len(ids) == 1 else f"in distribution ({s})") if dist == "id" \
+                else f"out of distribution ({s})"
+            pvr_claim(f"RLHF (PPO) beats SFT {where}", "ppo", "sft", s, kept_start)
+    if e and {"bon", "sft"} <= set(prefs):
         for s in ids:
-            a, b = e["pvr"]["bon"][s], e["pvr"]["sft"][s]
-            diff, se = _delta(a, b)
-            name = "Best-of-N beats SFT" if len(ids) == 1 else f"Best-of-N beats SFT ({s})"
-            claim(name, diff > 0, f"ID PvR {a['win_rate']:.1f} vs {b['win_rate']:.1f}: Δ = {diff:+.1f} ± {se:.1f}")
-    gap = (e or {}).get("gap") or {}
-    if gap.get("ppo") and gap.get("sft"):
-        gp, gs = mean(gap["ppo"].values()), mean(gap["sft"].values())
-        claim("RLHF generalises better than SFT (smaller ID − OOD gap)", gp < gs,
-              f"mean gap PPO {gp:.1f} vs SFT {gs:.1f} points over {len(gap['ppo'])} OOD sets")
+            pvr_claim("Best-of-N beats SFT" if len(ids) == 1 else f"Best-of-N beats SFT ({s})", "bon", "sft", s)
+    if e and {"ppo", "sft"} <= set(prefs):
+        gap = _gap_claim(e, prefs, skip, seed)
+        if gap:
+            rows.append((gap, 1))
+        lc = _length_control_claim(e, ids, seed)
+        if lc:
+            rows.append((lc, 1))
     if d and "ppo" in d["policies"] and "sft" in d["policies"]:
         for m, v in d["policies"]["ppo"].items():
-            if m not in d["policies"]["sft"]:
+            s_vals = (d["policies"]["sft"].get(m) or {}).get("per_input", {}).get("values")
+            p_vals = v["per_input"].get("values")
+            if not s_vals or not p_vals:
                 continue
-            s = d["policies"]["sft"][m]["per_input"]
-            p = v["per_input"]
-            se = math.hypot(p["std"] / math.sqrt(p["n"]), s["std"] / math.sqrt(s["n"]))
-            claim(f"RLHF lowers per-input diversity ({m})", p["mean"] < s["mean"],
-                  f"PPO {p['mean']:.3f} vs SFT {s['mean']:.3f}: Δ = {p['mean'] - s['mean']:+.3f} ± {se:.3f}")
-    if kl_sweep and kl_sweep.get("points"):
-        pts = sorted(kl_sweep["points"], key=lambda p: p["kl_coef"])
-        sft_div = kl_sweep.get("sft_diversity")
-        restored = sft_div is not None and pts[-1]["diversity"] >= sft_div
-        claim(KL_CLAIM, not restored,
-              f"per-input diversity at β = {pts[-1]['kl_coef']}: {pts[-1]['diversity']:.3f} vs SFT {fmt(sft_div)}")
-    else:
-        claim(KL_CLAIM, None, "not run: enable the kl_sweep stage")
+            st = paired_bootstrap(p_vals, s_vals, resamples=RESAMPLES, seed=seed, key=f"diversity-{m}")
+            rows.append((_row(f"RLHF lowers per-input diversity ({m})", -1, st,
+                              f"PPO {v['per_input']['mean']:.3f} vs SFT {d['policies']['sft'][m]['per_input']['mean']:.3f}"
+                              f" over {st['n']} inputs"), 3))
+    rows.append((_kl_claim(kl_sweep, seed), 3))
+    return _decide(rows)
+
+
+def _gap_claim(e: dict, prefs: dict, skip: set[str], seed: int) -> dict | None:
+    """Mean over informative OOD sets of (PPO's gap − SFT's gap), each gap against the set's own
+    `compare_to` ID set; negative = PPO loses less ground. Each set's per-input PPO − SFT
+    differences are resampled within the set."""
+    pairs = {s: (e["sets"][s].get("compare_to")) for s in sets_in(e, "ood")}
+    pairs = {s: base for s, base in pairs.items() if base and s not in skip and base not in skip}
+    if not pairs:
+        return None
+    diffs = {s: paired_differences(prefs["ppo"][s], prefs["sft"][s]) for s in set(pairs) | set(pairs.values())}
+
+    def mean_gap_difference(m: dict[str, float]) -> float:
+        return sum(m[base] - m[s] for s, base in pairs.items()) / len(pairs)
+
+    st = stratified_bootstrap(diffs, mean_gap_difference, resamples=RESAMPLES, seed=seed, key="gap")
+    gp = sum(e["gap"]["ppo"][s] for s in pairs) / len(pairs)
+    gs = sum(e["gap"]["sft"][s] for s in pairs) / len(pairs)
+    left_out = sorted(set(sets_in(e, "ood")) - set(pairs))
+    note = f"; left out (no policy succeeds): {', '.join(left_out)}" if left_out else ""
+    return _row(GAP_CLAIM, -1, st, f"mean gap PPO {gp:.1f} vs SFT {gs:.1f} points over {len(pairs)} OOD sets"
+                + note, 100.0)
+
+
+def _length_control_claim(e: dict, ids: list[str], seed: int) -> dict | None:
+    """PPO − SFT in length-controlled PvR win rate on the (first) ID set, with the bootstrap the
+    eval stage ran by refitting the length GLM on resampled inputs."""
+    lc = (e.get("length_controlled") or {}).get("ppo_vs_sft") or {}
+    s = next((s for s in ids if s in lc), None)
+    if s is None:
+        return None
+    st = lc[s]
+    return _row(LC_CLAIM + ("" if len(ids) == 1 else f" ({s})"), 1, st,
+                f"LC PvR {st['lc_a']:.1f} vs {st['lc_b']:.1f} (raw {st['raw_a']:.1f} vs {st['raw_b']:.1f})")
+
+
+def _kl_claim(kl_sweep: dict | None, seed: int) -> dict:
+    pts = sorted((kl_sweep or {}).get("points") or [], key=lambda p: p["kl_coef"])
+    sft = (kl_sweep or {}).get("sft_diversity_per_input")
+    if not pts or not sft or not pts[-1].get("diversity_per_input"):
+        return _row(KL_CLAIM, -1, None, "not run: enable the kl_sweep stage")
+    top = pts[-1]
+    st = paired_bootstrap(top["diversity_per_input"], sft, resamples=RESAMPLES, seed=seed, key="kl")
+    return _row(KL_CLAIM, -1, st, f"per-input diversity at β = {top['kl_coef']}: {top['diversity']:.3f} vs "
+                f"SFT {fmt(kl_sweep.get('sft_diversity'))} over {st['n']} inputs")
+
+
+def _decide(rows: list[tuple[dict, int]]) -> list[dict]:
+    """Holm-adjust the p-values of every tested claim and give each its verdict."""
+    tested = [r for r, _ in rows if r["verdict"] is None]
+    for r, p in zip(tested, holm([r["p_value"] for r in tested])):
+        r["p_holm"] = p
+        r["verdict"] = verdict(r["ci_low"], r["ci_high"], r["direction"], significant=p < ALPHA)
+    out = []
+    for r, digits in rows:
+        if r["verdict"] != "not run":
+            r["evidence"] += f": {_interval_text(r, digits)}, Holm p = {r['p_holm']:.3g}"
+        out.append(r)
     return out
+
+
+def method_note(findings: list[dict]) -> str:
+    """One sentence naming the test and the number of comparisons, for the report."""
+    m = sum(f["verdict"] != "not run" for f in findings)
+    return (f"Each claim is tested by a {TEST} ({RESAMPLES} resamples; both policies scored on the same "
+            f"inputs, per-input differences resampled; gaps resample each test set), with a 95% percentile "
+            f"interval. Verdicts: *reproduced* / *contradicted* when the interval excludes 0 on the claimed / "
+            f"opposite side and the Holm-adjusted p-value over the {m} comparisons of this table is below "
+            f"{ALPHA}; otherwise *inconclusive*. Test sets where every policy's PvR is below {FLOOR:g}% "
+            "carry no information about generalisation and get no claim.")

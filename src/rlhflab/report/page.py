@@ -19,8 +19,9 @@ def fmt(x) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
-def verdict(v) -> str:
-    return {True: "yes", False: "no", None: "not run"}[v]
+def verdict(v: str) -> str:
+    """The verdict as the table shows it (bold when the interval decides the claim)."""
+    return f"**{v}**" if v in ("reproduced", "contradicted") else v
 
 
 def _md_to_html(md: str) -> str:
@@ -73,11 +74,13 @@ def sample_browser(eval_results: dict | None, eval_dir: Path | None, per_set: in
 
 
 def render_markdown(title: str, findings: list[dict], sections: list[tuple[str, str]],
-                    figures: list[tuple[str, str, str]]) -> str:
-    """report.md: findings table, sections, then figures (file, title, caption) as images."""
+                    figures: list[tuple[str, str, str]], note: str = "") -> str:
+    """report.md: findings table (and the note on how verdicts are reached), sections, then figures (file, title, caption) as images."""
     md = [f"# rlhflab report: {title}", "", "## Findings", "",
-          "| claim (from the papers) | reproduced here | evidence |", "|---|---|---|"]
-    md += [f"| {f['claim']} | {verdict(f['reproduced'])} | {f['evidence']} |" for f in findings]
+          "| claim (from the papers) | verdict here | evidence |", "|---|---|---|"]
+    md += [f"| {f['claim']} | {verdict(f['verdict'])} | {f['evidence']} |" for f in findings]
+    if note:
+        md += ["", note]
     for name, body in sections:
         md += ["", f"## {name}", "", body]
     md += ["", "## Figures", ""]
@@ -86,13 +89,15 @@ def render_markdown(title: str, findings: list[dict], sections: list[tuple[str, 
 
 
 def render_html(title: str, findings: list[dict], sections: list[tuple[str, str]],
-                figures: list[tuple[str, str, str]], out_dir: Path, samples: str = "") -> str:
+                figures: list[tuple[str, str, str]], out_dir: Path, samples: str = "", note: str = "") -> str:
     """index.html: the same content, each figure (read from out_dir/file) inlined as a data URI."""
     parts = [f"<h1>rlhflab report: {html.escape(title)}</h1>", "<h2>Findings</h2><table>",
-             "<tr><th>claim</th><th>reproduced</th><th>evidence</th></tr>"]
-    parts += [f"<tr><td>{html.escape(f['claim'])}</td><td>{verdict(f['reproduced'])}</td>"
+             "<tr><th>claim</th><th>verdict</th><th>evidence</th></tr>"]
+    parts += [f"<tr><td>{html.escape(f['claim'])}</td><td>{html.escape(f['verdict'])}</td>"
               f"<td>{html.escape(f['evidence'])}</td></tr>" for f in findings]
     parts.append("</table>")
+    if note:
+        parts.append(_md_to_html(note))
     for name, body in sections:
         parts.append(f"<h2>{html.escape(name)}</h2>{_md_to_html(body)}")
     parts.append("<h2>Figures</h2>")

@@ -7,7 +7,7 @@ from pathlib import Path
 from statistics import mean
 
 from rlhflab.report import figures as F
-from rlhflab.report.findings import distribution, ordered_sets
+from rlhflab.report.findings import FLOOR, distribution, ordered_sets, uninformative_sets
 from rlhflab.report.page import fmt
 
 
@@ -110,13 +110,19 @@ def performance(rep: Sections, e: dict | None) -> None:
         g = (e.get("gap") or {}).get(p) or {}
         lines.append(f"| {p} | " + " | ".join(cells) + (f" | {mean(g.values()):.1f} |" if g else " | – |"))
     md = "PvR win rate (%) ± SE, judge: " + e["judge"] + "\n\n" + _set_roles(e, sets) + "\n\n" + "\n".join(lines)
+    dark = uninformative_sets(e)
+    if dark:
+        md += (f"\n\nNo policy succeeds (every PvR below {FLOOR:g}%) on: {', '.join(dark)}. These sets carry no "
+               "information about generalisation and are left out of the findings.")
+    md += _length_table(e, sets)
     if e.get("shift"):
         md += "\n\nDistribution shift (mean embedding distance to the ID inputs): " + ", ".join(
-            f"{k} {v:.3f}" for k, v in e["shift"].items())
+            f"{k} {v:.3f}" for k, v in sorted(e["shift"].items(), key=lambda kv: kv[1]))
         rep.figure("shift", "Generalisation gap against measured distribution shift",
                    "x: cosine distance between the mean Sentence-BERT embeddings of the ID and each OOD "
-                   "set's inputs; y: the gap (kirk2024 §6.1, asked for by review2024).",
-                   lambda ax: F.draw_shift(ax, e.get("gap") or {}, e["shift"]))
+                   "set's inputs; y: the gap; hollow points: sets where no policy succeeds (kirk2024 §6.1, "
+                   "asked for by review2024).",
+                   lambda ax: F.draw_shift(ax, e.get("gap") or {}, e["shift"], dark))
     val = e.get("judge_validation")
     if val:
         md += ("\n\nJudge validation (agreement with held-out preference labels; with gold):\n\n"
@@ -124,6 +130,30 @@ def performance(rep: Sections, e: dict | None) -> None:
         md += "\n".join(f"| {k} | {v['n']} | {fmt(v.get('label_agreement'))} | {fmt(v.get('gold_agreement'))} |"
                         for k, v in val.items())
     rep.add("Performance in and out of distribution", md)
+
+
+def _length_table(e: dict, sets: list[str]) -> str:
+    """Length-controlled PvR (AlpacaEval 2's GLM) beside each policy's mean output length: RLHF
+    lengthens outputs and judges favour length (review2024), so a gain is read with both."""
+    lc, lengths = e.get("lc_win_rate") or {}, e.get("lengths") or {}
+    if not lengths:
+        return ""
+    refs = e.get("reference_lengths") or {}
+    head = "| policy | " + " | ".join(f"{s} LC PvR | {s} length" for s in sets) + " |"
+    lines = ["", "", "Length control: length-controlled PvR win rate (%) and mean output length (characters); "
+             "references: " + ", ".join(f"{s} {mean(refs[s]):.0f}" for s in sets if refs.get(s)) + ".", "",
+             head, "|---" * (2 * len(sets) + 1) + "|"]
+    for p in F.ordered(lengths):
+        cells = []
+        for s in sets:
+            v = (lc.get(p) or {}).get(s)
+            cells += [fmt1(v), f"{mean(lengths[p][s]):.0f}" if lengths[p].get(s) else "–"]
+        lines.append(f"| {p} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def fmt1(x) -> str:
+    return "–" if x is None else f"{x:.1f}"
 
 
 def diversity(rep: Sections, d: dict | None, e: dict | None) -> None:

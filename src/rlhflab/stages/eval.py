@@ -117,30 +117,35 @@ def run(ctx: StageContext) -> dict:
 
     results: dict = {"judge": cfg.judge, "test_sets": {k: len(v) for k, v in test_sets.items()}, "sets": sets,
                      "baseline": cfg.baseline, "pvr": {}, "head_to_head": {}, "gap": {}, "head_to_head_change": {},
-                     "gold": {}}
+                     "gold": {}, "preferences": {}, "lengths": {},
+                     "reference_lengths": {s: [len(r.reference or "") for r in recs] for s, recs in test_sets.items()}}
     judges = judges_for(ctx, test_sets)
 
-    def compare(s: str, mine: list[str], theirs: list[str], names: tuple[str, str], salt: int) -> dict:
+    def compare(s: str, mine: list[str], theirs: list[str], names: tuple[str, str], salt: int) -> list:
         prompts = [judge_input(r, cfg.judge) for r in test_sets[s]]
         js = judge_pairs(judges[s], prompts, mine, theirs, seed=ctx.seed + salt, cache=cache)
         prefs = [j.preference for j in js]
         if ctx.is_main:  # AlpacaEval orientation: generator_2 is the model under test
             write_json(ctx.out / "annotations" / f"{names[0]}_vs_{names[1]}" / f"{s}.json",
                        annotations(prompts, theirs, names[1], mine, names[0], prefs))
-        return asdict(win_rate(prefs, bootstrap=cfg.bootstrap, seed=ctx.seed))
+        return prefs
 
     steps = len(policies) * len(test_sets)
     done = 0
     for name in policies:
         results["pvr"][name], results["head_to_head"][name] = {}, {}
+        results["preferences"][name], results["lengths"][name] = {}, {}
         for s, recs in test_sets.items():
             refs = [r.reference for r in recs]
             if any(x is None for x in refs):
                 raise ValueError(f"test set {s!r} has inputs without a reference output; PvR needs one per input")
-            results["pvr"][name][s] = compare(s, outputs[name][s], refs, (name, "reference"), 0)
+            # per input, so the report can compare policies input by input (paired) and control for length
+            prefs = results["preferences"][name][s] = compare(s, outputs[name][s], refs, (name, "reference"), 0)
+            results["lengths"][name][s] = [len(o) for o in outputs[name][s]]
+            results["pvr"][name][s] = asdict(win_rate(prefs, bootstrap=cfg.bootstrap, seed=ctx.seed))
             if name != cfg.baseline and cfg.baseline in outputs:
-                results["head_to_head"][name][s] = compare(s, outputs[name][s], outputs[cfg.baseline][s],
-                                                           (name, cfg.baseline), 1)
+                h2h = compare(s, outputs[name][s], outputs[cfg.baseline][s], (name, cfg.baseline), 1)
+                results["head_to_head"][name][s] = asdict(win_rate(h2h, bootstrap=cfg.bootstrap, seed=ctx.seed))
             if gold:
                 results["gold"].setdefault(name, {})[s] = mean(gold(r.prompt, o) for r, o in zip(recs, outputs[name][s]))
             done += 1

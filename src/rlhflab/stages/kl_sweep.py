@@ -5,6 +5,8 @@ the same inputs is measured alongside, as the reference line."""
 
 from __future__ import annotations
 
+from statistics import mean
+
 import torch
 
 from rlhflab.data.records import write_json
@@ -15,13 +17,14 @@ from rlhflab.pipeline import Stage, StageContext
 from rlhflab.ppo_trainer import PPOTrainer
 
 
-def per_input_diversity(model, tokenizer, prompts: list[str], k: int, encoder, ctx: StageContext) -> float:
+def per_input_diversity(model, tokenizer, prompts: list[str], k: int, encoder, ctx: StageContext) -> list[float]:
+    """Sentence-BERT diversity of k samples at τ = 1, one value per prompt."""
     g = ctx.cfg.generation
     torch.manual_seed(ctx.seed + 303)
     texts = sample_texts(model, tokenizer, [p for p in prompts for _ in range(k)], batch_size=g.batch_size * 4,
                          temperature=1.0, top_p=g.top_p, max_new_tokens=g.max_new_tokens)
     emb = encoder.encode(texts, batch_size=128, convert_to_numpy=True)
-    return sum(cosine_diversity(emb[i * k:(i + 1) * k]) for i in range(len(prompts))) / len(prompts)
+    return [float(cosine_diversity(emb[i * k:(i + 1) * k])) for i in range(len(prompts))]
 
 
 def run(ctx: StageContext) -> dict:
@@ -46,12 +49,13 @@ def run(ctx: StageContext) -> dict:
             sft_div = per_input_diversity(trainer.ref, trainer.tokenizer, prompts, cfg.samples_per_input, encoder, ctx)
         div = per_input_diversity(trainer.policy, trainer.tokenizer, prompts, cfg.samples_per_input, encoder, ctx)
         points.append({"kl_coef": beta, "rm_score": m.get("final_val_rm_score"), "kl": m.get("final_val_kl"),
-                       "gold": m.get("final_val_gold"), "diversity": div})
+                       "gold": m.get("final_val_gold"), "diversity": mean(div), "diversity_per_input": div})
     ctx.progress("kl_sweep", len(cfg.kl_coefs), len(cfg.kl_coefs))
     if ctx.is_main:
-        write_json(ctx.out / "sweep.json", {"points": points, "sft_diversity": sft_div,
+        write_json(ctx.out / "sweep.json", {"points": points, "sft_diversity": mean(sft_div),
+                                            "sft_diversity_per_input": sft_div,
                                             "test_set": cfg.test_set, "n_inputs": len(prompts)})
-    return {f"beta_{p['kl_coef']:g}/diversity": p["diversity"] for p in points} | {"sft_diversity": sft_div}
+    return {f"beta_{p['kl_coef']:g}/diversity": p["diversity"] for p in points} | {"sft_diversity": mean(sft_div)}
 
 
 STAGE = Stage(name="kl_sweep", needs=lambda cfg: ["data", "sft", "rm"],
