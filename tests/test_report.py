@@ -101,7 +101,7 @@ def test_a_significant_interval_can_still_be_inconclusive_after_holm(monkeypatch
 
 def test_kl_claim_is_not_run_without_a_sweep_and_restored_diversity_is_contradicted():
     got = compute_findings(_eval(), None, None, None)
-    assert got[-1] == {"claim": KL_CLAIM, "verdict": "not run", "direction": -1,
+    assert got[-1] == {"claim": KL_CLAIM, "verdict": "not run", "direction": -1, "unit": "score",
                        "evidence": "not run: enable the kl_sweep stage"}
     assert not any("diversity (" in f["claim"] for f in got)
     assert compute_findings(None, None, None, None) == [got[-1]]
@@ -259,3 +259,20 @@ def test_tradeoff_uses_the_diversity_test_set_and_is_skipped_without_it(tmp_path
                  tmp_path / "r2", "t")
     assert "tradeoff" not in (tmp_path / "r2" / "report.md").read_text()
     assert not (tmp_path / "r2" / "figures" / "tradeoff.png").exists()
+
+
+def test_readme_tables_are_printed_from_a_run_folder(tmp_path):
+    from rlhflab.report.readme import readme_tables
+
+    _stage(tmp_path, "sft", {"manifest.json": {"seconds": 12.25, "metrics": {"best_val_loss": 0.3216, "other": 1}}})
+    _stage(tmp_path, "eval", {"manifest.json": {"seconds": 3.0, "metrics": {}},
+                              "results.json": {**_eval(), "lc_win_rate": {"ppo": {"main": 61.23}},
+                                               "lengths": {"ppo": {"main": [10, 20]}}}})
+    _stage(tmp_path, "report", {"findings.json": compute_findings(_eval(), None, None, None)})
+    text = readme_tables(tmp_path, {"data": ("x",), "sft": ("best_val_loss",), "eval": ("pvr",)})
+    assert text.startswith("Measured on: ") and "torch threads." in text
+    assert "| sft | 12.2 | best_val_loss 0.322 |" in text and "| eval | 3.0 | – |" in text
+    assert "| total | 15.2 | |" in text and "| data |" not in text
+    assert "| ppo | 70.0 ± 5.0 (61.2) · 15 | 32.5 ± 5.0 |" in text
+    assert "| RLHF (PPO) beats SFT in distribution | reproduced | +30.0 [" in text
+    assert f"| {KL_CLAIM} | not run | – | – |" in text

@@ -177,6 +177,7 @@ def _decide(rows: list[tuple[dict, int]]) -> list[dict]:
         r["verdict"] = verdict(r["ci_low"], r["ci_high"], r["direction"], significant=p < ALPHA)
     out = []
     for r, digits in rows:
+        r["unit"] = "points" if digits == 1 else "score"  # win-rate points, or a diversity score
         if r["verdict"] != "not run":
             r["evidence"] += f": {_interval_text(r, digits)}, Holm p = {r['p_holm']:.3g}"
         out.append(r)

@@ -1,0 +1,106 @@
+"""The README's measured tables, printed from a finished run folder, so the numbers in the README
+are always those of a run (`python benchmarks/quickstart_time.py --keep DIR` prints them after
+the run; `readme_tables(DIR, ...)` reprints them from the folder).
+
+Three tables: seconds and headline metrics per stage (from each stage's manifest.json), the PvR
+win rates with the length-controlled ones (eval/results.json), and the findings with their
+verdicts and paired intervals (report/findings.json). The machine line names the CPU model and
+the torch threads, since results and timings differ across CPUs.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from statistics import mean
+
+
+def machine() -> str:
+    """"<CPU model>, <n> torch threads": where a number was measured."""
+    import torch
+
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {torch.get_num_threads()} torch threads"
+
+
+def _json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _value(x) -> str:
+    if isinstance(x, float):
+        return f"{x:.3g}"
+    return str(x)
+
+
+def stage_table(run_dir: Path, headlines: dict[str, tuple[str, ...]]) -> list[str]:
+    """| stage | seconds | headline metrics | for every stage folder with a manifest, in the given order."""
+    lines = ["| stage | seconds | headline metrics |", "| --- | --- | --- |"]
+    total = 0.0
+    for name, keys in headlines.items():
+        m = _json(Path(run_dir) / name / "manifest.json")
+        if not m:
+            continue
+        total += m.get("seconds", 0.0)
+        metrics = m.get("metrics", {})
+        shown = ", ".join(f"{k} {_value(metrics[k])}" for k in keys if k in metrics) or "–"
+        lines.append(f"| {name} | {m.get('seconds', 0.0):.1f} | {shown} |")
+    lines.append(f"| total | {total:.1f} | |")
+    return lines
+
+
+def pvr_table(results: dict) -> list[str]:
+    """PvR win rate ± SE, then LC win rate and mean output length, per policy and test set."""
+    from rlhflab.report.findings import ordered_sets
+
+    sets = ordered_sets(results)
+    lc = results.get("lc_win_rate") or {}
+    lines = ["| policy | " + " | ".join(f"{s} PvR (LC) · length" for s in sets) + " |", "|---" * (len(sets) + 1) + "|"]
+    for p, row in results["pvr"].items():
+        cells = []
+        for s in sets:
+            v = row.get(s)
+            if not v:
+                cells.append("–")
+                continue
+            lcv = (lc.get(p) or {}).get(s)
+            length = (results.get("lengths") or {}).get(p, {}).get(s)
+            cells.append(f"{v['win_rate']:.1f} ± {v['standard_error']:.1f}"
+                         + (f" ({lcv:.1f})" if lcv is not None else "")
+                         + (f" · {mean(length):.0f}" if length else ""))
+        lines.append(f"| {p} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def findings_table(findings: list[dict]) -> list[str]:
+    lines = ["| claim (from the papers) | verdict | estimate [95% CI] | Holm p |", "| --- | --- | --- | --- |"]
+    for f in findings:
+        if f["verdict"] == "not run":
+            lines.append(f"| {f['claim']} | not run | – | – |")
+            continue
+        digits = 1 if f.get("unit") == "points" else 3
+        lines.append(f"| {f['claim']} | {f['verdict']} | {f['estimate']:+.{digits}f} "
+                     f"[{f['ci_low']:+.{digits}f}, {f['ci_high']:+.{digits}f}] | {f['p_holm']:.2g} |")
+    return lines
+
+
+def readme_tables(run_dir: Path, headlines: dict[str, tuple[str, ...]]) -> str:
+    run_dir = Path(run_dir)
+    out = [f"Measured on: {machine()}.", ""] + stage_table(run_dir, headlines)
+    results = _json(run_dir / "eval" / "results.json")
+    if results:
+        out += ["", f"PvR win rate (%) ± SE against the references, judge {results['judge']}; in brackets the "
+                "length-controlled win rate; after the dot the mean output length (characters):", ""]
+        out += pvr_table(results)
+    findings = _json(run_dir / "report" / "findings.json")
+    if findings:
+        out += ["", "Findings (paired bootstrap over inputs, Holm-corrected over the table):", ""]
+        out += findings_table(findings)
+    return "\n".join(out) + "\n"
