@@ -276,3 +276,14 @@ def test_readme_tables_are_printed_from_a_run_folder(tmp_path):
     assert "| ppo | 70.0 ± 5.0 (61.2) · 15 | 32.5 ± 5.0 |" in text
     assert "| RLHF (PPO) beats SFT in distribution | reproduced | +30.0 [" in text
     assert f"| {KL_CLAIM} | not run | – | – |" in text
+
+
+def test_length_control_finding_reads_the_eval_stage_bootstrap():
+    e = _eval()
+    e["length_controlled"] = {"ppo_vs_sft": {"main": {
+        "estimate": 4.0, "ci_low": -3.0, "ci_high": 11.0, "p_value": 0.3, "n": 40,
+        "lc_a": 44.0, "lc_b": 40.0, "raw_a": 70.0, "raw_b": 40.0}}}
+    row = next(f for f in compute_findings(e, None, None, None)
+               if f["claim"] == "RLHF's win-rate gain over SFT survives length control")
+    assert row["verdict"] == "inconclusive" and row["estimate"] == 4.0
+    assert row["evidence"].startswith("LC PvR 44.0 vs 40.0 (raw 70.0 vs 40.0): Δ = +4.0, 95% CI [-3.0, +11.0]")

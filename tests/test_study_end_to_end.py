@@ -23,6 +23,9 @@ def test_eval_reports_win_rates_gaps_and_alpaca_files(tiny_run):
                    for v in sets.values())
         assert set(res["gap"][policy]) == TEST_SETS - {"id"}
         assert res["gap"][policy]["ood_news"] == pytest.approx(sets["id"]["win_rate"] - sets["ood_news"]["win_rate"])
+    # per input, for paired comparisons and length control
+    assert all(len(res["preferences"][p][s]) == len(res["lengths"][p][s]) == 16 for p in res["pvr"] for s in TEST_SETS)
+    assert res["pvr"]["ppo"]["id"]["win_rate"] == pytest.approx(100 * sum(res["preferences"]["ppo"]["id"]) / 16)
     assert "sft" not in res["head_to_head"] or not res["head_to_head"]["sft"]
     assert set(res["head_to_head"]["ppo"]) == TEST_SETS
     assert set(res["shift"]) == TEST_SETS - {"id"}
@@ -97,7 +100,12 @@ def test_report_is_complete_and_self_contained(tiny_run):
     assert not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched from anywhere
     findings = json.loads((folder / "findings.json").read_text())
     assert any(f["claim"].startswith("RLHF (PPO) beats SFT in distribution") for f in findings)
-    assert all(f["reproduced"] in (True, False, None) and f["evidence"] for f in findings)
+    assert all(f["verdict"] in ("reproduced", "contradicted", "inconclusive", "not run") and f["evidence"]
+               for f in findings)
+    for f in findings:  # no verdict that its own interval contradicts
+        if f["verdict"] in ("reproduced", "contradicted"):
+            side = f["direction"] * (1 if f["verdict"] == "reproduced" else -1)
+            assert (f["ci_low"] > 0) if side == 1 else (f["ci_high"] < 0), f
     md = (folder / "report.md").read_text()
     assert "## Findings" in md and all(f"figures/{f}.png" in md for f in FIGURES)
 

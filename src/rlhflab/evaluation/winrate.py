@@ -16,6 +16,8 @@ from pathlib import Path
 from statistics import mean
 from typing import Sequence
 
+import numpy as np
+
 from rlhflab.stats import standard_error
 
 
@@ -154,3 +156,39 @@ def summarise_annotation_file(path: str | Path, rows: list[dict]) -> list[dict]:
                     "standard_error": w.standard_error, "n": w.n, "draws": w.n_draws, "invalid": w.n_invalid,
                     "invalid_kinds": {k: {"count": c, "first_index": f} for k, (c, f) in g["invalid"].items()}})
     return out
+
+
+# ------------------------------------------------------------------------- length control ---
+
+
+def length_controlled_difference(prefs: dict[str, Sequence[float | None]], lengths: dict[str, Sequence[int]],
+                                 reference_lengths: Sequence[int], a: str, b: str, *, resamples: int = 500,
+                                 seed: int = 0, key: str = "") -> dict:
+    """LC win rate of policy a minus that of b on one test set, with a paired bootstrap interval:
+    each draw resamples the inputs (the same draw for every policy, as they judged the same inputs)
+    and refits the length GLM, instruction difficulty included, so the interval carries the fit's
+    uncertainty. Draws whose fit fails (too few valid judgements) are skipped and counted."""
+    from rlhflab.evaluation.length_control import length_controlled_win_rates
+    from rlhflab.stats import interval, rng_for
+
+    def lc(idx) -> dict[str, float]:
+        return length_controlled_win_rates({p: [v[i] for i in idx] for p, v in prefs.items()},
+                                           {p: [v[i] for i in idx] for p, v in lengths.items()},
+                                           [reference_lengths[i] for i in idx])
+
+    n = len(reference_lengths)
+    full = lc(range(n))
+    rng = rng_for(seed, key or f"lc-{a}-{b}")
+    draws, skipped = [], 0
+    for _ in range(resamples):
+        try:
+            got = lc(rng.integers(0, n, size=n).tolist())
+        except ValueError:
+            skipped += 1
+            continue
+        draws.append(got[a] - got[b])
+    if not draws:
+        raise ValueError(f"length control {a} vs {b}: every bootstrap refit failed ({n} inputs)")
+    raw = {p: 100 * mean([x for x in prefs[p] if x is not None]) for p in (a, b)}
+    return {**interval(full[a] - full[b], np.array(draws)), "n": n, "skipped": skipped,
+            "lc_a": full[a], "lc_b": full[b], "raw_a": raw[a], "raw_b": raw[b]}

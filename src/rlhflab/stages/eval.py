@@ -23,7 +23,8 @@ import torch
 from rlhflab.data.records import write_json
 from rlhflab.evaluation.annotations import AnnotationCache, judge_pairs
 from rlhflab.evaluation.judges import GoldJudge, OpenAIJudge, RewardModelJudge
-from rlhflab.evaluation.winrate import annotations, generalisation_gap, model_outputs, win_rate
+from rlhflab.evaluation.winrate import (annotations, generalisation_gap, length_controlled_difference, model_outputs,
+                                        win_rate)
 from rlhflab.inputs import (available_policies, gold_reward_of, layout, policy_wants, preference_needs, read_set,
                             sampler_of, task_info)
 from rlhflab.layout import roles
@@ -157,6 +158,7 @@ def run(ctx: StageContext) -> dict:
         if ood and h2h:  # the gap with the sign turned: how the head-to-head win rate moves from ID to OOD
             results["head_to_head_change"][name] = {s: -g for s, g in generalisation_gap(h2h, ood).items()}
 
+    results["lc_win_rate"], results["length_controlled"] = length_control(results, sets, cfg.baseline, ctx.seed)
     results["judge_validation"] = validate_judge(ctx, judges, cache)
     if ood:
         results["shift"] = input_shift(ctx, test_sets, ood)
@@ -171,6 +173,34 @@ def run(ctx: StageContext) -> dict:
         if gaps:
             headline[f"{name}/mean_gap"] = mean(gaps.values())
     return headline
+
+
+def length_control(results: dict, sets: dict, baseline: str, seed: int) -> tuple[dict, dict]:
+    """AlpacaEval 2's length-controlled PvR win rate of every policy on every set (instruction
+    difficulty fitted from the study's policies), and on each ID set each policy's LC difference
+    from the baseline with a refitting paired bootstrap. A set with too few valid judgements for
+    the GLM gets None rather than a number from a degenerate fit."""
+    from rlhflab.evaluation.length_control import length_controlled_win_rates
+
+    prefs, lengths, refs = results["preferences"], results["lengths"], results["reference_lengths"]
+    lc: dict = {p: {} for p in prefs}
+    for s in refs:
+        try:
+            got = length_controlled_win_rates({p: prefs[p][s] for p in prefs}, {p: lengths[p][s] for p in prefs}, refs[s])
+        except ValueError:
+            got = {}
+        for p in prefs:
+            lc[p][s] = got.get(p)
+    diffs: dict = {}
+    for p in prefs:
+        if p == baseline or baseline not in prefs:
+            continue
+        for s, info in sets.items():
+            if info["distribution"] == "id" and lc[p].get(s) is not None:
+                diffs.setdefault(f"{p}_vs_{baseline}", {})[s] = length_controlled_difference(
+                    {q: prefs[q][s] for q in prefs}, {q: lengths[q][s] for q in prefs}, refs[s], p, baseline,
+                    seed=seed, key=f"lc-{p}-{s}")
+    return lc, diffs
 
 
 def input_shift(ctx: StageContext, test_sets: dict, ood: dict[str, str]) -> dict[str, float]:
