@@ -9,8 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from rlhflab.cli import app
+from rlhflab.tasks.synthetic import TEST_SETS as SYNTHETIC_SETS
 
-TEST_SETS = {"id", "ood_length", "ood_sentiment", "ood_topic", "ood_news"}
+TEST_SETS = set(SYNTHETIC_SETS)
 
 
 def test_eval_reports_win_rates_gaps_and_alpaca_files(tiny_run):

@@ -1,3 +1,4 @@
+import json
 import random
 from statistics import mean
 
@@ -5,8 +6,9 @@ import pytest
 
 from rlhflab.config import SyntheticTask
 from rlhflab.data import synthetic as syn
-from rlhflab.data.records import PreferenceRecord, PromptRecord, read_records
-from rlhflab.tasks.synthetic import TEST_SETS, build_synthetic_task
+from rlhflab.data.records import PreferenceRecord, PromptRecord, SFTRecord, read_records
+from rlhflab.tasks import synthetic as task
+from rlhflab.tasks.synthetic import TEST_SETS, TOPIC_SHIFTS, TOPIC_SLOTS, build_synthetic_task
 
 SMALL = SyntheticTask(n_pretrain=200, n_sft_train=100, n_sft_validation=20, n_preference_train=400,
                       n_preference_validation=20, n_preference_test=200, n_policy_prompts=20,
@@ -23,6 +25,25 @@ def test_fact_phrases_unique_and_never_nested():
                 assert f" {a} " not in f" {b} ", (a, b)
 
 
+def test_adjacent_fact_phrases_never_form_another():
+    # Mixed-topic posts and summaries put any who before any event, any event before any question.
+    vocab = syn.fact_vocabulary()
+    phrases = [p.lower() for ps in vocab.values() for p in ps]
+    for a in phrases:
+        for b in phrases:
+            if a != b:
+                assert syn.find_facts(f"{a} {b}") == [a, b], (a, b)
+
+
+def _mixed_post(rng: random.Random, post_id: str, unseen: float) -> syn.Post:
+    """A post of an OOD topic whose facts come from its own vocabulary with probability `unseen`,
+    else from one ID topic's, as the graded topic-shift sets draw them."""
+    topic = rng.choice(sorted(set(syn.TOPICS) - set(SMALL.id_topics)))
+    seen_vocab = syn.TOPICS[rng.choice(SMALL.id_topics)]
+    facts_from = {s: (syn.TOPICS[topic] if rng.random() < unseen else seen_vocab)[s] for s in TOPIC_SLOTS}
+    return syn.make_post(rng, post_id, "reddit", topic, rng.randint(0, 8), facts_from)
+
+
 def test_filler_asserts_no_fact():
     for text, _ in syn.FILLER + syn.NEWS_FILLER:
         assert syn.find_facts(text) == [], text
@@ -34,6 +55,8 @@ def test_posts_carry_their_facts():
         topic = rng.choice(sorted(syn.TOPICS))
         post = syn.make_post(rng, str(i), "reddit", topic, rng.randint(0, 8))
         assert set(syn.find_facts(post.prompt)) == {v.lower() for v in post.facts.values()}
+        mixed = _mixed_post(rng, str(i), 0.5)
+        assert syn.fact_slots(mixed.prompt) == {k: v.lower() for k, v in mixed.facts.items()}
 
 
 def test_gold_reward_hand_computed():
@@ -57,10 +80,13 @@ def test_gold_reward_hand_computed():
 def test_gold_ranks_reference_above_corruptions(kind):
     rng = random.Random(1)
     wins = []
-    for i in range(300):
-        domain = "news" if i % 4 == 0 else "reddit"
-        topic = "news" if domain == "news" else rng.choice(sorted(syn.TOPICS))
-        post = syn.make_post(rng, str(i), domain, topic, rng.randint(0, 8))
+    for i in range(400):
+        if i % 4 == 1:  # a post whose facts mix an OOD topic's vocabulary with an ID topic's
+            post = _mixed_post(rng, str(i), 0.5)
+        else:
+            domain = "news" if i % 4 == 0 else "reddit"
+            topic = "news" if domain == "news" else rng.choice(sorted(syn.TOPICS))
+            post = syn.make_post(rng, str(i), domain, topic, rng.randint(0, 8))
         ref = syn.reference_summary(rng, post, 0.25)
         bad = syn.corrupt(rng, post, ref, kind)
         wins.append(syn.gold_reward(post.prompt, ref) > syn.gold_reward(post.prompt, bad))
@@ -102,21 +128,109 @@ def test_annotators_agree_with_gold_at_target_rate(built):
     assert agree == pytest.approx(summary["annotator_agreement"]["train"])
 
 
+def _test_files(a, name):
+    return [(a / f"test/{name}.jsonl", PromptRecord, SMALL.n_test),
+            (a / f"preference/test_{name}.jsonl", PreferenceRecord, SMALL.n_preference_test)]
+
+
 def test_ood_sets_flip_exactly_one_factor(built):
     a, s = built
     mw, ms = s["median_words"], s["median_sentiment"]
     for name in TEST_SETS:
-        recs = read_records(a / f"test/{name}.jsonl", PromptRecord)
-        assert len(recs) == SMALL.n_test and all(r.reference for r in recs)
-        for r in recs:
-            m = r.meta
-            if name == "ood_news":
-                assert m["domain"] == "news"
-                continue
-            assert (m["n_words"] >= mw) == (name == "ood_length")
-            assert (m["sentiment"] >= ms) == (name == "ood_sentiment")
-            assert (m["topic"] not in SMALL.id_topics) == (name == "ood_topic")
+        for path, kind, n in _test_files(a, name):
+            recs = read_records(path, kind)
+            assert len(recs) == n, path
+            assert kind is PreferenceRecord or all(r.reference for r in recs)
+            for r in recs:
+                m = r.meta
+                assert m["split"] == name
+                if name == "ood_news":
+                    assert m["domain"] == "news"
+                    continue
+                assert (m["n_words"] >= mw) == (name == "ood_length")
+                assert (m["sentiment"] >= ms) == (name == "ood_sentiment")
+                assert (m["topic"] not in SMALL.id_topics) == (name in TOPIC_SHIFTS)
     # no test input leaks into training
-    train = {r.prompt for r in read_records(a / "sft/train.jsonl", __import__("rlhflab.data.records", fromlist=["SFTRecord"]).SFTRecord)}
+    train = {r.prompt for r in read_records(a / "sft/train.jsonl", SFTRecord)}
     for name in TEST_SETS:
         assert not train & {r.prompt for r in read_records(a / f"test/{name}.jsonl", PromptRecord)}
+
+
+def test_graded_topic_sets_are_declared(built):
+    a, _ = built
+    assert TEST_SETS == ("id", "ood_length", "ood_sentiment", "ood_topic_0", "ood_topic_25", "ood_topic_50",
+                         "ood_topic_100", "ood_news")
+    sets = json.loads((a / "task.json").read_text())["sets"]
+    for kind in ("prompt", "preference"):
+        tests = {r["name"]: r for r in sets if r["kind"] == kind and r["role"] == "test"}
+        assert list(tests) == list(TEST_SETS)
+        assert tests["id"]["distribution"] == "id" and tests["id"]["shift"] is None
+        assert {n: r["shift"] for n, r in tests.items() if n.startswith("ood_topic")} == {
+            "ood_topic_0": "topic (0% unseen facts)", "ood_topic_25": "topic (25% unseen facts)",
+            "ood_topic_50": "topic (50% unseen facts)", "ood_topic_100": "topic (100% unseen facts)"}
+        assert all(r["distribution"] == "ood" and r["compare_to"] == "id" for n, r in tests.items() if n != "id")
+        assert all((a / r["file"]).exists() for r in tests.values())
+
+
+def test_graded_topic_sets_hold_the_intended_share_of_unseen_facts(built):
+    a, _ = built
+    id_vocab = {p.lower(): t for t in SMALL.id_topics for s in TOPIC_SLOTS for p in syn.TOPICS[t][s]}
+    for name, unseen in TOPIC_SHIFTS.items():
+        n = n_unseen = 0
+        for path, kind, _ in _test_files(a, name):
+            for r in read_records(path, kind):
+                slots = syn.fact_slots(r.prompt)
+                assert set(slots) == set(syn.SLOTS)  # every fact recovered from the mixed text
+                own = {p.lower() for s in TOPIC_SLOTS for p in syn.TOPICS[r.meta["topic"]][s]}
+                phrases = [slots[s] for s in TOPIC_SLOTS]
+                assert all(p in own or p in id_vocab for p in phrases)
+                assert len({id_vocab[p] for p in phrases if p in id_vocab}) <= 1  # one ID topic per post
+                n += len(phrases)
+                n_unseen += sum(p in own for p in phrases)
+        # 750 slots per set at SMALL's sizes: the standard error of the share is at most 0.018
+        assert n_unseen / n == pytest.approx(unseen, abs=0.06), name
+        if unseen in (0.0, 1.0):
+            assert n_unseen / n == unseen, name
+
+
+def test_test_references_score_the_maximum(built):
+    a, _ = built
+    w = syn.GoldRewardWeights()
+    for name in TEST_SETS:
+        for r in read_records(a / f"test/{name}.jsonl", PromptRecord):
+            assert syn.fact_slots(r.reference) == syn.fact_slots(r.prompt)  # complete and faithful
+            best = 1.0 - w.length_penalty * max(0, len(syn.words(r.reference)) - w.free_words)
+            assert syn.gold_reward(r.prompt, r.reference) == pytest.approx(best), (name, r.id)
+
+
+def _body(prompt: str) -> str:
+    """The post text of a prompt (without subreddit and title), as the sampler compares posts."""
+    head = "\nPOST: " if "\nPOST: " in prompt else "ARTICLE: "
+    return prompt.split(head, 1)[1].rsplit("\nTL;DR:", 1)[0]
+
+
+def test_no_post_text_repeats_across_sets(built):
+    a, _ = built
+    files = [(a / "sft/train.jsonl", SFTRecord), (a / "sft/validation.jsonl", SFTRecord),
+             (a / "preference/train.jsonl", PreferenceRecord), (a / "preference/validation.jsonl", PreferenceRecord),
+             (a / "prompts/train.jsonl", PromptRecord), (a / "prompts/validation.jsonl", PromptRecord)]
+    files += [(path, kind) for name in TEST_SETS for path, kind, _ in _test_files(a, name)]
+    bodies = [_body(r.prompt) for path, kind in files for r in read_records(path, kind)]
+    assert len(bodies) == len(set(bodies))
+    corpus = {_body(json.loads(line)["text"] + "\nTL;DR:") for line in (a / "pretrain/corpus.jsonl").open()}
+    assert not corpus & set(bodies)
+
+
+def test_graded_sets_leave_the_other_sets_unchanged(built, tmp_path, monkeypatch):
+    """Without the partly-unseen topic sets, every other file is byte-identical."""
+    a, _ = built
+    partial = [n for n, f in TOPIC_SHIFTS.items() if f < 1]
+    monkeypatch.setattr(task, "SHIFTS", {n: s for n, s in task.SHIFTS.items() if n not in partial})
+    monkeypatch.setattr(task, "TOPIC_SHIFTS", {n: f for n, f in TOPIC_SHIFTS.items() if n not in partial})
+    monkeypatch.setattr(task, "TEST_SETS", tuple(task.SHIFTS))
+    monkeypatch.setattr(task, "_DRAWN_LAST", ())
+    build_synthetic_task(SMALL, 7, tmp_path)
+    files = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.jsonl"))
+    assert len(files) == len(list(a.rglob("*.jsonl"))) - 2 * len(partial)
+    for f in files:
+        assert (a / f).read_bytes() == (tmp_path / f).read_bytes(), f

@@ -10,7 +10,8 @@ incomplete, so SFT learns a distribution of valid summaries rather than one stri
 
 The gold reward scores any summary against the facts the post asserts. Every fact phrase is unique
 in the whole vocabulary and filler never uses one, so the facts are recovered from the post text
-alone: the gold reward is a pure function of (prompt, summary), like a human reading both.
+alone, also when they mix several topics' vocabularies (the graded topic-shift test sets): the gold
+reward is a pure function of (prompt, summary), like a human reading both.
 
 Everything is deterministic given a seed.
 """
@@ -124,14 +125,21 @@ def _fill(template: str, facts: dict[str, str]) -> str:
 
 
 def make_post(rng: random.Random, post_id: str, domain: str, topic: str,
-              n_filler: int) -> Post:
-    """Render one post: fact sentences in a random order among `n_filler` filler sentences."""
+              n_filler: int, facts_from: dict[str, list[str]] | None = None) -> Post:
+    """Render one post: fact sentences in a random order among `n_filler` filler sentences.
+
+    The who / event / question facts are drawn from `facts_from` (slot -> phrases) when given,
+    else from the topic's own vocabulary; the graded topic shift (rlhflab.tasks.synthetic) renders
+    posts of one topic with facts drawn partly from other topics' vocabularies.
+    """
     if domain == "news":
         vocab, feelings, filler = NEWS, NEWS_FEELINGS, NEWS_FILLER
         openers, feel_lines, q_lines = NEWS_OPENERS, NEWS_FEELING_LINES, NEWS_QUESTION_LINES
     else:
         vocab, feelings, filler = TOPICS[topic], FEELINGS, FILLER
         openers, feel_lines, q_lines = POST_OPENERS, POST_FEELINGS, POST_QUESTIONS
+    if facts_from is not None:
+        vocab = facts_from
     facts = {
         "who": rng.choice(vocab["who"]),
         "event": rng.choice(vocab["event"]),

@@ -2,7 +2,8 @@
 renders posts, references and the gold reward from them).
 
 Phrases in WHO / EVENT / QUESTION / FEELING are the "facts"; they must be unique across the whole
-task and must not be substrings of one another (checked in tests).
+task, must not be substrings of one another, and no two side by side may form another phrase: the
+graded topic-shift test sets put facts of different topics next to each other (all checked in tests).
 """
 
 from __future__ import annotations

@@ -1,10 +1,26 @@
-"""The synthetic task's data: ID train/validation/test sets and one OOD test set per shift.
+"""The synthetic task's data: ID train/validation/test sets and OOD test sets, each changing one factor.
 
 The ID distribution is posts from the ID topics that are shorter than the median length and less
 positive than the median sentiment (kirk2024 appendix J.1: "ID below the median, OOD the complement").
 Each OOD set flips exactly one of those factors, so a drop from ID to that set is attributable to
 one kind of shift; a news domain plays CNN/DailyMail's role (kirk2024 §4). Medians are taken over a
 pool of posts drawn from the whole reddit distribution.
+
+The topic shift is graded. kirk2024's subreddit split moves to other subreddits whose posts still
+share much of r/relationships' vocabulary, whereas each synthetic topic has facts (who / event /
+question phrases) of its own, so on posts whose facts are all unseen every policy loses nearly
+every comparison with the references and the set says nothing about generalisation. The sets
+`ood_topic_<f>` (shift "topic (<f>% unseen facts)") hold posts of the OOD topics -- their
+subreddit, and titles, filler and feelings as on any post -- whose who / event / question facts are
+each drawn from the topic's own vocabulary, never seen in SFT, with probability f% (0, 25, 50, 100)
+and otherwise from the vocabulary of one ID topic, chosen per post. `ood_topic_0` differs from ID
+only in its subreddit; `ood_topic_100` is the plain topic shift. Every fact phrase is unique in the
+whole vocabulary, so the gold reward recovers the facts of a mixed post from its text like those
+of any other. `ood_news` is the extreme shift: another domain, with its own vocabulary and forms.
+
+No post text appears twice in the task (train, validation, test, or the pretraining corpus). The
+partly-unseen topic sets are drawn after all other data, from their own random stream, so every
+other set is the same whether or not they exist.
 """
 
 from __future__ import annotations
@@ -19,10 +35,18 @@ from rlhflab.data import synthetic as syn
 from rlhflab.data.records import PreferenceRecord, PromptRecord, SFTRecord, write_json, write_jsonl
 from rlhflab.layout import PRETRAIN_CORPUS, TASK_INFO, Layout, test_set, train_and_validation
 
+# topic-shift test set -> probability that each of its posts' who / event / question facts is drawn
+# from the OOD topic's own (unseen) vocabulary rather than from an ID topic's
+TOPIC_SHIFTS = {"ood_topic_0": 0.0, "ood_topic_25": 0.25, "ood_topic_50": 0.5, "ood_topic_100": 1.0}
+TOPIC_SLOTS = ("who", "event", "question")  # the feelings are shared by all topics
 # test set -> the one factor it changes from the ID distribution (None: the ID set itself)
-SHIFTS = {"id": None, "ood_length": "length", "ood_sentiment": "sentiment", "ood_topic": "topic",
+SHIFTS = {"id": None, "ood_length": "length", "ood_sentiment": "sentiment",
+          **{name: f"topic ({f:.0%} unseen facts)" for name, f in TOPIC_SHIFTS.items()},
           "ood_news": "domain"}
 TEST_SETS = tuple(SHIFTS)
+# Drawn after everything else, from their own random stream (see the module docstring).
+_DRAWN_LAST = tuple(name for name, f in TOPIC_SHIFTS.items() if f < 1)
+_DRAWN_FIRST = tuple(name for name in TEST_SETS if name not in _DRAWN_LAST)
 
 
 def synthetic_layout() -> Layout:
@@ -42,18 +66,21 @@ class _Sampler:
         self.counter = 0
 
     def draw(self, region: str, prefix: str) -> syn.Post:
+        if region not in SHIFTS:
+            raise ValueError(f"unknown region {region!r}; use one of {list(SHIFTS)}")
         short = region != "ood_length"
         negative = region != "ood_sentiment"
         for _ in range(100_000):
             if region == "ood_news":
                 post = self._post("news", "news", prefix)
+            elif region in TOPIC_SHIFTS:
+                topic = self.rng.choice(self.ood_topics)
+                post = self._post("reddit", topic, prefix, self._topic_facts(topic, TOPIC_SHIFTS[region]))
             else:
-                topics = self.ood_topics if region == "ood_topic" else self.cfg.id_topics
-                post = self._post("reddit", self.rng.choice(topics), prefix)
-                if (post.n_words < self.median_words) != short:
-                    continue
-                if (post.sentiment < self.median_sentiment) != negative:
-                    continue
+                post = self._post("reddit", self.rng.choice(self.cfg.id_topics), prefix)
+            if region != "ood_news" and ((post.n_words < self.median_words) != short
+                                         or (post.sentiment < self.median_sentiment) != negative):
+                continue
             if post.text in self.seen:
                 continue
             self.seen.add(post.text)
@@ -61,10 +88,21 @@ class _Sampler:
         raise RuntimeError(f"could not draw a new post for region {region!r}; the vocabulary is "
                            "exhausted; lower the dataset sizes in task.*")
 
-    def _post(self, domain: str, topic: str, prefix: str) -> syn.Post:
+    def _topic_facts(self, topic: str, unseen: float) -> dict[str, list[str]] | None:
+        """slot -> phrases a post of the OOD `topic` draws its facts from: each topic slot from the
+        topic's own vocabulary with probability `unseen`, else from one ID topic's, chosen per post
+        (None: the topic's own vocabulary throughout, drawing nothing from the random stream)."""
+        if unseen >= 1:
+            return None
+        seen_vocab = syn.TOPICS[self.rng.choice(self.cfg.id_topics)]
+        return {slot: (syn.TOPICS[topic] if self.rng.random() < unseen else seen_vocab)[slot]
+                for slot in TOPIC_SLOTS}
+
+    def _post(self, domain: str, topic: str, prefix: str,
+              facts_from: dict[str, list[str]] | None = None) -> syn.Post:
         self.counter += 1
         n_filler = self.rng.randint(self.cfg.min_filler, self.cfg.max_filler)
-        return syn.make_post(self.rng, f"{prefix}-{self.counter}", domain, topic, n_filler)
+        return syn.make_post(self.rng, f"{prefix}-{self.counter}", domain, topic, n_filler, facts_from)
 
 
 def _meta(post: syn.Post, region: str) -> dict:
@@ -107,6 +145,36 @@ def build_synthetic_task(cfg: SyntheticTask, seed: int, out_dir: Path,
         return [SFTRecord(p.prompt, " " + syn.reference_summary(ref_rng, p, cfg.reference_incomplete_rate),
                           p.id, _meta(p, region)) for p in posts]
 
+    def preference_tests(sampler: _Sampler, pref_rng: random.Random, regions: tuple[str, ...]) -> dict:
+        return {f"test_{region}": [_preference(pref_rng, sampler.draw(region, f"pref-{region}"), region)
+                                   for _ in range(cfg.n_preference_test)]
+                for region in regions}
+
+    agreement: dict[str, float] = {}
+
+    def label_and_write(label_rng: random.Random, pref_sets: dict, scale: float) -> None:
+        for name, rows in pref_sets.items():
+            out, agree = [], 0
+            for rec, ga, gb in rows:
+                prefers_a = syn.annotate(label_rng, ga, gb, scale)
+                if not prefers_a:
+                    rec.chosen, rec.rejected = rec.rejected, rec.chosen
+                agree += prefers_a == (ga > gb)
+                out.append(rec)
+            agreement[name] = agree / len(rows)
+            role, _, test = name.partition("_")
+            write_jsonl(path("preference", role, test or None), out)
+
+    test_sizes: dict[str, int] = {}
+
+    def prompt_tests(sampler: _Sampler, ref_rng: random.Random, regions: tuple[str, ...]) -> None:
+        for region in regions:
+            # Test references are always complete, as a careful annotator would write them.
+            rows = [PromptRecord(p.prompt, syn.reference_summary(ref_rng, p, 0.0), p.id, _meta(p, region))
+                    for p in (sampler.draw(region, f"test-{region}") for _ in range(cfg.n_test))]
+            write_jsonl(path("prompt", "test", region), rows)
+            test_sizes[region] = len(rows)
+
     progress("sft data")
     sft_train = refs([sampler.draw("id", "sft-train") for _ in range(cfg.n_sft_train)], "id")
     sft_val = refs([sampler.draw("id", "sft-val") for _ in range(cfg.n_sft_validation)], "id")
@@ -120,25 +188,11 @@ def build_synthetic_task(cfg: SyntheticTask, seed: int, out_dir: Path,
                   for _ in range(cfg.n_preference_train)],
         "validation": [_preference(pref_rng, sampler.draw("id", "pref-val"), "id")
                        for _ in range(cfg.n_preference_validation)],
+        **preference_tests(sampler, pref_rng, _DRAWN_FIRST),
     }
-    for region in TEST_SETS:
-        pref_sets[f"test_{region}"] = [_preference(pref_rng, sampler.draw(region, f"pref-{region}"), region)
-                                       for _ in range(cfg.n_preference_test)]
     # One annotator scale for all sets, calibrated on the training pairs.
     scale = syn.annotator_scale([ga - gb for _, ga, gb in pref_sets["train"]], cfg.annotator_agreement)
-    label_rng = random.Random(rng.randrange(2**31))
-    agreement: dict[str, float] = {}
-    for name, rows in pref_sets.items():
-        out, agree = [], 0
-        for rec, ga, gb in rows:
-            prefers_a = syn.annotate(label_rng, ga, gb, scale)
-            if not prefers_a:
-                rec.chosen, rec.rejected = rec.rejected, rec.chosen
-            agree += prefers_a == (ga > gb)
-            out.append(rec)
-        agreement[name] = agree / len(rows)
-        role, _, test = name.partition("_")
-        write_jsonl(path("preference", role, test or None), out)
+    label_and_write(random.Random(rng.randrange(2**31)), pref_sets, scale)
 
     progress("prompts and test sets")
     write_jsonl(path("prompt", "train"),
@@ -147,19 +201,13 @@ def build_synthetic_task(cfg: SyntheticTask, seed: int, out_dir: Path,
     write_jsonl(path("prompt", "validation"),
                 [PromptRecord(p.prompt, syn.reference_summary(ref_rng, p, 0.0), p.id, _meta(p, "id"))
                  for p in (sampler.draw("id", "rl-val") for _ in range(cfg.n_policy_validation))])
-    test_sizes = {}
-    for region in TEST_SETS:
-        # Test references are always complete, as a careful annotator would write them.
-        rows = [PromptRecord(p.prompt, syn.reference_summary(ref_rng, p, 0.0), p.id, _meta(p, region))
-                for p in (sampler.draw(region, f"test-{region}") for _ in range(cfg.n_test))]
-        write_jsonl(path("prompt", "test", region), rows)
-        test_sizes[region] = len(rows)
+    prompt_tests(sampler, ref_rng, _DRAWN_FIRST)
 
     progress("pretraining corpus")
     # Unlabelled text from the whole world (every topic, length, sentiment, both domains), as
     # a web-scale corpus would hold; no summaries, so summarising is learnt only in SFT.
     corpus_rng = random.Random(rng.randrange(2**31))
-    corpus = []
+    corpus, corpus_texts = [], []
     for i in range(cfg.n_pretrain):
         domain = "news" if corpus_rng.random() < 0.25 else "reddit"
         topic = "news" if domain == "news" else corpus_rng.choice(sorted(syn.TOPICS))
@@ -168,20 +216,33 @@ def build_synthetic_task(cfg: SyntheticTask, seed: int, out_dir: Path,
         if post.text in seen:
             continue
         corpus.append({"text": post.document})
+        corpus_texts.append(post.text)
     write_jsonl(out_dir / PRETRAIN_CORPUS, corpus)
 
+    progress("graded topic-shift sets")
+    # Their own random streams, and never a post text of any set above or of the corpus.
+    late_rng = random.Random(rng.randrange(2**31))
+    seen.update(corpus_texts)
+    late = _Sampler(cfg, random.Random(late_rng.randrange(2**31)), seen, median_words, median_sentiment)
+    late_pref = preference_tests(late, random.Random(late_rng.randrange(2**31)), _DRAWN_LAST)
+    label_and_write(random.Random(late_rng.randrange(2**31)), late_pref, scale)
+    prompt_tests(late, random.Random(late_rng.randrange(2**31)), _DRAWN_LAST)
+    pref_sets.update(late_pref)
+
+    tests = [f"test_{t}" for t in TEST_SETS]
     summary = {
         "task": "synthetic-tldr",
         "gold_reward": "synthetic-tldr",
         "median_words": median_words,
         "median_sentiment": median_sentiment,
         "id_topics": cfg.id_topics,
+        "topic_shifts": TOPIC_SHIFTS,
         "annotator_scale": scale,
-        "annotator_agreement": agreement,
+        "annotator_agreement": {k: agreement[k] for k in ["train", "validation", *tests]},
         "sizes": {"sft_train": len(sft_train), "sft_validation": len(sft_val),
-                  **{f"preference_{k}": len(v) for k, v in pref_sets.items()},
+                  **{f"preference_{k}": len(pref_sets[k]) for k in ["train", "validation", *tests]},
                   "policy_prompts": cfg.n_policy_prompts, "pretrain_corpus": len(corpus),
-                  **{f"test_{k}": v for k, v in test_sizes.items()}},
+                  **{f"test_{k}": test_sizes[k] for k in TEST_SETS}},
     }
     write_json(out_dir / TASK_INFO, {**summary, "sets": layout.to_json()})
     return summary
