@@ -2,15 +2,18 @@
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
 
 from conftest import TINY
 from rlhflab.config import ConfigError, load_config
+from rlhflab.contamination import ContaminationError
 from rlhflab.layout import Layout
-from rlhflab.data.chat import render, tulu
+from rlhflab.data.chat import render, render_records, tulu
 from rlhflab.data.records import PreferenceRecord, PromptRecord, SFTRecord, read_json, read_records
+from rlhflab.data.sources import load_source
 from rlhflab.pipeline import run_pipeline
 from rlhflab.stages import REGISTRY
 
@@ -23,36 +26,68 @@ def _post(rng, n):
     return " ".join(rng.choice(WORDS) for _ in range(n)) + "."
 
 
-def write_tldr_like(tmp_path, n=120, seed=0):
-    """Rows in the TL;DR, summarize-from-feedback and CNN/DM schemas, posts of 5-60 words."""
-    rng = random.Random(seed)
-    tldr, sff, cnn = [], [], []
+def _tldr_rows(rng, n, prefix):
+    """n posts of 5-60 words as TL;DR rows and as summarize-from-feedback comparisons."""
+    tldr, sff = [], []
     for i in range(n):
         post = _post(rng, rng.randint(5, 60))
         sub = rng.choice(["relationships", "jobs"])
-        tldr.append({"id": f"t{i}", "subreddit": sub, "title": f"post {i}", "post": post,
+        tldr.append({"id": f"{prefix}{i}", "subreddit": sub, "title": f"post {i}", "post": post,
                      "summary": " ".join(post.split()[:4])})
-        sff.append({"info": {"id": f"t{i}", "post": post, "title": f"post {i}", "subreddit": sub},
+        sff.append({"info": {"id": f"{prefix}{i}", "post": post, "title": f"post {i}", "subreddit": sub},
                     "summaries": [{"text": " " + " ".join(post.split()[:4]), "policy": "ref"},
                                   {"text": " " + _post(rng, 4), "policy": "sup"}],
                     "choice": 0, "extra": {"confidence": 5}})
-        cnn.append({"id": f"c{i}", "article": _post(rng, rng.randint(20, 80)), "highlights": _post(rng, 6)})
+    return tldr, sff
+
+
+def _cnn_rows(rng, n):
+    return [{"id": f"c{i}", "article": _post(rng, rng.randint(20, 80)), "highlights": _post(rng, 6)} for i in range(n)]
+
+
+def _write_rows(tmp_path, sets: dict) -> dict:
     paths = {}
-    for name, rows in (("tldr", tldr), ("sff", sff), ("cnn", cnn)):
+    for name, rows in sets.items():
         paths[name] = tmp_path / f"{name}.jsonl"
         paths[name].write_text("".join(json.dumps(r) + "\n" for r in rows))
     return paths
+
+
+def write_tldr_like(tmp_path, n=120, seed=0):
+    """Rows in the TL;DR, summarize-from-feedback and CNN/DM schemas, posts of 5-60 words; the test
+    rows (tldr_test, sff_test) are other posts than the training rows (tldr, sff)."""
+    rng = random.Random(seed)
+    tldr, sff = _tldr_rows(rng, n, "t")
+    cnn = _cnn_rows(rng, n)
+    tldr_test, sff_test = _tldr_rows(rng, n // 2, "x")
+    return _write_rows(tmp_path, {"tldr": tldr, "sff": sff, "cnn": cnn, "tldr_test": tldr_test, "sff_test": sff_test})
+
+
+def write_tldr_splits(tmp_path, seed=0):
+    """The real data's shape: TL;DR train / validation / test posts; comparisons (two per post) on
+    the train posts (train split) and on the validation and test posts and some CNN/DM test articles
+    (validation split), as Stiennon et al.'s summarize_from_feedback has them."""
+    rng = random.Random(seed)
+    train, sff_train = _tldr_rows(rng, 80, "tr")
+    val, sff_val = _tldr_rows(rng, 40, "va")
+    test, sff_test = _tldr_rows(rng, 40, "te")
+    cnn = _cnn_rows(rng, 40)
+    news = [{"info": {"id": c["id"], "article": c["article"], "site": "cnn"},
+             "summaries": [{"text": " " + c["highlights"], "policy": "ref"}, {"text": " " + _post(rng, 3), "policy": "sup"}],
+             "choice": 0} for c in cnn[:10]]
+    return _write_rows(tmp_path, {"tldr_train": train, "tldr_validation": val, "tldr_test": test, "cnn_test": cnn,
+                                  "sff_train": sff_train * 2, "sff_validation": (sff_val + sff_test) * 2 + news})
 
 
 def datasets_config(tmp_path, paths, extra=(), news: str = "id"):
     task = {"kind": "datasets",
             "sft_train": {"source": "tldr", "path": str(paths["tldr"])},
             "preference_train": {"source": "summarize_from_feedback", "path": str(paths["sff"])},
-            "test_sets": {"id": {"source": "tldr", "path": str(paths["tldr"]), "limit": 40, "distribution": "id"},
+            "test_sets": {"id": {"source": "tldr", "path": str(paths["tldr_test"]), "limit": 40, "distribution": "id"},
                           "news": {"source": "cnn_dailymail", "path": str(paths["cnn"]), "limit": 20,
                                    "distribution": news}},
-            "preference_tests": {"id": {"source": "summarize_from_feedback", "path": str(paths["sff"]), "limit": 40,
-                                        "distribution": "id"}},
+            "preference_tests": {"id": {"source": "summarize_from_feedback", "path": str(paths["sff_test"]),
+                                        "limit": 40, "distribution": "id"}},
             "ood_split": {"by": "length"}}
     cfg = tmp_path / "real.yaml"
     cfg.write_text(json.dumps({"name": "real", "output_dir": str(tmp_path / "runs"), "task": task,
@@ -173,28 +208,73 @@ def test_config_errors_name_the_key(tmp_path):
         load_config(bad)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name,refs", [
-    ("tldr", {"sft_train": "tldr", "sft_validation": "tldr", "preference_train": "summarize_from_feedback",
-              "preference_validation": "summarize_from_feedback", "test_sets.id": "tldr",
-              "test_sets.ood_news": "cnn_dailymail", "preference_tests.id": "summarize_from_feedback"}),
-    ("alpacafarm", {"sft_train": "alpaca_farm", "sft_validation": "alpaca_farm",
-                    "preference_train": "alpaca_farm_human_preference", "policy_prompts": "alpaca_farm",
-                    "test_sets.id": "alpaca_farm_evaluation", "test_sets.ood_alpaca_eval": "alpaca_eval",
-                    "test_sets.ood_sequential": "sequential_instructions"}),
-])
-def test_builtin_real_data_configs_build_their_data(tmp_path, name, refs):
-    # Every source of the built-in config read from its fixture instead of the hub.
-    sets = [f"task.{k}.path={FIX / (v + '.jsonl')}" for k, v in refs.items()]
-    cfg = load_config(name, sets + [f"output_dir={tmp_path}", "model.gguf=null"])
+# Every source of a built-in real-data config read from local rows instead of the hub: the TL;DR
+# config from rows in the shape of the real splits, the AlpacaFarm config from the fixtures.
+TLDR_ROWS = {"sft_train": "tldr_train", "sft_validation": "tldr_validation", "preference_train": "sff_train",
+             "preference_validation": "sff_validation", "test_sets.id": "tldr_test", "test_sets.ood_news": "cnn_test",
+             "preference_tests.id": "sff_validation"}
+ALPACAFARM_FIXTURES = {"sft_train": "alpaca_farm", "sft_validation": "alpaca_farm_validation",
+                       "preference_train": "alpaca_farm_human_preference", "policy_prompts": "alpaca_farm",
+                       "test_sets.id": "alpaca_farm_validation", "test_sets.ood_alpaca_eval": "alpaca_eval",
+                       "test_sets.ood_sequential": "sequential_instructions"}
+
+
+def builtin_config(name, tmp_path, extra=()):
+    if name == "tldr":
+        rows = write_tldr_splits(tmp_path)
+        files = {k: rows[v] for k, v in TLDR_ROWS.items()}
+    else:
+        files = {k: FIX / f"{v}.jsonl" for k, v in ALPACAFARM_FIXTURES.items()}
+    sets = [f"task.{k}.path={p}" for k, p in files.items()]
+    return load_config(name, sets + [f"output_dir={tmp_path}", "model.gguf=null", *extra]), files
+
+
+@pytest.mark.parametrize("name", ["tldr", "alpacafarm"])
+def test_builtin_real_data_configs_build_their_data(tmp_path, name):
+    cfg, files = builtin_config(name, tmp_path)
     run_pipeline(cfg, REGISTRY, until="data")
-    info = read_json(tmp_path / name / "data" / "task.json")
+    data = tmp_path / name / "data"
+    info = read_json(data / "task.json")
     tests = {ds.name for ds in Layout.from_task_info(info).tests("prompt")}
-    assert tests == {k.split(".")[1] for k in refs if k.startswith("test_sets.")}
+    assert tests == {k.split(".")[1] for k in files if k.startswith("test_sets.")}
     assert info["sizes"]["sft/train.jsonl"] >= 1 and info["sizes"]["preference/train.jsonl"] >= 1
+    # No test input is in a training or validation set, and no ID test input in an OOD one.
+    report = info["contamination"]["tests"]
+    assert {t: sum(e["count"] for e in r["against"].values()) for t, r in report.items()} == {t: 0 for t in report}
+    assert all(r["n"] > 0 for r in report.values())
     if name == "alpacafarm":
-        prompt = read_records(tmp_path / name / "data" / "test" / "id.jsonl", PromptRecord)[0].prompt
+        prompt = read_records(data / "test" / "id.jsonl", PromptRecord)[0].prompt
         assert prompt.startswith("<|user|>\n") and prompt.endswith("<|assistant|>\n")
+        # The ID test set and the SFT validation set are the two halves of AlpacaFarm's val split.
+        halves = [read_records(data / f, cls) for f, cls in (("test/id.jsonl", PromptRecord),
+                                                               ("sft/validation.jsonl", SFTRecord))]
+        assert sorted(len(h) for h in halves) == [4, 6]
+        assert {r.prompt for h in halves for r in h} == {r.prompt for r in render_records(
+            load_source("alpaca_farm", "prompt", path=files["sft_validation"]), None, "tulu")}
+
+
+@pytest.mark.parametrize("name,ref,overlaps", [
+    ("tldr", "preference_tests.id", "preference/test_id shares .* with (preference|sft)/validation"),
+    ("tldr", "test_sets.id", "test/id shares .* with preference/validation"),
+    ("alpacafarm", "test_sets.id", "test/id shares 4 of 10 inputs .* with sft/validation"),
+])
+def test_without_their_parts_the_builtin_configs_would_test_on_selection_data(tmp_path, name, ref, overlaps):
+    cfg, _ = builtin_config(name, tmp_path, [f"task.{ref}.part=null"])
+    with pytest.raises(ContaminationError, match=overlaps):
+        run_pipeline(cfg, REGISTRY, until="data")
+    assert not (tmp_path / name / "data").exists()
+
+
+def test_a_test_set_drawn_from_the_training_rows_stops_the_run_naming_the_ids(tmp_path):
+    paths = write_tldr_like(tmp_path)
+    paths["tldr_test"] = paths["tldr"]  # the ID test set drawn from the SFT training rows
+    with pytest.raises(ContaminationError) as e:
+        run_pipeline(datasets_config(tmp_path, paths), REGISTRY, until="data")
+    msg = str(e.value)
+    assert re.search(r"test set test/id shares (\d+) of \1 inputs \(100.0%\) with sft/train", msg), msg
+    # the first overlapping test records, and the training records with the same post (the same rows)
+    assert re.search(r"first overlapping ids: (t\d+) \(= \1\), (t\d+) \(= \2\)", msg), msg
+    assert not (tmp_path / "runs" / "real" / "data").exists()
 
 
 @pytest.mark.slow

@@ -69,3 +69,45 @@ def test_given_sets_are_copied_whole(tmp_path, files):
     assert info["derived"] == [] and (out / "preference/validation.jsonl").read_text() == \
         open(files["preference_validation"]).read()
     assert [ds.name for ds in layout.tests("prompt")] == ["mine"]
+
+
+def test_a_clean_files_task_has_no_overlap(tmp_path, files):
+    from rlhflab.stages.data import check_contamination
+
+    out, _ = _build(tmp_path, files, leave_out=None)
+    assert check_contamination(out, 0.0) == {"max_fraction": 0.0}
+    tests = read_json(out / "task.json")["contamination"]["tests"]
+    assert set(tests) == {"test/mine"} and tests["test/mine"]["n"] == 6
+    assert set(tests["test/mine"]["against"]) == {"sft/train", "sft/validation", "preference/train",
+                                                  "preference/validation", "prompts/train", "prompts/validation"}
+
+
+def test_a_test_input_planted_in_training_data_stops_the_data_stage(tmp_path, files):
+    from rlhflab.contamination import ContaminationError
+    from rlhflab.pipeline import run_pipeline
+    from rlhflab.stages import REGISTRY
+
+    # 2 of 6 test inputs are training inputs once case, spacing and edge punctuation are ignored.
+    planted = [{"prompt": f"T{i}:", "reference": " r", "id": f"t{i}"} for i in range(4)]
+    planted += [{"prompt": " p3 ", "reference": " r", "id": "t-p3"}, {"prompt": "q7 !", "reference": " r", "id": "t-q7"}]
+    _write(tmp_path / "test.jsonl", planted)
+    task = {k: v for k, v in files.items() if k != "test"}
+    cfg_path = tmp_path / "files.yaml"
+    cfg_path.write_text(json.dumps({"name": "planted", "output_dir": str(tmp_path / "runs"),
+                                    "task": {"kind": "files", **task,
+                                             "test_sets": {"mine": {"path": files["test"], "distribution": "id"}}},
+                                    "comparisons": {"source": "task"}, "eval": {"judge": "rm"},
+                                    "diversity": {"metrics": ["ead"]}}))
+    with pytest.raises(ContaminationError) as e:
+        run_pipeline(load_config(cfg_path), REGISTRY, until="data")
+    msg = str(e.value)
+    assert "test set test/mine shares 1 of 6 inputs (16.7%) with sft/train" in msg
+    assert "t-p3 (= train-4)" in msg and "task.contamination_threshold=0.01" in msg
+    assert "also test/mine with sft/validation: 1 of 6" in msg and "also test/mine with preference/train: 1 of 6" in msg
+    # Nothing is published: no data stage, and no half-written folder left in its place.
+    assert not (tmp_path / "runs" / "planted" / "data").exists()
+    # Above the threshold the same data builds: 1 reports and does not stop.
+    results = run_pipeline(load_config(cfg_path, ["task.contamination_threshold=1"]), REGISTRY, until="data")
+    assert results[-1].metrics["contamination"]["max_fraction"] == pytest.approx(1 / 6)
+    report = read_json(tmp_path / "runs" / "planted" / "data" / "task.json")["contamination"]["tests"]["test/mine"]
+    assert report["against"]["preference/train"] == {"count": 1, "fraction": 1 / 6, "examples": [["t-q7", "train-8"]]}

@@ -7,6 +7,7 @@ data stage writes into task.json and every later stage reads.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -15,6 +16,14 @@ from pydantic import Field, model_validator
 from rlhflab.config.base import Section
 from rlhflab.data.sources import ADAPTERS
 from rlhflab.data.synthetic import TOPICS
+
+
+def _contamination_threshold():
+    # Every task kind has it: the data stage checks every task the same way (rlhflab.contamination).
+    return Field(0.01, ge=0.0, le=1.0, description=(
+        "the largest fraction of a test set's inputs that may also appear in a training, validation or "
+        "policy-prompt set, the pretraining corpus, or (ID vs OOD) another test set; above it the data stage "
+        "stops. 0 = no overlap at all; 1 = report only"))
 
 
 class SyntheticTask(Section):
@@ -44,6 +53,7 @@ class SyntheticTask(Section):
         "(~70% human inter-annotator agreement, kirk2024 §4 / Stiennon et al.)",
     )
     median_pool: int = Field(4000, ge=100, description="posts drawn to fix the length/sentiment medians")
+    contamination_threshold: float = _contamination_threshold()
 
     @model_validator(mode="after")
     def _check(self) -> "SyntheticTask":
@@ -116,6 +126,7 @@ class FilesTask(Section):
         default_factory=dict, description="name -> {path, distribution: id|ood, shift?, compare_to?} of prompt files")
     preference_tests: dict[str, FileTestSet] = Field(default_factory=dict, description="as test_sets, of pairs")
     pretrain_corpus: Path | None = Field(None, description="JSONL of {'text'} for the pretrain stage")
+    contamination_threshold: float = _contamination_threshold()
 
     @model_validator(mode="after")
     def _check(self) -> "FilesTask":
@@ -134,12 +145,27 @@ class DatasetRef(Section):
     path: Path | None = Field(None, description="local JSON/JSONL/parquet rows in the source's schema; "
                               "empty = load from the hub (needs a network or the datasets cache)")
     limit: int | None = Field(None, ge=1, description="keep a seeded random sample of this many records")
+    part: str | None = Field(
+        None, description="K/N: keep only the records whose input falls in part K of N of a hash of the "
+        "normalised input (rlhflab.contamination), before `limit`; refs taking different parts share no "
+        "input, whatever their source or split (e.g. validation 1/2, test 2/2 of one split)")
 
     @model_validator(mode="after")
     def _check(self) -> "DatasetRef":
         if self.source not in ADAPTERS:
             raise ValueError(f"source: unknown source {self.source!r}; known: {', '.join(sorted(ADAPTERS))}")
+        if self.part is not None and self.parts is None:
+            raise ValueError(f"part: expected K/N with 1 <= K <= N and N >= 2, e.g. 1/2; got {self.part!r}")
         return self
+
+    @property
+    def parts(self) -> tuple[int, int] | None:
+        """(K, N) of `part`, or None when it is unset or malformed."""
+        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", self.part or "")
+        if m is None:
+            return None
+        k, n = int(m.group(1)), int(m.group(2))
+        return (k, n) if 1 <= k <= n and n >= 2 else None
 
 
 class DatasetTestSet(DatasetRef, TestSetRole):
@@ -183,6 +209,7 @@ class DatasetsTask(Section):
     chat_template: Literal["auto", "tulu", "none"] = Field(
         "auto", description="how chat sources' messages become prompts: the model tokenizer's own template "
         "(auto; Tulu 2's format when it has none), Tulu 2's, or plain text")
+    contamination_threshold: float = _contamination_threshold()
 
     @model_validator(mode="after")
     def _check(self) -> "DatasetsTask":

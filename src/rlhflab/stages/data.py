@@ -5,10 +5,22 @@ The synthetic task is generated from the seed; a `datasets` task converts public
 their adapters, renders chat prompts and applies its OOD split; a `files` task is validated record
 by record and copied in (rlhflab.tasks). Every later stage reads the same layout and none knows
 where the data came from.
+
+Then, whatever the task, no test input may be in the data a model trains or is selected on
+(rlhflab.contamination): the counts go into task.json under "contamination", and an overlap above
+`task.contamination_threshold` stops the run. The stage writes into a temporary folder that the
+pipeline publishes only when the stage returns, so a stopped run leaves no data stage behind.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from rlhflab.contamination import (ContaminationError, HeldOutSet, contamination_report, error_message,
+                                   index, keyed, violations)
+from rlhflab.data.records import RECORD_TYPES, read_json, read_records, write_json
+from rlhflab.layout import PRETRAIN_CORPUS, TASK_INFO, Layout
 from rlhflab.pipeline import Stage, StageContext
 from rlhflab.tasks import build_task, local_files
 
@@ -16,8 +28,60 @@ from rlhflab.tasks import build_task, local_files
 def run(ctx: StageContext) -> dict:
     if not ctx.is_main:
         return {}
-    return build_task(ctx.cfg.task, ctx.seed, ctx.out, _chat_tokenizer(ctx),
-                      lambda s: ctx.progress(f"data: {s}", 0, 0))
+    task = ctx.cfg.task
+    summary = build_task(task, ctx.seed, ctx.out, _chat_tokenizer(ctx), lambda s: ctx.progress(f"data: {s}", 0, 0))
+    ctx.progress("data: contamination check", 0, 0)
+    # A datasets task's corpus is its SFT (or chosen) training texts, compared already.
+    found = check_contamination(ctx.out, task.contamination_threshold, with_corpus=task.kind != "datasets")
+    return {**summary, "contamination": found}
+
+
+def check_contamination(out_dir: Path, threshold: float, with_corpus: bool = True) -> dict:
+    """Compare the test inputs of the task built in out_dir with its other sets, add the counts to
+    task.json, and raise ContaminationError above the threshold. Returns the worst overlap."""
+    info = read_json(out_dir / TASK_INFO)
+    layout = Layout.from_task_info(info)
+
+    def records(ds):
+        return read_records(out_dir / ds.file, RECORD_TYPES[ds.kind])
+
+    def name(ds) -> str:
+        return ds.file.removesuffix(".jsonl")
+
+    tests = {name(ds): HeldOutSet(ds.kind, ds.distribution, keyed(records(ds))) for ds in layout.sets
+             if ds.role == "test"}
+    others = {name(ds): index(keyed(records(ds))) for ds in layout.sets if ds.role != "test"}
+    corpus_file = out_dir / PRETRAIN_CORPUS
+    corpus = _corpus_texts(corpus_file) if with_corpus and corpus_file.exists() else None
+    report = contamination_report(tests, others, corpus)
+    found = violations(report, threshold)
+    info["contamination"] = {
+        "threshold": threshold,
+        "compared_by": "normalised input (rlhflab.contamination): chat messages, else meta.input, else the prompt",
+        "corpus": "compared" if corpus is not None else
+        "not compared (built from the training sets)" if corpus_file.exists() else "none",
+        "tests": report}
+    write_json(out_dir / TASK_INFO, info)
+    if found:
+        raise ContaminationError(error_message(report, found, threshold))
+    worst = max(((n, o, e) for n, t in report.items() for o, e in t["against"].items()),
+                key=lambda v: v[2]["fraction"], default=None)
+    if worst is None or not worst[2]["count"]:
+        return {"max_fraction": 0.0}
+    return {"max_fraction": worst[2]["fraction"], "test_set": worst[0], "other": worst[1]}
+
+
+def _corpus_texts(path: Path) -> list[str]:
+    # Lines the pretrain stage would refuse are skipped here: that stage names them.
+    texts = []
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                obj = json.loads(line) if line.strip() else None
+            except json.JSONDecodeError:
+                obj = None
+            texts.append(obj["text"] if isinstance(obj, dict) and isinstance(obj.get("text"), str) else "")
+    return texts
 
 
 def _chat_tokenizer(ctx: StageContext):

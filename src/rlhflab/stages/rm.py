@@ -5,8 +5,11 @@ completion. Loss −log σ(r_c − r_r − margin); one epoch; model selection b
 which is logged during training (kirk2024 fig. 23). Saved as a Hugging Face sequence-classification
 model (`AutoModelForSequenceClassification.from_pretrained`).
 
-The proxy RM (kirk2024 appendix J.3) is trained the same way on *all* preference data (ID and OOD
-test pairs included) with another seed; it is only ever used as a held-out evaluator.
+The proxy RM (kirk2024 appendix J.3) is trained the same way with another seed on the training and
+every validation set of preference pairs, never on a test pair, and is then used as a held-out
+evaluator: its test-set accuracy (rm_eval) is out of sample, and no policy is judged on inputs its
+judge was trained on. J.3 trains it "using the full dataset ... without splitting", i.e. on both
+sides of the ID/OOD split, not on the test split.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from rlhflab.algorithms.losses import bradley_terry_loss
+from rlhflab.contamination import input_text, normalise
 from rlhflab.data.records import PreferenceRecord
 from rlhflab.data.tokenize import collate, encode_pairs
 from rlhflab.evaluation.reward_model import pairwise_accuracy, reward_forward, score
 from rlhflab.inputs import base_model_dir, base_model_needs, layout, preference_needs, read_set
+from rlhflab.layout import DataSet, Layout
 from rlhflab.models import freeze_bottom, load_reward_model, load_tokenizer
 from rlhflab.pipeline import Stage, StageContext
+from rlhflab.tasks.common import carve_validation
 from rlhflab.training import (BestWeights, FiniteGuard, batch_order, local_microbatches, make_optimizer, make_scheduler,
                               optimizer_step, total_steps)
 
@@ -98,13 +104,24 @@ def run_rm(ctx: StageContext) -> dict:
     return train_reward_model(ctx, train, val, ctx.seed)
 
 
+def proxy_sets(data: Layout) -> list[DataSet]:
+    """The preference sets the proxy RM learns from: training and every validation set, no test set."""
+    return [s for s in data.sets if s.kind == "preference" and s.role in ("train", "validation")]
+
+
+def proxy_split(pool: list[PreferenceRecord], seed: int) -> tuple[list, list]:
+    """(training, selection) pairs of the proxy RM. The validation pairs are in its training pool,
+    so checkpoint selection needs its own held-out pairs: a seeded 5% carved from the pool (as a
+    task's missing validation set is), whole inputs at a time, so no selection input was seen in
+    training (summarize-from-feedback has many pairs per post)."""
+    return carve_validation(pool, seed, key=lambda r: normalise(input_text(r)))
+
+
 def run_proxy(ctx: StageContext) -> dict:
-    data = layout(ctx)
-    train = read_set(ctx, data.require("preference", "train"))
-    for ds in data.tests("preference"):
-        train += read_set(ctx, ds)
-    val = read_set(ctx, data.require("preference", "validation"))
-    return train_reward_model(ctx, train, val, ctx.seed + ctx.cfg.rm.proxy_seed_offset)
+    pool = [r for ds in proxy_sets(layout(ctx)) for r in read_set(ctx, ds)]
+    seed = ctx.seed + ctx.cfg.rm.proxy_seed_offset
+    train, val = proxy_split(pool, seed)
+    return train_reward_model(ctx, train, val, seed)
 
 
 def _needs(cfg) -> list[str]:

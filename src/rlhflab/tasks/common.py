@@ -10,16 +10,29 @@
 from __future__ import annotations
 
 import random
+from typing import Callable
 
 from rlhflab.data.sources import as_prompts
 
 
-def carve_validation(records: list, seed: int) -> tuple[list, list]:
-    """(train, validation): a seeded 5% (at least one record) moved out of `records`."""
+def carve_validation(records: list, seed: int, key: Callable | None = None) -> tuple[list, list]:
+    """(train, validation): a seeded 5% (at least one record) moved out of `records`. With `key`,
+    records of one key move together (whole groups until 5% is reached), so the two sides share no
+    key; with a single key there is nothing to keep apart and records are carved one by one."""
     rng = random.Random(seed)
-    idx = list(range(len(records)))
-    rng.shuffle(idx)
-    val = set(idx[: max(1, len(records) // 20)])
+    want = max(1, len(records) // 20)
+    groups: dict = {}
+    for i, r in enumerate(records):
+        groups.setdefault(key(r) if key is not None else i, []).append(i)
+    if len(groups) < 2:
+        groups = {i: [i] for i in range(len(records))}
+    order = list(groups)
+    rng.shuffle(order)
+    val: set[int] = set()
+    for g in order:
+        if len(val) >= want:
+            break
+        val.update(groups[g])
     return [r for i, r in enumerate(records) if i not in val], [r for i, r in enumerate(records) if i in val]
 
 

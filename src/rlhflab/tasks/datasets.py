@@ -8,16 +8,20 @@ Choices where the papers are silent (also in the README):
   `distribution: id` becomes its ID part (same name) and an OOD part (`ood_<by>` for the set `id`,
   `<name>_ood_<by>` for another) compared to it; a declared OOD set stays whole;
 - records with an empty completion/response are dropped and counted;
+- a ref's `part: K/N` keeps the records whose normalised input hashes into part K (before its
+  `limit`), so a validation and a test set drawn from one split share no input by construction;
 - `pretrain/corpus.jsonl` holds the SFT (or chosen) texts, so a model can still be pretrained
   from scratch on the task without a hub model.
 """
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Callable
 
 from rlhflab.config import DatasetRef, DatasetsTask
+from rlhflab.contamination import in_part
 from rlhflab.data.chat import render_records
 from rlhflab.data.records import PreferenceRecord, SFTRecord, write_json, write_jsonl
 from rlhflab.data.sources import load_source
@@ -40,6 +44,18 @@ def _template_used(setting: str, tokenizer) -> str:
     return "model" if tokenizer is not None and getattr(tokenizer, "chat_template", None) else "tulu"
 
 
+def take_part(recs: list, ref: DatasetRef, label: str, seed: int) -> list:
+    """The records of `ref.part`, then `ref.limit` of them sampled as load_source samples."""
+    k, n = ref.parts
+    kept = [r for r in recs if in_part(r, k, n)]
+    if not kept:
+        raise ValueError(f"{label}: part {k}/{n} of {ref.source} ({ref.split}) holds none of its {len(recs)} "
+                         "records; give that set more records or fewer parts")
+    if ref.limit is not None and len(kept) > ref.limit:
+        kept = random.Random(seed).sample(kept, ref.limit)
+    return kept
+
+
 def ood_part_name(name: str, by: str) -> str:
     """The name of a split test set's OOD part: `ood_<by>` for the set `id`, else `<name>_ood_<by>`."""
     return f"ood_{by}" if name == "id" else f"{name}_ood_{by}"
@@ -53,7 +69,9 @@ def build_datasets_task(task: DatasetsTask, seed: int, out_dir: Path, tokenizer=
         if ref is None:
             return None
         progress(f"{label} ({ref.source})")
-        recs = load_source(ref.source, kind, ref.split, ref.path, ref.limit, seed)
+        recs = load_source(ref.source, kind, ref.split, ref.path, None if ref.parts else ref.limit, seed)
+        if ref.parts:
+            recs = take_part(recs, ref, label, seed)
         kept = [r for r in render_records(recs, tokenizer, task.chat_template) if _usable(r)]
         if len(kept) < len(recs):
             dropped[label] = len(recs) - len(kept)
