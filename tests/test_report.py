@@ -181,7 +181,11 @@ def test_build_report_reads_the_given_stage_folders(tmp_path):
             "sets": [{"kind": "prompt", "role": "test", "name": "main", "file": "test/main.jsonl",
                       "distribution": "id", "shift": None, "compare_to": None},
                      {"kind": "prompt", "role": "test", "name": "idiom", "file": "test/idiom.jsonl",
-                      "distribution": "ood", "shift": "length", "compare_to": "main"}]}
+                      "distribution": "ood", "shift": "length", "compare_to": "main"}],
+            "contamination": {"threshold": 0.01, "compared_by": "normalised input", "corpus": "none", "tests": {
+                "test/main": {"n": 4, "against": {"sft/train": {"count": 0, "fraction": 0.0, "examples": []}}},
+                "test/idiom": {"n": 4, "against": {"sft/train": {"count": 0, "fraction": 0.0, "examples": []},
+                                                   "test/main": {"count": 1, "fraction": 0.25, "examples": [["a", "b"]]}}}}}}
     inputs = {  # each stage in its own place, as a pipeline's finished stage folders
         "data": _stage(tmp_path / "x", "data", {"task.json": task}),
         "eval": _stage(tmp_path / "y", "eval", {"results.json": {**_eval(), "shift": {"idiom": 0.2}},
@@ -214,8 +218,9 @@ def test_build_report_reads_the_given_stage_folders(tmp_path):
     assert set(re.findall(r'data-figure="(\w+)"', page)) == figures
     assert {p.stem for p in (out / "figures").glob("*.png")} == figures
     assert not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched from anywhere
-    assert "| test_idiom | 4 | ood (length) |" in md and "| test_main | 4 | id |" in md
+    assert "| test_idiom | 4 | ood: length |" in md and "| test_main | 4 | id |" in md
     assert "| sft_train | 9 | – |" in md
+    assert "| test/main | 4 | 0 | – |" in md and "| test/idiom | 4 | 1 (25.0%) | test/main |" in md
     assert "| policy | main | idiom | mean gap |" in md  # ID sets first, by the declared distribution
     assert "| ppo | 70.0 ± 5.0 | 32.5 ± 5.0 | 37.5 |" in md
     assert "Holm-adjusted p-value over the 6 comparisons" in md and "| **reproduced** |" in md

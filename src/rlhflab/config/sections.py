@@ -128,7 +128,8 @@ class RMStage(Section):
     margin: float = Field(0.0, description="subtracted from r_chosen − r_rejected in the loss")
     max_length: int = Field(512, ge=16)
     eval_every: int = Field(20, ge=1, description="steps between ID validation-accuracy passes (kirk2024 fig. 23)")
-    proxy: bool = Field(True, description="also train the proxy RM (kirk2024 appendix J.3) on all preference data")
+    proxy: bool = Field(True, description="also train the proxy RM (kirk2024 appendix J.3) on the training and "
+                        "validation pairs, never a test pair")
     proxy_seed_offset: int = Field(1, ge=1, description="the proxy RM's seed is seed + this")
 
 

@@ -36,7 +36,7 @@ def _key(file: str) -> str:
 def _role(s: dict) -> str:
     if s.get("distribution") != "ood":
         return s.get("distribution") or "–"
-    return f"ood ({s['shift']})" if s.get("shift") else "ood"
+    return f"ood: {s['shift']}" if s.get("shift") else "ood"
 
 
 def data(rep: Sections, task: dict | None) -> None:
@@ -62,8 +62,24 @@ def data(rep: Sections, task: dict | None) -> None:
                   for k, v in split["sets"].items()]
     elif "median_words" in task:
         lines += ["", f"Synthetic splits: ID posts are shorter than {task['median_words']:g} words and less positive "
-                  f"than sentiment {task['median_sentiment']:g}, from topics {', '.join(task.get('id_topics', []))}."]
+                  f"than sentiment {task['median_sentiment']:g}, from topics {', '.join(task.get('id_topics', []))}. "
+                  "Each OOD set changes one factor; the topic shift is graded by the share of fact phrases never "
+                  "seen in training."]
+    lines += _contamination(task.get("contamination"))
     rep.add("Data and splits", "\n".join(lines))
+
+
+def _contamination(found: dict | None) -> list[str]:
+    """Per test set, its largest overlap with any other set (normalised-input hashes)."""
+    if not found:
+        return []
+    lines = ["", f"Contamination check ({found['compared_by']}; pretraining corpus: {found['corpus']}; the run stops "
+             f"above {found['threshold']:.0%}):", "", "| test set | inputs | largest overlap | with |", "|---|---|---|---|"]
+    for name, t in found["tests"].items():
+        other, e = max(t["against"].items(), key=lambda kv: kv[1]["fraction"], default=(None, None))
+        lines.append(f"| {name} | {t['n']} | " + (f"{e['count']} ({e['fraction']:.1%}) | {other} |"
+                                                  if e and e["count"] else "0 | – |"))
+    return lines
 
 
 def _set_roles(e: dict, sets: list[str]) -> str:

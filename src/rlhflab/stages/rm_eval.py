@@ -4,7 +4,8 @@ For the RM and the proxy RM, on the ID validation pairs and every ID/OOD prefere
 pairwise accuracy against the annotators' labels; where the task has a gold reward, agreement
 with the gold ordering (and the annotators' own gold agreement, the ceiling a perfect annotator
 model would reach); the drop from ID to each OOD set; a RewardBench-style score, the weighted mean
-over subsets with "prior" subsets weighted 0.5 (ivison2024 table 13).
+over subsets with "prior" subsets weighted 0.5 (ivison2024 table 13). The proxy RM learns from
+the validation pairs too, so its "validation" accuracy is in sample; its test accuracies are not.
 """
 
 from __future__ import annotations
