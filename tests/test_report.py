@@ -292,3 +292,14 @@ def test_length_control_finding_reads_the_eval_stage_bootstrap():
                if f["claim"] == "RLHF's win-rate gain over SFT survives length control")
     assert row["verdict"] == "inconclusive" and row["estimate"] == 4.0
     assert row["evidence"].startswith("LC PvR 44.0 vs 40.0 (raw 70.0 vs 40.0): Δ = +4.0, 95% CI [-3.0, +11.0]")
+
+
+def test_ood_sets_are_ordered_by_measured_shift():
+    from rlhflab.report.findings import ordered_sets
+
+    e = _eval()
+    e["test_sets"] = {"far": 1, "idiom": 1, "main": 1, "near": 1}
+    e["sets"].update({s: {"distribution": "ood", "shift": "topic", "compare_to": "main"} for s in ("far", "near")})
+    assert ordered_sets(e) == ["main", "far", "idiom", "near"]  # no measured shift: results order
+    e["shift"] = {"far": 0.7, "idiom": 0.2, "near": 0.05}
+    assert ordered_sets(e) == ["main", "near", "idiom", "far"]

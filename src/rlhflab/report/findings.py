@@ -50,8 +50,12 @@ def sets_in(results: dict, dist: str) -> list[str]:
 
 
 def ordered_sets(results: dict) -> list[str]:
-    """Test sets with the ID sets first, then the OOD sets, then any without a declared role."""
+    """Test sets with the ID sets first, then the OOD sets (by measured shift, smallest first, where
+    the eval stage measured it), then any without a declared role."""
     ids, oods = sets_in(results, "id"), sets_in(results, "ood")
+    shift = results.get("shift") or {}
+    if all(s in shift for s in oods):
+        oods = sorted(oods, key=lambda s: shift[s])
     return ids + oods + [s for s in evaluated_sets(results) if s not in ids and s not in oods]
 
 
