@@ -303,3 +303,14 @@ def test_ood_sets_are_ordered_by_measured_shift():
     assert ordered_sets(e) == ["main", "far", "idiom", "near"]  # no measured shift: results order
     e["shift"] = {"far": 0.7, "idiom": 0.2, "near": 0.05}
     assert ordered_sets(e) == ["main", "near", "idiom", "far"]
+
+
+def test_a_single_factor_split_is_described_by_its_rules(tmp_path):
+    task = {"sizes": {"test_id": 4, "test_ood": 4}, "split": "length",
+            "id_rule": "reddit posts shorter than the median 52 words, any topic and sentiment",
+            "ood_rule": "reddit posts of at least 52 words, any topic and sentiment"}
+    build_report({"data": _stage(tmp_path, "data", {"task.json": task})}, tmp_path / "r", "j1")
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert ("Synthetic length split (kirk2024 appendix J.1): ID = reddit posts shorter than the median 52 words, "
+            "any topic and sentiment; the OOD set = reddit posts of at least 52 words") in md
+    assert "shorter than 52 words and less positive" not in md

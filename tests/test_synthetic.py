@@ -234,3 +234,93 @@ def test_graded_sets_leave_the_other_sets_unchanged(built, tmp_path, monkeypatch
     assert len(files) == len(list(a.rglob("*.jsonl"))) - 2 * len(partial)
     for f in files:
         assert (a / f).read_bytes() == (tmp_path / f).read_bytes(), f
+
+
+# kirk2024 appendix J.1's single-factor splits: ID below the median on one factor, `ood` its complement
+
+SPLITS = ("length", "sentiment", "topic")
+_ID_FILES = [("sft/train.jsonl", SFTRecord), ("sft/validation.jsonl", SFTRecord),
+             ("preference/train.jsonl", PreferenceRecord), ("preference/validation.jsonl", PreferenceRecord),
+             ("prompts/train.jsonl", PromptRecord), ("prompts/validation.jsonl", PromptRecord),
+             ("test/id.jsonl", PromptRecord), ("preference/test_id.jsonl", PreferenceRecord)]
+_OOD_FILES = [("test/ood.jsonl", PromptRecord), ("preference/test_ood.jsonl", PreferenceRecord)]
+
+
+def _small_split(split: str) -> SyntheticTask:
+    return SyntheticTask(split=split, n_pretrain=100, n_sft_train=50, n_sft_validation=10, n_preference_train=50,
+                         n_preference_validation=10, n_preference_test=40, n_policy_prompts=20,
+                         n_policy_validation=10, n_test=40, median_pool=1000)
+
+
+@pytest.fixture(scope="module", params=SPLITS)
+def built_split(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(request.param)
+    return request.param, out, build_synthetic_task(_small_split(request.param), 3, out)
+
+
+def _below(split: str, meta: dict, medians: dict) -> bool:
+    """Whether a post lies in the ID half of `split`'s factor."""
+    if split == "topic":
+        return meta["topic"] in SyntheticTask().id_topics
+    key = {"length": "n_words", "sentiment": "sentiment"}[split]
+    return meta[key] < medians[key]
+
+
+def test_single_factor_split_constrains_only_its_factor(built_split):
+    split, a, summary = built_split
+    medians = summary["medians"]
+    id_meta = [r.meta for f, kind in _ID_FILES for r in read_records(a / f, kind)]
+    ood_meta = [r.meta for f, kind in _OOD_FILES for r in read_records(a / f, kind)]
+    assert len(ood_meta) == 40 + 40
+    assert all(_below(split, m, medians) for m in id_meta)
+    assert not any(_below(split, m, medians) for m in ood_meta)
+    assert all(m["domain"] == "reddit" for m in id_meta + ood_meta)  # no news set
+    for other in set(SPLITS) - {split}:  # the other factors vary in ID and in OOD
+        for metas in (id_meta, ood_meta):
+            halves = [_below(other, m, medians) for m in metas]
+            assert 0.15 < mean(halves) < 0.85, (split, other)
+    if split != "topic":  # every topic, ID or not, is in distribution
+        assert {m["topic"] for m in id_meta} == set(syn.TOPICS)
+        assert {m["topic"] for m in ood_meta} == set(syn.TOPICS)
+        return
+    for f, kind in _OOD_FILES:  # the other topics, with their own (unseen) fact vocabulary throughout
+        for r in read_records(a / f, kind):
+            own = {p.lower() for s in TOPIC_SLOTS for p in syn.TOPICS[r.meta["topic"]][s]}
+            assert all(syn.fact_slots(r.prompt)[s] in own for s in TOPIC_SLOTS)
+
+
+def test_single_factor_split_declares_one_ood_set(built_split):
+    split, a, summary = built_split
+    info = json.loads((a / "task.json").read_text())
+    assert info["split"] == summary["split"] == split
+    assert info["id_rule"] and info["ood_rule"] and "topic_shifts" not in info
+    for kind in ("prompt", "preference"):
+        tests = [r for r in info["sets"] if r["kind"] == kind and r["role"] == "test"]
+        assert [(r["name"], r["distribution"], r["shift"], r["compare_to"]) for r in tests] == [
+            ("id", "id", None, None), ("ood", "ood", split, "id")]
+    assert task.synthetic_layout(split).to_json() == info["sets"]
+    files = sorted(str(p.relative_to(a)) for p in a.rglob("*.jsonl"))
+    assert files == sorted([f for f, _ in _ID_FILES + _OOD_FILES] + ["pretrain/corpus.jsonl"])
+    assert {k for k in summary["sizes"] if "test" in k} == {"test_id", "test_ood", "preference_test_id",
+                                                             "preference_test_ood"}
+
+
+def test_single_factor_split_deterministic_without_repeats(built_split, tmp_path):
+    split, a, _ = built_split
+    build_synthetic_task(_small_split(split), 3, tmp_path)
+    for f in sorted(p.relative_to(a) for p in a.rglob("*")):
+        if (a / f).is_file():
+            assert (a / f).read_bytes() == (tmp_path / f).read_bytes(), f
+    bodies = [_body(r.prompt) for f, kind in _ID_FILES + _OOD_FILES for r in read_records(a / f, kind)]
+    assert len(bodies) == len(set(bodies))
+    corpus = {_body(json.loads(line)["text"] + "\nTL;DR:") for line in (a / "pretrain/corpus.jsonl").open()}
+    assert not corpus & set(bodies)
+
+
+def test_joint_is_the_default_design(built):
+    a, summary = built
+    assert SyntheticTask().split == "joint"
+    assert task.split_shifts() is task.SHIFTS and task.synthetic_layout() == task.synthetic_layout("joint")
+    assert "split" not in summary and summary["topic_shifts"] == TOPIC_SHIFTS
+    with pytest.raises(ValueError):
+        SyntheticTask(split="subreddit")

@@ -60,7 +60,7 @@ def aggregate_runs(runs: list[Path], out_dir: Path) -> dict:
     _bars(out_dir / "pvr_over_seeds.png", pvr, "PvR win rate (%), mean ± SE over seeds", sets)
     if diversity:
         _bars(out_dir / "diversity_over_seeds.png", diversity, "per-input diversity, mean ± SE over seeds")
-    lines = [f"# rlhflab: {len(runs)} seeds", "", "## Findings", "",
+    lines = [f"# rlhflab: {len(runs)} runs", "", "## Findings", "",
              "| claim | over seeds | mean Δ, 95% t-interval over seeds | seeds: reproduced / contradicted / "
              "inconclusive |", "|---|---|---|---|"]
     for c, v in findings.items():

@@ -44,6 +44,16 @@ class SyntheticTask(Section):
         description="topics ('subreddits') in distribution; the others form the topic OOD set "
         "(kirk2024 appendix J.1 uses r/relationships as ID)",
     )
+    split: Literal["joint", "length", "sentiment", "topic"] = Field(
+        "joint", description="the ID/OOD design. joint: ID = posts from id_topics that are shorter than the median "
+        "length AND less positive than the median sentiment; OOD test sets ood_length, ood_sentiment, "
+        "ood_topic_0/25/50/100 (graded share of unseen facts) and ood_news (domain) each change one factor. "
+        "length | sentiment | topic: one of kirk2024's single-factor 50/50 splits (appendix J.1): ID = the reddit "
+        "posts below the median on that factor only (shorter; less positive; from id_topics), the other factors "
+        "free; one OOD test set `ood` = the complement on that factor (for topic: the other topics with their own "
+        "vocabulary); no news set. kirk2024 averages over the three: run each under its own `name`, then "
+        "`rlhflab aggregate` the runs",
+    )
     min_filler: int = Field(0, ge=0, le=20, description="irrelevant sentences per post, lower bound")
     max_filler: int = Field(8, ge=0, le=20)
     reference_incomplete_rate: float = Field(0.25, ge=0.0, le=1.0)

@@ -60,6 +60,9 @@ def data(rep: Sections, task: dict | None) -> None:
                   "| set | ID | OOD | median ID | median OOD |", "|---|---|---|---|---|"]
         lines += [f"| {k} | {v['n_id']} | {v['n_ood']} | {fmt(v.get('median_id'))} | {fmt(v.get('median_ood'))} |"
                   for k, v in split["sets"].items()]
+    elif "id_rule" in task:
+        lines += ["", f"Synthetic {task['split']} split (kirk2024 appendix J.1): ID = {task['id_rule']}; "
+                  f"the OOD set = {task['ood_rule']}."]
     elif "median_words" in task:
         lines += ["", f"Synthetic splits: ID posts are shorter than {task['median_words']:g} words and less positive "
                   f"than sentiment {task['median_sentiment']:g}, from topics {', '.join(task.get('id_topics', []))}. "

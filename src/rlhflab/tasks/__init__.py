@@ -66,9 +66,12 @@ def preflight(task) -> str | None:
     (real datasets are as large as they are; `limit:` bounds them)."""
     if not isinstance(task, SyntheticTask):
         return None
+    from rlhflab.tasks.synthetic import split_shifts
+
+    n_sets = len(split_shifts(task.split))
     n = (task.n_pretrain + task.n_sft_train + task.n_sft_validation + task.n_preference_train
-         + task.n_preference_validation + 5 * task.n_preference_test + task.n_policy_prompts
-         + task.n_policy_validation + 5 * task.n_test + task.median_pool)
+         + task.n_preference_validation + n_sets * task.n_preference_test + task.n_policy_prompts
+         + task.n_policy_validation + n_sets * task.n_test + task.median_pool)
     need, seconds, have = n * SYNTHETIC_BYTES_PER_RECORD, n / SYNTHETIC_RECORDS_PER_S, available_memory()
     if (have is None or need <= have / 2) and seconds <= MAX_SECONDS_UNASKED:
         return None

@@ -18,6 +18,14 @@ only in its subreddit; `ood_topic_100` is the plain topic shift. Every fact phra
 whole vocabulary, so the gold reward recovers the facts of a mixed post from its text like those
 of any other. `ood_news` is the extreme shift: another domain, with its own vocabulary and forms.
 
+That is the default, `split: joint`. With `split: length | sentiment | topic` the task is instead one
+of kirk2024's single-factor splits (appendix J.1; each its own experiment, the paper averages over
+the three): ID is the reddit posts below the median on that factor only -- shorter than the median
+length, less positive than the median sentiment, or from the ID topics -- whatever the other
+factors, and the one OOD test set `ood` is the complement on that factor (for topic: posts of the
+other topics, facts from their own vocabulary, as in `ood_topic_100`); no news set. SFT, preference
+train/validation and the policy prompts come from the same ID region in every design.
+
 No post text appears twice in the task (train, validation, test, or the pretraining corpus). The
 partly-unseen topic sets are drawn after all other data, from their own random stream, so every
 other set is the same whether or not they exist.
@@ -43,16 +51,43 @@ TOPIC_SLOTS = ("who", "event", "question")  # the feelings are shared by all top
 SHIFTS = {"id": None, "ood_length": "length", "ood_sentiment": "sentiment",
           **{name: f"topic ({f:.0%} unseen facts)" for name, f in TOPIC_SHIFTS.items()},
           "ood_news": "domain"}
-TEST_SETS = tuple(SHIFTS)
+TEST_SETS = tuple(SHIFTS)  # of the joint design
+ALL_TOPICS = sorted(syn.TOPICS)
 # Drawn after everything else, from their own random stream (see the module docstring).
 _DRAWN_LAST = tuple(name for name, f in TOPIC_SHIFTS.items() if f < 1)
 _DRAWN_FIRST = tuple(name for name in TEST_SETS if name not in _DRAWN_LAST)
 
 
-def synthetic_layout() -> Layout:
+def split_shifts(split: str = "joint") -> dict[str, str | None]:
+    """Test set -> the factor it changes from ID (None: the ID set), for a `task.split`."""
+    return SHIFTS if split == "joint" else {"id": None, "ood": split}
+
+
+def synthetic_layout(split: str = "joint") -> Layout:
     tests = [test_set(kind, name, "id" if shift is None else "ood", shift)
-             for kind in ("prompt", "preference") for name, shift in SHIFTS.items()]
+             for kind in ("prompt", "preference") for name, shift in split_shifts(split).items()]
     return Layout.build(train_and_validation() + tests)
+
+
+def _split_summary(cfg: SyntheticTask, median_words: float, median_sentiment: float) -> dict:
+    """What task.json records about the ID/OOD design (the joint design's keys as they always were)."""
+    if cfg.split == "joint":
+        return {"median_words": median_words, "median_sentiment": median_sentiment,
+                "id_topics": cfg.id_topics, "topic_shifts": TOPIC_SHIFTS}
+    others = ", ".join(sorted(set(syn.TOPICS) - set(cfg.id_topics)))
+    id_rule, ood_rule, free = {
+        "length": (f"shorter than the median {median_words:g} words", f"of at least {median_words:g} words",
+                   "topic and sentiment"),
+        "sentiment": (f"less positive than the median sentiment {median_sentiment:g}",
+                      f"of sentiment at least {median_sentiment:g}", "topic and length"),
+        "topic": (f"from topics {', '.join(cfg.id_topics)}",
+                  f"from the other topics ({others}), facts from their own vocabulary (100% unseen facts)",
+                  "length and sentiment"),
+    }[cfg.split]
+    return {"split": cfg.split, "id_rule": f"reddit posts {id_rule}, any {free}",
+            "ood_rule": f"reddit posts {ood_rule}, any {free}",
+            "medians": {"n_words": median_words, "sentiment": median_sentiment},
+            "id_topics": cfg.id_topics if cfg.split == "topic" else ALL_TOPICS}
 
 
 class _Sampler:
@@ -66,27 +101,40 @@ class _Sampler:
         self.counter = 0
 
     def draw(self, region: str, prefix: str) -> syn.Post:
-        if region not in SHIFTS:
-            raise ValueError(f"unknown region {region!r}; use one of {list(SHIFTS)}")
-        short = region != "ood_length"
-        negative = region != "ood_sentiment"
+        if region not in split_shifts(self.cfg.split):
+            raise ValueError(f"unknown region {region!r}; use one of {list(split_shifts(self.cfg.split))}")
         for _ in range(100_000):
-            if region == "ood_news":
-                post = self._post("news", "news", prefix)
-            elif region in TOPIC_SHIFTS:
-                topic = self.rng.choice(self.ood_topics)
-                post = self._post("reddit", topic, prefix, self._topic_facts(topic, TOPIC_SHIFTS[region]))
-            else:
-                post = self._post("reddit", self.rng.choice(self.cfg.id_topics), prefix)
-            if region != "ood_news" and ((post.n_words < self.median_words) != short
-                                         or (post.sentiment < self.median_sentiment) != negative):
-                continue
-            if post.text in self.seen:
+            post = self._candidate(region, prefix)
+            if not self._in_region(post, region) or post.text in self.seen:
                 continue
             self.seen.add(post.text)
             return post
         raise RuntimeError(f"could not draw a new post for region {region!r}; the vocabulary is "
                            "exhausted; lower the dataset sizes in task.*")
+
+    def _candidate(self, region: str, prefix: str) -> syn.Post:
+        if self.cfg.split == "topic":
+            return self._post("reddit", self.rng.choice(self.cfg.id_topics if region == "id" else self.ood_topics),
+                              prefix)
+        if self.cfg.split != "joint":  # a length or sentiment split: any topic
+            return self._post("reddit", self.rng.choice(ALL_TOPICS), prefix)
+        if region == "ood_news":
+            return self._post("news", "news", prefix)
+        if region in TOPIC_SHIFTS:
+            topic = self.rng.choice(self.ood_topics)
+            return self._post("reddit", topic, prefix, self._topic_facts(topic, TOPIC_SHIFTS[region]))
+        return self._post("reddit", self.rng.choice(self.cfg.id_topics), prefix)
+
+    def _in_region(self, post: syn.Post, region: str) -> bool:
+        """Whether a candidate lies in the region's length / sentiment half (topics and domain are
+        fixed by `_candidate`)."""
+        short, negative = post.n_words < self.median_words, post.sentiment < self.median_sentiment
+        if self.cfg.split == "joint":
+            return region == "ood_news" or (short == (region != "ood_length")
+                                            and negative == (region != "ood_sentiment"))
+        if self.cfg.split == "topic":
+            return True
+        return (short if self.cfg.split == "length" else negative) == (region == "id")
 
     def _topic_facts(self, topic: str, unseen: float) -> dict[str, list[str]] | None:
         """slot -> phrases a post of the OOD `topic` draws its facts from: each topic slot from the
@@ -125,7 +173,9 @@ def build_synthetic_task(cfg: SyntheticTask, seed: int, out_dir: Path,
                          progress: Callable[[str], None] = lambda s: None) -> dict:
     """Write every dataset of the task under `out_dir`; return a summary for the manifest."""
     rng = random.Random(seed)
-    layout = synthetic_layout()
+    layout = synthetic_layout(cfg.split)
+    shifts = split_shifts(cfg.split)
+    drawn_first, drawn_last = (_DRAWN_FIRST, _DRAWN_LAST) if cfg.split == "joint" else (tuple(shifts), ())
 
     def path(kind: str, role: str, name: str | None = None) -> Path:
         return out_dir / layout.require(kind, role, name).file
@@ -188,7 +238,7 @@ def build_synthetic_task(cfg: SyntheticTask, seed: int, out_dir: Path,
                   for _ in range(cfg.n_preference_train)],
         "validation": [_preference(pref_rng, sampler.draw("id", "pref-val"), "id")
                        for _ in range(cfg.n_preference_validation)],
-        **preference_tests(sampler, pref_rng, _DRAWN_FIRST),
+        **preference_tests(sampler, pref_rng, drawn_first),
     }
     # One annotator scale for all sets, calibrated on the training pairs.
     scale = syn.annotator_scale([ga - gb for _, ga, gb in pref_sets["train"]], cfg.annotator_agreement)
@@ -201,7 +251,7 @@ def build_synthetic_task(cfg: SyntheticTask, seed: int, out_dir: Path,
     write_jsonl(path("prompt", "validation"),
                 [PromptRecord(p.prompt, syn.reference_summary(ref_rng, p, 0.0), p.id, _meta(p, "id"))
                  for p in (sampler.draw("id", "rl-val") for _ in range(cfg.n_policy_validation))])
-    prompt_tests(sampler, ref_rng, _DRAWN_FIRST)
+    prompt_tests(sampler, ref_rng, drawn_first)
 
     progress("pretraining corpus")
     # Unlabelled text from the whole world (every topic, length, sentiment, both domains), as
@@ -219,30 +269,28 @@ def build_synthetic_task(cfg: SyntheticTask, seed: int, out_dir: Path,
         corpus_texts.append(post.text)
     write_jsonl(out_dir / PRETRAIN_CORPUS, corpus)
 
-    progress("graded topic-shift sets")
-    # Their own random streams, and never a post text of any set above or of the corpus.
-    late_rng = random.Random(rng.randrange(2**31))
-    seen.update(corpus_texts)
-    late = _Sampler(cfg, random.Random(late_rng.randrange(2**31)), seen, median_words, median_sentiment)
-    late_pref = preference_tests(late, random.Random(late_rng.randrange(2**31)), _DRAWN_LAST)
-    label_and_write(random.Random(late_rng.randrange(2**31)), late_pref, scale)
-    prompt_tests(late, random.Random(late_rng.randrange(2**31)), _DRAWN_LAST)
-    pref_sets.update(late_pref)
+    if drawn_last:
+        progress("graded topic-shift sets")
+        # Their own random streams, and never a post text of any set above or of the corpus.
+        late_rng = random.Random(rng.randrange(2**31))
+        seen.update(corpus_texts)
+        late = _Sampler(cfg, random.Random(late_rng.randrange(2**31)), seen, median_words, median_sentiment)
+        late_pref = preference_tests(late, random.Random(late_rng.randrange(2**31)), drawn_last)
+        label_and_write(random.Random(late_rng.randrange(2**31)), late_pref, scale)
+        prompt_tests(late, random.Random(late_rng.randrange(2**31)), drawn_last)
+        pref_sets.update(late_pref)
 
-    tests = [f"test_{t}" for t in TEST_SETS]
+    tests = [f"test_{t}" for t in shifts]
     summary = {
         "task": "synthetic-tldr",
         "gold_reward": "synthetic-tldr",
-        "median_words": median_words,
-        "median_sentiment": median_sentiment,
-        "id_topics": cfg.id_topics,
-        "topic_shifts": TOPIC_SHIFTS,
+        **_split_summary(cfg, median_words, median_sentiment),
         "annotator_scale": scale,
         "annotator_agreement": {k: agreement[k] for k in ["train", "validation", *tests]},
         "sizes": {"sft_train": len(sft_train), "sft_validation": len(sft_val),
                   **{f"preference_{k}": len(pref_sets[k]) for k in ["train", "validation", *tests]},
                   "policy_prompts": cfg.n_policy_prompts, "pretrain_corpus": len(corpus),
-                  **{f"test_{k}": test_sizes[k] for k in TEST_SETS}},
+                  **{f"test_{k}": test_sizes[k] for k in shifts}},
     }
     write_json(out_dir / TASK_INFO, {**summary, "sets": layout.to_json()})
     return summary
