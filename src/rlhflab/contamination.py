@@ -179,11 +179,12 @@ def contamination_report(tests: dict[str, HeldOutSet], others: dict[str, dict[by
     {name: {kind, distribution, n, against: {other: overlap entry}}}."""
     report = {}
     in_corpus = corpus_overlaps({n: t.inputs for n, t in tests.items()}, corpus) if corpus is not None else {}
+    indexed = {name: index(t.inputs) for name, t in tests.items()}
     for name, t in tests.items():
         against = {other: overlap(t.inputs, keys) for other, keys in others.items()}
         for other, u in tests.items():
             if u.kind == t.kind and u.distribution != t.distribution:
-                against[other] = overlap(t.inputs, index(u.inputs))
+                against[other] = overlap(t.inputs, indexed[other])
         if name in in_corpus:
             against[CORPUS] = in_corpus[name]
         report[name] = {"kind": t.kind, "distribution": t.distribution, "n": len(t.inputs), "against": against}

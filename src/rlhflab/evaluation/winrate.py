@@ -163,11 +163,12 @@ def summarise_annotation_file(path: str | Path, rows: list[dict]) -> list[dict]:
 
 def length_controlled_difference(prefs: dict[str, Sequence[float | None]], lengths: dict[str, Sequence[int]],
                                  reference_lengths: Sequence[int], a: str, b: str, *, resamples: int = 500,
-                                 seed: int = 0, key: str = "") -> dict:
+                                 seed: int = 0, key: str = "", full: dict[str, float] | None = None) -> dict:
     """LC win rate of policy a minus that of b on one test set, with a paired bootstrap interval:
     each draw resamples the inputs (the same draw for every policy, as they judged the same inputs)
     and refits the length GLM, instruction difficulty included, so the interval carries the fit's
-    uncertainty. Draws whose fit fails (too few valid judgements) are skipped and counted."""
+    uncertainty. Draws whose fit fails (too few valid judgements) are skipped and counted. `full`:
+    the LC win rates on all inputs, when the caller has them already."""
     from rlhflab.evaluation.length_control import length_controlled_win_rates
     from rlhflab.stats import interval, rng_for
 
@@ -177,7 +178,7 @@ def length_controlled_difference(prefs: dict[str, Sequence[float | None]], lengt
                                            [reference_lengths[i] for i in idx])
 
     n = len(reference_lengths)
-    full = lc(range(n))
+    full = full or lc(range(n))
     rng = rng_for(seed, key or f"lc-{a}-{b}")
     draws, skipped = [], 0
     for _ in range(resamples):

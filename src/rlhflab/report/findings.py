@@ -68,22 +68,27 @@ def uninformative_sets(results: dict | None, floor: float = FLOOR) -> list[str]:
             if all(s in pvr[p] and not pvr[p][s]["win_rate"] >= floor for p in pvr)]
 
 
-def _row(claim: str, direction: int, stat: dict | None, evidence: str, scale: float = 1.0) -> dict:
+DIGITS = {"points": 1, "score": 3}  # win-rate points, or a diversity score
+
+
+def _row(claim: str, direction: int, stat: dict | None, evidence: str, scale: float = 1.0,
+         unit: str = "points") -> dict:
     if stat is None:
-        return {"claim": claim, "verdict": "not run", "direction": direction, "evidence": evidence}
+        return {"claim": claim, "verdict": "not run", "direction": direction, "unit": unit, "evidence": evidence}
     return {"claim": claim, "verdict": None, "direction": direction, "estimate": scale * stat["estimate"],
             "ci_low": scale * stat["ci_low"], "ci_high": scale * stat["ci_high"], "p_value": stat["p_value"],
-            "n": stat["n"], "evidence": evidence}
+            "n": stat["n"], "unit": unit, "evidence": evidence}
 
 
-def _interval_text(row: dict, digits: int) -> str:
+def _interval_text(row: dict) -> str:
+    digits = DIGITS[row["unit"]]
     return (f"Δ = {row['estimate']:+.{digits}f}, 95% CI [{row['ci_low']:+.{digits}f}, {row['ci_high']:+.{digits}f}]")
 
 
 def compute_findings(eval_results: dict | None, diversity: dict | None, kl_sweep: dict | None,
                      ppo_metrics: dict | None, *, seed: int = 0, floor: float = FLOOR) -> list[dict]:
     """The claims this study can check, each with its paired interval and a verdict (see module doc)."""
-    rows: list[tuple[dict, int]] = []  # (row, digits for the interval text)
+    rows: list[dict] = []
     e, d = eval_results, diversity
     prefs = (e or {}).get("preferences") or {}
     kept_start = ("; PPO's selection kept its starting point (best_step 0 = SFT)"
@@ -94,7 +99,7 @@ def compute_findings(eval_results: dict | None, diversity: dict | None, kl_sweep
     def pvr_claim(claim: str, a: str, b: str, s: str, extra: str = "") -> None:
         st = paired_bootstrap(prefs[a][s], prefs[b][s], resamples=RESAMPLES, seed=seed, key=f"{a}-{b}-{s}")
         wa, wb = e["pvr"][a][s]["win_rate"], e["pvr"][b][s]["win_rate"]
-        rows.append((_row(claim, 1, st, f"PvR {wa:.1f} vs {wb:.1f} on {st['n']} paired inputs" + extra, 100.0), 1))
+        rows.append(_row(claim, 1, st, f"PvR {wa:.1f} vs {wb:.1f} on {st['n']} paired inputs" + extra, 100.0))
 
     if e and {"ppo", "sft"} <= set(prefs):
         for s in evaluated_sets(e):
@@ -108,12 +113,7 @@ def compute_findings(eval_results: dict | None, diversity: dict | None, kl_sweep
         for s in ids:
             pvr_claim("Best-of-N beats SFT" if len(ids) == 1 else f"Best-of-N beats SFT ({s})", "bon", "sft", s)
     if e and {"ppo", "sft"} <= set(prefs):
-        gap = _gap_claim(e, prefs, skip, seed)
-        if gap:
-            rows.append((gap, 1))
-        lc = _length_control_claim(e, ids, seed)
-        if lc:
-            rows.append((lc, 1))
+        rows += [r for r in (_gap_claim(e, prefs, skip, seed), _length_control_claim(e, ids)) if r]
     if d and "ppo" in d["policies"] and "sft" in d["policies"]:
         for m, v in d["policies"]["ppo"].items():
             s_vals = (d["policies"]["sft"].get(m) or {}).get("per_input", {}).get("values")
@@ -121,10 +121,10 @@ def compute_findings(eval_results: dict | None, diversity: dict | None, kl_sweep
             if not s_vals or not p_vals:
                 continue
             st = paired_bootstrap(p_vals, s_vals, resamples=RESAMPLES, seed=seed, key=f"diversity-{m}")
-            rows.append((_row(f"RLHF lowers per-input diversity ({m})", -1, st,
-                              f"PPO {v['per_input']['mean']:.3f} vs SFT {d['policies']['sft'][m]['per_input']['mean']:.3f}"
-                              f" over {st['n']} inputs"), 3))
-    rows.append((_kl_claim(kl_sweep, seed), 3))
+            rows.append(_row(f"RLHF lowers per-input diversity ({m})", -1, st,
+                             f"PPO {v['per_input']['mean']:.3f} vs SFT {d['policies']['sft'][m]['per_input']['mean']:.3f}"
+                             f" over {st['n']} inputs", unit="score"))
+    rows.append(_kl_claim(kl_sweep, seed))
     return _decide(rows)
 
 
@@ -150,7 +150,7 @@ def _gap_claim(e: dict, prefs: dict, skip: set[str], seed: int) -> dict | None:
                 + note, 100.0)
 
 
-def _length_control_claim(e: dict, ids: list[str], seed: int) -> dict | None:
+def _length_control_claim(e: dict, ids: list[str]) -> dict | None:
     """PPO − SFT in length-controlled PvR win rate on the (first) ID set, with the bootstrap the
     eval stage ran by refitting the length GLM on resampled inputs."""
     lc = (e.get("length_controlled") or {}).get("ppo_vs_sft") or {}
@@ -166,26 +166,21 @@ def _kl_claim(kl_sweep: dict | None, seed: int) -> dict:
     pts = sorted((kl_sweep or {}).get("points") or [], key=lambda p: p["kl_coef"])
     sft = (kl_sweep or {}).get("sft_diversity_per_input")
     if not pts or not sft or not pts[-1].get("diversity_per_input"):
-        return _row(KL_CLAIM, -1, None, "not run: enable the kl_sweep stage")
+        return _row(KL_CLAIM, -1, None, "not run: enable the kl_sweep stage", unit="score")
     top = pts[-1]
     st = paired_bootstrap(top["diversity_per_input"], sft, resamples=RESAMPLES, seed=seed, key="kl")
     return _row(KL_CLAIM, -1, st, f"per-input diversity at β = {top['kl_coef']}: {top['diversity']:.3f} vs "
-                f"SFT {fmt(kl_sweep.get('sft_diversity'))} over {st['n']} inputs")
+                f"SFT {fmt(kl_sweep.get('sft_diversity'))} over {st['n']} inputs", unit="score")
 
 
-def _decide(rows: list[tuple[dict, int]]) -> list[dict]:
+def _decide(rows: list[dict]) -> list[dict]:
     """Holm-adjust the p-values of every tested claim and give each its verdict."""
-    tested = [r for r, _ in rows if r["verdict"] is None]
+    tested = [r for r in rows if r["verdict"] is None]
     for r, p in zip(tested, holm([r["p_value"] for r in tested])):
         r["p_holm"] = p
         r["verdict"] = verdict(r["ci_low"], r["ci_high"], r["direction"], significant=p < ALPHA)
-    out = []
-    for r, digits in rows:
-        r["unit"] = "points" if digits == 1 else "score"  # win-rate points, or a diversity score
-        if r["verdict"] != "not run":
-            r["evidence"] += f": {_interval_text(r, digits)}, Holm p = {r['p_holm']:.3g}"
-        out.append(r)
-    return out
+        r["evidence"] += f": {_interval_text(r)}, Holm p = {p:.3g}"
+    return rows
 
 
 def method_note(findings: list[dict]) -> str:

@@ -15,6 +15,8 @@ import platform
 from pathlib import Path
 from statistics import mean
 
+from rlhflab.report.findings import DIGITS, ordered_sets
+
 
 def machine() -> str:
     """"<CPU model>, <n> torch threads": where a number was measured."""
@@ -58,8 +60,6 @@ def stage_table(run_dir: Path, headlines: dict[str, tuple[str, ...]]) -> list[st
 
 def pvr_table(results: dict) -> list[str]:
     """PvR win rate ± SE, then LC win rate and mean output length, per policy and test set."""
-    from rlhflab.report.findings import ordered_sets
-
     sets = ordered_sets(results)
     lc = results.get("lc_win_rate") or {}
     lines = ["| policy | " + " | ".join(f"{s} PvR (LC) · length" for s in sets) + " |", "|---" * (len(sets) + 1) + "|"]
@@ -85,7 +85,7 @@ def findings_table(findings: list[dict]) -> list[str]:
         if f["verdict"] == "not run":
             lines.append(f"| {f['claim']} | not run | – | – |")
             continue
-        digits = 1 if f.get("unit") == "points" else 3
+        digits = DIGITS[f["unit"]]
         lines.append(f"| {f['claim']} | {f['verdict']} | {f['estimate']:+.{digits}f} "
                      f"[{f['ci_low']:+.{digits}f}, {f['ci_high']:+.{digits}f}] | {f['p_holm']:.2g} |")
     return lines

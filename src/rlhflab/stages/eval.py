@@ -199,7 +199,7 @@ def length_control(results: dict, sets: dict, baseline: str, seed: int) -> tuple
             if info["distribution"] == "id" and lc[p].get(s) is not None:
                 diffs.setdefault(f"{p}_vs_{baseline}", {})[s] = length_controlled_difference(
                     {q: prefs[q][s] for q in prefs}, {q: lengths[q][s] for q in prefs}, refs[s], p, baseline,
-                    seed=seed, key=f"lc-{p}-{s}")
+                    seed=seed, key=f"lc-{p}-{s}", full={q: lc[q][s] for q in prefs})
     return lc, diffs
 
 

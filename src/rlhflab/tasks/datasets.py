@@ -16,7 +16,6 @@ Choices where the papers are silent (also in the README):
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Callable
 
@@ -44,16 +43,15 @@ def _template_used(setting: str, tokenizer) -> str:
     return "model" if tokenizer is not None and getattr(tokenizer, "chat_template", None) else "tulu"
 
 
-def take_part(recs: list, ref: DatasetRef, label: str, seed: int) -> list:
-    """The records of `ref.part`, then `ref.limit` of them sampled as load_source samples."""
-    k, n = ref.parts
-    kept = [r for r in recs if in_part(r, k, n)]
-    if not kept:
-        raise ValueError(f"{label}: part {k}/{n} of {ref.source} ({ref.split}) holds none of its {len(recs)} "
-                         "records; give that set more records or fewer parts")
-    if ref.limit is not None and len(kept) > ref.limit:
-        kept = random.Random(seed).sample(kept, ref.limit)
-    return kept
+def load_ref(ref: DatasetRef, kind: str, label: str, seed: int) -> list:
+    """The records of one ref: its `part` (if any) kept before its seeded `limit` sample."""
+    parts = ref.parts
+    recs = load_source(ref.source, kind, ref.split, ref.path, ref.limit, seed,
+                       keep=(lambda r: in_part(r, *parts)) if parts else None)
+    if not recs:
+        raise ValueError(f"{label}: part {ref.part} of {ref.source} ({ref.split}) holds none of its records; "
+                         "give that set more records or fewer parts")
+    return recs
 
 
 def ood_part_name(name: str, by: str) -> str:
@@ -69,9 +67,7 @@ def build_datasets_task(task: DatasetsTask, seed: int, out_dir: Path, tokenizer=
         if ref is None:
             return None
         progress(f"{label} ({ref.source})")
-        recs = load_source(ref.source, kind, ref.split, ref.path, None if ref.parts else ref.limit, seed)
-        if ref.parts:
-            recs = take_part(recs, ref, label, seed)
+        recs = load_ref(ref, kind, label, seed)
         kept = [r for r in render_records(recs, tokenizer, task.chat_template) if _usable(r)]
         if len(kept) < len(recs):
             dropped[label] = len(recs) - len(kept)

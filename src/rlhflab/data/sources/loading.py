@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from rlhflab.data.records import PromptRecord, SFTRecord
 from rlhflab.data.sources.common import Adapter, Row, SourceError
@@ -54,8 +54,9 @@ def hub_rows(adapter: Adapter, split: str) -> list[Row]:
 
 
 def load_source(name: str, kind: str, split: str = "train", path: str | Path | None = None,
-                limit: int | None = None, seed: int = 0) -> list:
-    """Records of `kind` from source `name` (rows from `path` when given, else from the hub)."""
+                limit: int | None = None, seed: int = 0, keep: Callable | None = None) -> list:
+    """Records of `kind` from source `name` (rows from `path` when given, else from the hub); with
+    `keep`, only the records it accepts, filtered before the seeded `limit` sample (may be empty)."""
     if name not in ADAPTERS:
         raise SourceError(f"unknown source {name!r}; known sources: {', '.join(sorted(ADAPTERS))}")
     adapter = ADAPTERS[name]
@@ -78,6 +79,8 @@ def load_source(name: str, kind: str, split: str = "train", path: str | Path | N
         records = as_prompts(records)
     if not records:
         raise SourceError(f"{where}: no {kind} records after conversion (every row was filtered out)")
+    if keep is not None:
+        records = [r for r in records if keep(r)]
     if limit is not None and len(records) > limit:
         records = random.Random(seed).sample(records, limit)
     return records
