@@ -82,7 +82,8 @@ def test_parse_ranking_accepts_only_the_ranking():
     assert parse_ranking(FIRST_WINS) == 1.0 and parse_ranking(SECOND_WINS) == 0.0
     assert parse_ranking("{'ranking': " + FIRST_WINS + "}") == 1.0
     for bad in ("", "x" * 5000, "[1, 2]", "[{'model': 'model_1', 'rank': 1}]", "().__class__",
-                "[{'model': 'model_1', 'rank': 1, 'note': 'x'}, {'model': 'model_2', 'rank': 2}]"):
+                "[{'model': 'model_1', 'rank': 1, 'note': 'x'}, {'model': 'model_2', 'rank': 2}]",
+                "[{'model': 'model_1', 'rank': True}, {'model': 'model_2', 'rank': 2}]"):  # ranks are ints
         with pytest.raises(ReplyError):
             parse_ranking(bad)
 
@@ -242,32 +243,6 @@ def test_local_judge_prefers_the_ranking_the_model_finds_likelier():
     ctx = judge._context(PROMPTS["tldr"](instruction="post", output_1="a", output_2="c"))
     lp1, lp2 = judge._reply_logprob([ctx], FIRST_RANKED), judge._reply_logprob([ctx], SECOND_RANKED)
     assert math.isclose(got[0].preference, torch.sigmoid(lp1 - lp2).item(), rel_tol=1e-5)
-
-
-def test_llm_judges_read_the_raw_instruction_of_chat_records():
-    from rlhflab.data.records import PromptRecord
-    from rlhflab.stages.eval import judge_input
-
-    chat = PromptRecord("<|user|>\nName a fruit.\n<|assistant|>\n",
-                        meta={"input": "Name a fruit.", "messages": [{"role": "user", "content": "Name a fruit."}]})
-    plain = PromptRecord("POST: hi\nTL;DR:", meta={"input": "hi"})
-    assert judge_input(chat, "openai") == judge_input(chat, "local") == "Name a fruit."
-    assert judge_input(chat, "rm_proxy") == chat.prompt  # an RM scores what it was trained on
-    assert judge_input(plain, "openai") == plain.prompt
-
-
-def test_auto_judge_prompt_follows_the_records():
-    from rlhflab.config import EvalStage
-    from rlhflab.data.records import PromptRecord
-    from rlhflab.stages.eval import judge_prompt
-
-    cfg = EvalStage(judge="openai")
-    chat = [PromptRecord("x", meta={"messages": [{"role": "user", "content": "x"}], "input": "x"})]
-    assert judge_prompt(cfg, chat) == "instruction"
-    # the news prompt for news articles, whatever the set is called
-    assert judge_prompt(cfg, [PromptRecord("ARTICLE: a\nTL;DR:")]) == "news"
-    assert judge_prompt(cfg, [PromptRecord("POST: a\nTL;DR:"), PromptRecord("ARTICLE: a\nTL;DR:")]) == "tldr"
-    assert judge_prompt(EvalStage(judge="rm"), chat) is None
 
 
 def test_generalisation_gap_is_measured_against_each_sets_own_id_set():

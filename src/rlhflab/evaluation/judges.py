@@ -3,7 +3,9 @@
 Judges: `GoldJudge` (the synthetic task's gold reward, optionally with the simulated annotators'
 noise), `RewardModelJudge` (any trained RM or the proxy RM, kirk2024 appendix J.3), `OpenAIJudge` (an
 LLM behind any OpenAI-compatible chat endpoint, with the seed's prompts, kirk2024 figures 7–8) and
-`LocalJudge` (a local causal LM scoring the same prompts' two possible rankings).
+`LocalJudge` (a local causal LM scoring the same prompts' two possible rankings). An LLM judge sends
+the released template's system prompt and its user message (AlpacaEval's ChatML split); its
+identity holds the template's digest, so cached verdicts never outlive a changed prompt.
 
 Prompts and reply parsing live in `judge_prompts`; position randomisation and the on-disk cache
 in `annotations`. An LLM reply is parsed as data, never executed; replies that do not parse into
@@ -23,8 +25,8 @@ from typing import Callable, Protocol
 
 import torch
 
-from rlhflab.evaluation.judge_prompts import (FIRST_RANKED, PROMPTS, SECOND_RANKED, SYSTEM_PROMPT, ReplyError,
-                                              parse_ranking)
+from rlhflab.evaluation.judge_prompts import (FIRST_RANKED, PROMPTS, SECOND_RANKED, SYSTEM_PROMPT, TEMPLATE_DIGESTS,
+                                              ReplyError, parse_ranking)
 from rlhflab.llm_client import chat_completion
 from rlhflab.stats import sigmoid
 
@@ -110,7 +112,7 @@ class OpenAIJudge:
 
     def identity(self) -> dict:
         return {"judge": "openai", "base_url": self.base_url, "model": self.model, "prompt": self.prompt,
-                "temperature": self.temperature}
+                "template": TEMPLATE_DIGESTS[self.prompt], "temperature": self.temperature}
 
     def _request(self, content: str) -> str:
         return chat_completion(self.base_url, self.model, self.api_key,
@@ -154,7 +156,7 @@ class LocalJudge:
         self.model, self.tokenizer, self.name, self.prompt, self.batch_size = model, tokenizer, name, prompt, batch_size
 
     def identity(self) -> dict:
-        return {"judge": "local", "model": self.name, "prompt": self.prompt}
+        return {"judge": "local", "model": self.name, "prompt": self.prompt, "template": TEMPLATE_DIGESTS[self.prompt]}
 
     def _context(self, content: str) -> str:
         if getattr(self.tokenizer, "chat_template", None):

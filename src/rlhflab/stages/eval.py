@@ -22,6 +22,7 @@ import torch
 
 from rlhflab.data.records import write_json
 from rlhflab.evaluation.annotations import AnnotationCache, judge_pairs
+from rlhflab.evaluation.judge_prompts import judge_text, record_prompt
 from rlhflab.evaluation.judges import GoldJudge, OpenAIJudge, RewardModelJudge
 from rlhflab.evaluation.winrate import (annotations, generalisation_gap, length_controlled_difference, model_outputs,
                                         win_rate)
@@ -34,25 +35,33 @@ from rlhflab.pipeline import Stage, StageContext
 
 def judge_prompt(cfg, records=()) -> str | None:
     """The prompt an LLM judge uses for a test set; None for judges without one (gold, RMs).
-    auto: AlpacaEval's instruction prompt for chat records, the news prompt (kirk2024 fig. 7) for news
-    articles ("ARTICLE: ..." prompts), else the TL;DR prompt (fig. 8)."""
+    auto: the prompt the set's records declare (`judge_prompts.record_prompt`: AlpacaEval's
+    instruction prompt for chat records; by meta.domain, else by source adapter, kirk2024's news
+    prompt (fig. 7) or TL;DR prompt (fig. 8)); TL;DR when they declare none. Never chosen from a
+    set's name or its prompts' wording; a set whose records declare different prompts is an error."""
     if cfg.judge not in ("openai", "local"):
         return None
     spec = cfg.openai
     if spec.prompt != "auto":
         return spec.prompt
-    if any(r.meta.get("messages") for r in records):
-        return "instruction"
-    return "news" if records and all(r.prompt.startswith("ARTICLE:") for r in records) else "tldr"
+    declared = sorted({record_prompt(r) or "tldr" for r in records})
+    if len(declared) > 1:
+        raise ValueError(f"a test set's records declare different judge prompts ({', '.join(declared)}); "
+                         "judge each domain in its own test set, or set eval.openai.prompt")
+    return declared[0] if declared else "tldr"
 
 
 def judge_input(record, judge: str) -> str:
-    """What the judge reads as the input: an LLM judge gets a chat source's raw instruction (its
-    prompt, like AlpacaEval's, frames it itself), not the policy's chat-template text; reward
-    models score exactly the prompt they were trained on."""
-    if judge in ("openai", "local") and record.meta.get("messages"):
+    """What the judge reads as the input. An LLM judge reads what the seed's did: a chat source's
+    raw instruction (AlpacaEval's prompt frames it itself), not the policy's chat-template text;
+    of a summarisation prompt, the text before its "\\nTL;DR:" cue (`judge_prompts.judge_text`:
+    "SUBREDDIT: …\\nTITLE: …\\nPOST: …" or "ARTICLE: …", as kirk2024's released evaluation script
+    passes it). Reward models score exactly the prompt they were trained on."""
+    if judge not in ("openai", "local"):
+        return record.prompt
+    if record.meta.get("messages"):
         return record.meta["input"]
-    return record.prompt
+    return judge_text(record.prompt)
 
 
 def make_judge(ctx: StageContext, prompt: str | None):
@@ -227,7 +236,8 @@ def validate_judge(ctx: StageContext, judges: dict, cache: AnnotationCache) -> d
     for ds in sorted(layout(ctx).tests("preference"), key=lambda ds: ds.name):
         recs = read_set(ctx, ds)[: ctx.cfg.eval.max_inputs_per_test_set]
         judge = judges.get(ds.name) or next(iter(judges.values()))
-        js = judge_pairs(judge, [r.prompt for r in recs], [r.chosen for r in recs], [r.rejected for r in recs],
+        js = judge_pairs(judge, [judge_input(r, ctx.cfg.eval.judge) for r in recs], [r.chosen for r in recs],
+                         [r.rejected for r in recs],
                          seed=ctx.seed + 3, cache=cache)
         valid = [j.preference for j in js if j.preference is not None]
         row = {"n": len(recs), "invalid": len(recs) - len(valid),
