@@ -85,13 +85,16 @@ def available_policies(ctx: StageContext, names: list[str]) -> list[str]:
     return [n for n in names if n == "sft" or ctx.has_input(n)]
 
 
-def sampler_of(ctx: StageContext, name: str, temperature: float) -> Sampler:
-    """A trained policy as a sampler; best-of-N picks with `bon.reward_model` among `bon.n` samples
-    at `bon.temperature`."""
+def sampler_of(ctx: StageContext, name: str, temperature: float, pool_temperature: float | None = None) -> Sampler:
+    """A trained policy as a sampler at `temperature`; best-of-N instead picks with `bon.reward_model`
+    among `bon.n` samples of the SFT model drawn at `pool_temperature`, by default `bon.temperature`
+    (best-of-N as a policy, as eval uses it). The diversity stage passes its own τ, so every policy's
+    samples come from one temperature; `bon.temperature` is then not read."""
     if name not in POLICIES:
         raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
     cfg = ctx.cfg
     if name == "bon":
-        best_of = (ctx.input(cfg.bon.reward_model), cfg.bon.n, cfg.bon.temperature)
+        tau = cfg.bon.temperature if pool_temperature is None else pool_temperature
+        best_of = (ctx.input(cfg.bon.reward_model), cfg.bon.n, tau)
         return policy_sampler(ctx.input("sft"), cfg.model.dtype, cfg.generation, temperature, best_of)
     return policy_sampler(ctx.input(name), cfg.model.dtype, cfg.generation, temperature)

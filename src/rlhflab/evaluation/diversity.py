@@ -2,17 +2,29 @@
 
 Each metric D maps a set of texts to a number (higher = more diverse). Per-input diversity is the
 mean over inputs of D(the K outputs for one input); across-input diversity is D(one output per
-input), with a spread from resampling which of the K outputs stands for each input.
+input), with a spread from resampling which of the K outputs stands for each input. EAD follows the
+seed's released code (facebookresearch/rlfh-gen-div, rlvsil/diversity/); NLI the scale of its table 11.
 
 EAD (expectation-adjusted distinct n-grams, Liu et al. 2022): for n = 1..5,
-EAD_n = distinct_n / (V·(1 − ((V − 1)/V)^{C_n})), C_n = n-grams pooled over the set; the score is the
-mean over the n with C_n > 0. The denominator is the expected number of distinct n-grams among
-C_n drawn uniformly from V, so long and short sets compare fairly.
+EAD_n = distinct_n / (V·(1 − ((V − 1)/V)^{C_n})), C_n = n-grams pooled over the set (never across
+two texts); the score is the mean over all five n, an n with no n-grams (C_n = 0) counting 0, as
+the reference code does (so ["yes", "no", "ok"] scores 0.20, not 1.00). The denominator is the
+expected number of distinct n-grams among C_n drawn uniformly from V, so long and short sets
+compare fairly. Tokenisation (`EAD_TOKENISATIONS`): "reference" (default) is the reference code's
+own (delete '.' and newlines, split on single spaces), so numbers compare with the paper's tables;
+"words" (rlhflab's earlier rule) turns '.' and newlines into spaces first, so "hours.\nShould" is
+two words, not one: saner for text with line breaks, but not comparable with the paper.
 
 NLI diversity (Stasaski & Hearst 2022): sentence pairs drawn across different outputs, each
-classified in both directions; contradiction +1, entailment −1, neutral 0; mean over all
-judgements. Any classifier with the `NLIClassifier` shape works: a Hugging Face MNLI model, or the
-synthetic task's exact oracle over the latent facts sentences assert (rlhflab.data.synthetic_nli).
+classified in both directions; per direction contradiction +1, entailment −1, neutral 0 (variant
+"label") or P(contradiction) − P(entailment) (variant "probability", Stasaski & Hearst's
+confidence-weighted form). A pair scores the SUM of its two directions and the set the mean over
+pairs, so the scale is [−2, 2], that of kirk2024 table 11 (RLHF −1.54). (The released code reports
+1 − that mean, with the argmax label weighted by its probability; that cannot give −1.54, so the
+table, not the code, sets the scale.) Up to `max_pairs` pairs are sampled per set (512 by default:
+spread over redraws ≤ 0.042 on the synthetic task). Any classifier with the `NLIClassifier` shape
+works: a Hugging Face MNLI model, or the synthetic task's exact oracle over the latent facts
+sentences assert (rlhflab.data.synthetic_nli).
 """
 
 from __future__ import annotations
@@ -33,8 +45,17 @@ REFERENCE_VOCAB_SIZE = 50257  # GPT-2's vocabulary: what the reference code used
 
 
 def words_reference(text: str) -> list[str]:
-    """The reference code's tokenisation: drop '.' and newlines, split on whitespace."""
+    """The reference code's tokenisation (rlfh-gen-div diversity/utils.py `lines_to_ngrams`): delete
+    '.' and newlines, split on single spaces, drop empty strings. "hours.\nShould" is one token."""
+    return [w for w in text.replace(".", "").replace("\n", "").split(" ") if w]
+
+
+def words_spaced(text: str) -> list[str]:
+    """'.' and newlines become spaces, then split on any whitespace: "hours.\nShould" is two words."""
     return text.replace(".", " ").replace("\n", " ").split()
+
+
+EAD_TOKENISATIONS: dict[str, Callable[[str], list[str]]] = {"reference": words_reference, "words": words_spaced}
 
 
 def ngram_counts(tokens_per_text: Sequence[Sequence[str]], n: int) -> Counter:
@@ -51,18 +72,26 @@ def expected_distinct(vocab_size: int, count: int) -> float:
 
 def ead_of_tokens(tokens_per_text: Sequence[Sequence[str]], vocab_size: int = REFERENCE_VOCAB_SIZE,
                   n_max: int = 5) -> float:
+    """Mean over n = 1..n_max of EAD_n; an n with no n-grams scores 0 (the reference code's
+    ZeroDivisionError branch), so short texts are not scored on their unigrams alone."""
     scores = []
     for n in range(1, n_max + 1):
         counts = ngram_counts(tokens_per_text, n)
         total = sum(counts.values())
-        if total:
-            scores.append(len(counts) / expected_distinct(vocab_size, total))
-    return mean(scores) if scores else 0.0
+        scores.append(len(counts) / expected_distinct(vocab_size, total) if total else 0.0)
+    return mean(scores)
+
+
+def tokeniser(name: str) -> Callable[[str], list[str]]:
+    if name not in EAD_TOKENISATIONS:
+        raise ValueError(f"unknown EAD tokenisation {name!r}; choose from {', '.join(EAD_TOKENISATIONS)}")
+    return EAD_TOKENISATIONS[name]
 
 
 def ead(texts: Sequence[str], *, n_max: int = 5, vocab_size: int = REFERENCE_VOCAB_SIZE,
-        tokenize: Callable[[str], list[str]] = words_reference) -> float:
+        tokenisation: str = "reference") -> float:
     """Mean over n = 1..n_max of EAD_n for the set `texts` (pooled n-grams)."""
+    tokenize = tokeniser(tokenisation)
     return ead_of_tokens([tokenize(t) for t in texts], vocab_size, n_max)
 
 
@@ -102,9 +131,17 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
+NLI_LABELS = ("entailment", "neutral", "contradiction")
+NLI_VARIANTS = ("label", "probability")
+DEFAULT_MAX_NLI_PAIRS = 512  # diversity.max_nli_pairs: one set's spread over redraws of its pairs ≤ 0.042
+
+
 class NLIClassifier(Protocol):
     def __call__(self, premises: list[str], hypotheses: list[str]) -> list[str]:
         """One of 'entailment', 'neutral', 'contradiction' per pair."""
+
+    def probabilities(self, premises: list[str], hypotheses: list[str]) -> list[dict[str, float]]:
+        """{label: probability} over the three NLI_LABELS per pair."""
 
 
 NLI_SCORE = {"contradiction": 1.0, "neutral": 0.0, "entailment": -1.0}
@@ -120,10 +157,38 @@ def sentence_pairs(texts: Sequence[str], max_pairs: int, rng: random.Random) -> 
     return pairs
 
 
+def nli_direction_scores(nli: NLIClassifier, premises: list[str], hypotheses: list[str],
+                         variant: str = "label") -> list[float]:
+    """One score in [−1, 1] per (premise, hypothesis): the label's (contradiction +1, neutral 0,
+    entailment −1) or, for variant "probability", P(contradiction) − P(entailment)."""
+    if variant == "label":
+        return [NLI_SCORE[x] for x in nli(premises, hypotheses)]
+    if variant == "probability":
+        return [p["contradiction"] - p["entailment"] for p in nli.probabilities(premises, hypotheses)]
+    raise ValueError(f"unknown NLI variant {variant!r}; choose from {', '.join(NLI_VARIANTS)}")
+
+
+def nli_diversity_from_scores(forward: Sequence[float], backward: Sequence[float]) -> float:
+    """Mean over pairs of (forward + backward): each pair's two directions summed, scale [−2, 2]
+    (kirk2024 table 11); 0 for no pairs."""
+    if len(forward) != len(backward):
+        raise ValueError(f"{len(forward)} forward scores but {len(backward)} backward")
+    return mean(f + b for f, b in zip(forward, backward)) if forward else 0.0
+
+
 def nli_diversity_from_labels(forward: list[str], backward: list[str]) -> float:
-    """Mean NLI score over both directions of every pair."""
-    scores = [NLI_SCORE[x] for x in forward] + [NLI_SCORE[x] for x in backward]
-    return mean(scores) if scores else 0.0
+    """nli_diversity_from_scores of the labels' scores."""
+    return nli_diversity_from_scores([NLI_SCORE[x] for x in forward], [NLI_SCORE[x] for x in backward])
+
+
+def nli_diversity(texts: Sequence[str], nli: NLIClassifier, max_pairs: int, rng: random.Random,
+                  variant: str = "label") -> float:
+    """NLI diversity of one set: up to max_pairs sentence pairs across outputs, both directions."""
+    pairs = sentence_pairs(texts, max_pairs, rng)
+    if not pairs:
+        return 0.0
+    p, h = [a for a, _ in pairs], [b for _, b in pairs]
+    return nli_diversity_from_scores(nli_direction_scores(nli, p, h, variant), nli_direction_scores(nli, h, p, variant))
 
 
 class HFNLIClassifier:
@@ -142,14 +207,18 @@ class HFNLIClassifier:
                              "(need entailment / neutral / contradiction)")
         self.labels, self.device, self.batch_size = labels, device, batch_size
 
-    def __call__(self, premises: list[str], hypotheses: list[str]) -> list[str]:
+    def probabilities(self, premises: list[str], hypotheses: list[str]) -> list[dict[str, float]]:
         out = []
         with self.torch.no_grad():
             for i in range(0, len(premises), self.batch_size):
                 enc = self.tok(premises[i:i + self.batch_size], hypotheses[i:i + self.batch_size],
                                return_tensors="pt", padding=True, truncation=True).to(self.device)
-                out += [self.labels[int(k)] for k in self.model(**enc).logits.argmax(dim=-1)]
+                probs = self.model(**enc).logits.float().softmax(dim=-1).cpu().tolist()
+                out += [{label: row[k] for k, label in self.labels.items() if label in NLI_SCORE} for row in probs]
         return out
+
+    def __call__(self, premises: list[str], hypotheses: list[str]) -> list[str]:
+        return [max(p, key=p.__getitem__) for p in self.probabilities(premises, hypotheses)]
 
 
 # ------------------------------------------------------------------------ per/across input ---
@@ -182,8 +251,10 @@ def across_input(metric: Callable[[list[int]], float], n_inputs: int, k: int, re
 
 
 def diversity_table(texts: list[str], n_inputs: int, k: int, *, embeddings: np.ndarray | None = None,
-                    nli: NLIClassifier | None = None, max_nli_pairs: int = 64, vocab_size: int = REFERENCE_VOCAB_SIZE,
-                    resamples: int = 10, seed: int = 0) -> dict[str, dict[str, Spread]]:
+                    nli: NLIClassifier | None = None, max_nli_pairs: int = DEFAULT_MAX_NLI_PAIRS,
+                    nli_variant: str = "label", vocab_size: int = REFERENCE_VOCAB_SIZE,
+                    ead_tokenisation: str = "reference", resamples: int = 10,
+                    seed: int = 0) -> dict[str, dict[str, Spread]]:
     """Every metric, per input and across inputs, for `texts` laid out input-major (K per input).
 
     Embeddings are computed once by the caller and indexed here, so per-input and across-input
@@ -191,23 +262,17 @@ def diversity_table(texts: list[str], n_inputs: int, k: int, *, embeddings: np.n
     """
     if len(texts) != n_inputs * k:
         raise ValueError(f"expected {n_inputs} × {k} = {n_inputs * k} texts, got {len(texts)}")
-    toks = [words_reference(t) for t in texts]
+    tokenize = tokeniser(ead_tokenisation)
+    toks = [tokenize(t) for t in texts]
     metrics: dict[str, Callable[[list[int]], float]] = {
         "ead": lambda idx: ead_of_tokens([toks[i] for i in idx], vocab_size)}
     if embeddings is not None:
         metrics["sentence_bert"] = lambda idx: cosine_diversity(embeddings[idx])
     if nli is not None:
+        if nli_variant not in NLI_VARIANTS:
+            raise ValueError(f"unknown NLI variant {nli_variant!r}; choose from {', '.join(NLI_VARIANTS)}")
         rng = random.Random(seed)
-
-        def nli_metric(idx: list[int]) -> float:
-            pairs = sentence_pairs([texts[i] for i in idx], max_nli_pairs, rng)
-            if not pairs:
-                return 0.0
-            p, h = [a for a, _ in pairs], [b for _, b in pairs]
-            return nli_diversity_from_labels(nli(p, h), nli(h, p))
-
-        metrics["nli"] = nli_metric
+        metrics["nli"] = lambda idx: nli_diversity([texts[i] for i in idx], nli, max_nli_pairs, rng, nli_variant)
     return {name: {"per_input": per_input(f, n_inputs, k),
                    "across_input": across_input(f, n_inputs, k, resamples, seed)}
             for name, f in metrics.items()}
-

@@ -1,9 +1,11 @@
 """`diversity` stage: per-input and across-input diversity of every policy (kirk2024 §5.2, §6.2, J.4).
 
-For N inputs of one test set, K samples per input at τ = 1 from each policy; EAD, Sentence-BERT
-and NLI diversity per input (mean, std over inputs; eq. 2) and across inputs (first sample of
-every input, spread over redraws; eq. 3). Each text is embedded once and reused. Writes
-`diversity.json` and the samples (`samples/<policy>.jsonl`) so any number can be recomputed.
+For N inputs of one test set, K samples per input at τ = 1 from each policy (best-of-N's pool too:
+its N candidates are drawn at the same τ, not at bon.temperature, so every policy is measured at
+one temperature, kirk2024 §6.2); EAD, Sentence-BERT and NLI diversity per input (mean, std over
+inputs; eq. 2) and across inputs (first sample of every input, spread over redraws; eq. 3). Each
+text is embedded once and reused. Writes `diversity.json` and the samples
+(`samples/<policy>.jsonl`) so any number can be recomputed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ def _nli(ctx: StageContext):
     raise ValueError("diversity: NLI diversity needs diversity.nli_model (a Hugging Face MNLI classifier)")
 
 
+def diversity_sampler(ctx: StageContext, name: str):
+    """Policy `name` sampling at diversity.temperature; for best-of-N also its candidate pool."""
+    tau = ctx.cfg.diversity.temperature
+    return sampler_of(ctx, name, tau, pool_temperature=tau)
+
+
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.diversity
     recs = read_set(ctx, layout(ctx).require("prompt", "test", cfg.test_set))[: cfg.n_inputs]
@@ -38,15 +46,18 @@ def run(ctx: StageContext) -> dict:
     nli = _nli(ctx)
     policies = available_policies(ctx, cfg.policies)
     table: dict = {"test_set": cfg.test_set, "n_inputs": len(prompts), "samples_per_input": k,
-                   "temperature": cfg.temperature, "policies": {}}
+                   "temperature": cfg.temperature, "bon_pool_temperature": cfg.temperature,
+                   "ead_tokenisation": cfg.ead_tokenisation, "nli_variant": cfg.nli_variant,
+                   "nli_scale": [-2.0, 2.0], "policies": {}}
     headline = {}
     for i, name in enumerate(policies):
         ctx.progress("diversity", i, len(policies))
         torch.manual_seed(ctx.seed + 101)  # every policy gets the same sampling seed
-        texts = sampler_of(ctx, name, cfg.temperature)(prompts, k)
+        texts = diversity_sampler(ctx, name)(prompts, k)
         emb = encoder.encode(texts, batch_size=128, convert_to_numpy=True) if encoder is not None else None
         result = diversity_table(texts, len(prompts), k, embeddings=emb, nli=nli, max_nli_pairs=cfg.max_nli_pairs,
-                                 vocab_size=cfg.ead_vocab_size, resamples=cfg.resamples, seed=ctx.seed)
+                                 nli_variant=cfg.nli_variant, vocab_size=cfg.ead_vocab_size,
+                                 ead_tokenisation=cfg.ead_tokenisation, resamples=cfg.resamples, seed=ctx.seed)
         result = {m: v for m, v in result.items() if m in cfg.metrics}
         table["policies"][name] = {m: {kind: asdict(s) for kind, s in v.items()} for m, v in result.items()}
         for m, v in result.items():
@@ -64,5 +75,5 @@ def run(ctx: StageContext) -> dict:
 
 STAGE = Stage(name="diversity", needs=lambda cfg: ["data", "sft"],
               wants=lambda cfg: policy_wants(cfg.diversity.policies, cfg.bon.reward_model),
-              reads=("seed", "generation", "diversity", "bon.n", "bon.temperature", "bon.reward_model", "model.dtype"),
+              reads=("seed", "generation", "diversity", "bon.n", "bon.reward_model", "model.dtype"),
               run=run, enabled=lambda cfg: cfg.diversity.enabled)
