@@ -151,4 +151,6 @@ def test_ppo_options_shared_value_head_minibatch_forward_adaptive_kl(tiny_run, t
     assert rows[0]["ratio_first_minibatch"] == 1.0
     assert not torch.equal(head, trainer.raw.value_head.weight)  # the random head learns
     assert rows[1]["kl_coef"] != trainer.cfg.kl_coef  # the adaptive controller moved β
+    val = trainer.validate()  # checkpoint selection scores with the adapted β, not the configured one
+    assert val["val_kl_coef"] == trainer.loop.kl_coef != trainer.cfg.kl_coef
     assert trainer.loop.score_norm is not None  # normalisation fixed from the first batch

@@ -4,8 +4,8 @@ import math
 
 import torch
 
-from rlhflab.algorithms.ppo import (AdaptiveKLController, entropy_from_logits, eos_trick, gae,
-                                   kl_per_token, policy_loss, token_rewards, value_loss, whiten)
+from rlhflab.algorithms.ppo import (AdaptiveKLController, chunks, entropy_from_logits, eos_trick, gae,
+                                   kl_objective, kl_per_token, policy_loss, token_rewards, value_loss, whiten)
 
 
 def test_token_rewards_put_score_on_last_valid_token():
@@ -90,3 +90,17 @@ def test_entropy_of_uniform_and_adaptive_kl():
     ctl = AdaptiveKLController(0.1, target=6.0, horizon=100)
     ctl.update(12.0, 10)  # error clipped to +0.2 → β·(1 + 0.02)
     assert math.isclose(ctl.value, 0.102, rel_tol=1e-9)
+
+
+def test_selection_score_uses_the_adapted_beta():
+    scores, kl = torch.tensor([1.0, 2.0]), torch.tensor([4.0, 6.0])
+    assert math.isclose(kl_objective(scores, kl, 0.1), 1.5 - 0.1 * 5.0, rel_tol=1e-6)
+    ctl = AdaptiveKLController(0.1, target=1.0, horizon=10)
+    ctl.update(5.0, 10)  # KL above target: β grows to 0.1·1.2 = 0.12
+    # validation scores the policy with the β in force, so a larger adapted β lowers the score
+    assert math.isclose(kl_objective(scores, kl, ctl.value), 1.5 - 0.12 * 5.0, rel_tol=1e-6)
+    assert kl_objective(torch.tensor([1.0]), torch.tensor([-2.0]), 0.5) == 2.0  # k1 sums can be negative
+
+
+def test_chunks_cover_the_range():
+    assert chunks(5, 2) == [slice(0, 2), slice(2, 4), slice(4, 5)] and chunks(0, 3) == []

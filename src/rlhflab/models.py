@@ -1,5 +1,5 @@
 """The model layer: building, loading and saving policies, reward models and tokenizers; the
-actor-critic PPO trains; layer freezing.
+actor-critic PPO trains; layer freezing; switching dropout off.
 
 Every model is an ordinary Hugging Face object saved with `save_pretrained`, so any artefact loads
 with `AutoModelForCausalLM.from_pretrained` (or `AutoModelForSequenceClassification` for reward
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from torch import nn
 from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, LlamaConfig,
-                          LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast)
+                          LlamaForCausalLM, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast)
 
 from rlhflab.config import ModelSpec
 
@@ -182,6 +182,30 @@ def freeze_bottom(model: PreTrainedModel, fraction: float) -> dict[str, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"trainable_params": trainable, "total_params": total}
+
+
+def disable_dropout(*models: nn.Module | None) -> None:
+    """Set every dropout rate in `models` to 0, in any train/eval mode (ivison2024 table 9: dropout 0.0).
+
+    Zeroes the rates rather than relying on eval mode, so no later `.train()` turns dropout back
+    on: the `p` of every torch dropout module, every float module attribute whose name holds "drop"
+    (functional dropout such as Llama's `attention_dropout`, OPT's `dropout` and `layerdrop`) and
+    the same fields of each model's config (some models read them at forward time; the saved
+    config then records the rates the weights were trained with).
+    """
+
+    def zero_rates(obj) -> None:  # a module or a config, with any sub-configs (text_config, ...)
+        for name, value in list(vars(obj).items()):
+            if isinstance(value, PretrainedConfig):
+                zero_rates(value)
+            elif "drop" in name and isinstance(value, float):
+                setattr(obj, name, 0.0)
+
+    for model in models:
+        for module in () if model is None else model.modules():
+            if isinstance(module, nn.modules.dropout._DropoutNd):
+                module.p = 0.0
+            zero_rates(module)
 
 
 # ------------------------------------------------------------------------------------ GGUF ---

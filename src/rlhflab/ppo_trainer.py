@@ -9,6 +9,8 @@ loss over minibatches of b, g minibatches per optimiser step. The maths are the 
 of rlhflab.algorithms.ppo; the actor-critic is rlhflab.models.ActorCritic.
 
 Log-probabilities are taken at the sampling temperature, for the policy and the reference alike.
+Dropout is 0 in policy, reference, value model and RM (ivison2024 table 9), rates zeroed on load, so
+old-policy statistics, updates and validation see the same deterministic network in any mode.
 Checkpoints (model, optimiser, scheduler, every RNG, data position, KL controller, best model so
 far) are written every `save_every` batches to `checkpoint_dir`; a rerun after a crash resumes
 from the last one and ends where an uninterrupted run would.
@@ -29,13 +31,14 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
 
-from rlhflab.algorithms.ppo import (AdaptiveKLController, entropy_from_logits, eos_trick,
-                                   gae, masked_mean, policy_loss, token_rewards, value_loss, whiten)
+from rlhflab.algorithms.ppo import (AdaptiveKLController, chunks, entropy_from_logits, eos_trick, gae,
+                                   kl_objective, masked_mean, policy_loss, token_rewards, value_loss, whiten)
 from rlhflab.config import Generation, PPOStage
 from rlhflab.data.gold import GoldReward
 from rlhflab.evaluation.reward_model import score
 from rlhflab.generation import Samples, sample, token_logprobs
-from rlhflab.models import ActorCritic, freeze_bottom, load_causal_lm, load_reward_model, load_tokenizer
+from rlhflab.models import (ActorCritic, disable_dropout, freeze_bottom, load_causal_lm, load_reward_model,
+                            load_tokenizer)
 from rlhflab.training import (BestWeights, FiniteGuard, batch_order, make_optimizer, make_scheduler,
                               optimizer_step)
 
@@ -73,10 +76,6 @@ def _clock() -> float:
     return time.perf_counter()
 
 
-def _chunks(n: int, size: int) -> list[slice]:
-    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
-
-
 class PPOTrainer:
     """The PPO loop over plain functions; see the module docstring for the algorithm."""
 
@@ -112,6 +111,7 @@ class PPOTrainer:
             freeze_bottom(value_model, cfg.freeze_fraction)
             value_model.score.requires_grad_(True)
         model = ActorCritic(policy, value_model)
+        disable_dropout(model, self.ref, self.rm)
 
         self.prompts = prompts
         self.val_prompts = val_prompts[: cfg.val_prompts]
@@ -165,7 +165,7 @@ class PPOTrainer:
         idx = rows or slice(0, ids.shape[0])
         ids, attn, mask, scores = ids[idx], attn[idx], mask[idx], scores[idx]
         logps, values, refs = [], [], []
-        for c in _chunks(ids.shape[0], cfg.minibatch_size // self.world):
+        for c in chunks(ids.shape[0], cfg.minibatch_size // self.world):
             lp, v, _ = self.raw(ids[c], attn[c], start, cfg.temperature)
             logps.append(lp)
             values.append(v)
@@ -202,7 +202,7 @@ class PPOTrainer:
         self.model.train()
         for _ in range(cfg.inner_epochs):
             order = torch.randperm(n_local)
-            parts = _chunks(n_local, mb)
+            parts = chunks(n_local, mb)
             for k, part in enumerate(parts):
                 rows = order[part]
                 if cfg.minibatch_forward:  # ivison2024 appendix G: fresh log-probs and values per minibatch
@@ -229,7 +229,7 @@ class PPOTrainer:
                         logs[key].append(v.item())
         kl_mean = seq_kl.mean().item()
         row = {"rm_score": raw_scores.mean().item(), "score": scores.mean().item(), "kl": kl_mean,
-               "objective": (scores - self.loop.kl_coef * seq_kl).mean().item(),
+               "objective": kl_objective(scores, seq_kl, self.loop.kl_coef),
                "kl_coef": self.loop.kl_coef, "ratio_first_minibatch": first_ratio,
                "response_length": s.response_mask.sum(dim=1).float().mean().item(),
                "truncated_fraction": 1.0 - s.finished.float().mean().item(),
@@ -258,19 +258,19 @@ class PPOTrainer:
 
     @torch.no_grad()
     def validate(self) -> dict:
-        """Validation RM score, KL and score − β·KL of one sample per validation prompt."""
+        """Validation RM score, KL and score − β·KL (β now in force) of one sample per validation prompt."""
         cfg = self.cfg
         prompts = self.val_prompts
         s, raw, scores = self.rollout(prompts)
         ids, attn, start, mask = self.sequences(s)
         kls = []
-        for c in _chunks(ids.shape[0], 64):
+        for c in chunks(ids.shape[0], 64):
             lp, _, _ = self.raw(ids[c], attn[c], start, cfg.temperature)
             ref = reference_logprobs(self.ref, ids[c], attn[c], start, cfg.temperature)
             kls.append(((lp - ref) * mask[c]).sum(dim=1))
         kl = torch.cat(kls)
-        out = {"val_rm_score": raw.mean().item(), "val_kl": kl.mean().item(),
-               "val_objective": (scores - cfg.kl_coef * kl).mean().item()}
+        out = {"val_rm_score": raw.mean().item(), "val_kl": kl.mean().item(), "val_kl_coef": self.loop.kl_coef,
+               "val_objective": kl_objective(scores, kl, self.loop.kl_coef)}
         if self.gold:
             out["val_gold"] = mean(self.gold(p, t) for p, t in zip(prompts, s.texts))
         return out

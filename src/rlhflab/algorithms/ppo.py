@@ -132,6 +132,18 @@ def eos_trick(score: torch.Tensor, finished: torch.Tensor, penalty: float | None
     return torch.where(finished, score, torch.full_like(score, penalty))
 
 
+def chunks(n: int, size: int) -> list[slice]:
+    """Consecutive slices of at most `size` covering range(n)."""
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def kl_objective(scores: torch.Tensor, kl: torch.Tensor, beta: float) -> float:
+    """Mean KL-penalised score, score − β·KL(π‖π_ref) per sequence ([B] each): PPO's objective and
+    its checkpoint-selection score on validation prompts, with β the coefficient in force (the
+    adapted one under an adaptive controller, not the configured start)."""
+    return (scores - beta * kl).mean().item()
+
+
 class AdaptiveKLController:
     """Ziegler et al. (2019): β ← β·(1 + clip(KL/target − 1, ±0.2)·n/horizon)."""
 
