@@ -314,3 +314,31 @@ def test_a_single_factor_split_is_described_by_its_rules(tmp_path):
     assert ("Synthetic length split (kirk2024 appendix J.1): ID = reddit posts shorter than the median 52 words, "
             "any topic and sentiment; the OOD set = reddit posts of at least 52 words") in md
     assert "shorter than 52 words and less positive" not in md
+
+
+def _grid(stage, key, values, metric, mode, scores, selected, select="best", headline=()):
+    return {"stage": stage, "metric": metric, "mode": mode, "select": select, "keys": [key],
+            "headline": list(headline), "selected": f"{key}={values[selected]:g}",
+            "points": [{"name": f"{key}={v:g}", "values": {key: v}, "metrics": {metric: s, "gold_reward_sft": 0.5},
+                        "selected": i == selected} for i, (v, s) in enumerate(zip(values, scores))]}
+
+
+def test_report_shows_each_sweep_with_the_used_point_marked(tmp_path):
+    from rlhflab.report.sweeps import sweep_table
+
+    sft = _grid("sft", "sft.optim.lr", [3e-4, 1e-4, 3e-5], "best_val_loss", "min", [1.2, 0.9, 1.1], 1,
+                headline=("best_val_loss", "gold_reward_sft"))
+    rm = _grid("rm", "rm.freeze_fraction", [0.8, 0.0], "best_val_accuracy", "max", [0.61, 0.66], 0, select="config")
+    table = sweep_table(sft).splitlines()
+    assert table[0] == "| sft.optim.lr | best_val_loss (lower is better) | gold_reward_sft | used |"
+    assert table[2] == "| 0.0003 | 1.200 | 0.500 |  |"
+    assert table[3] == "| **0.0001** | **0.900** | **0.500** | **✓** |"
+    build_report({"sft": _stage(tmp_path, "sft", {"grid.json": sft}), "rm": _stage(tmp_path, "rm", {"grid.json": rm})},
+                 tmp_path / "r", "sweeps")
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "Hyper-parameter sweeps" in md
+    assert "**sft** — 3 runs, same seed; selected on ID validation loss" in md
+    assert "**rm** — 2 runs, same seed; the configured values feed downstream (an ablation)" in md
+    assert "| **0.8** | **0.610** | **✓** |" in md
+    assert (tmp_path / "r" / "figures" / "sweep_sft.png").stat().st_size > 1000
+    assert (tmp_path / "r" / "figures" / "sweep_rm.png").exists()

@@ -9,7 +9,7 @@ from pydantic import Field, PrivateAttr, model_validator
 from rlhflab.config.base import Section
 from rlhflab.config.sections import (BoNStage, ComparisonsStage, DiversityStage, DPOStage, EvalStage, Generation,
                                      KLSweepStage, ModelSpec, Pipeline, PPOStage, PretrainStage, RMEvalStage,
-                                     RMStage, SFTStage)
+                                     RMStage, SFTStage, Sweeps)
 from rlhflab.config.tasks import SyntheticTask, Task
 
 
@@ -35,6 +35,7 @@ class ExperimentConfig(Section):
     eval: EvalStage = Field(default_factory=EvalStage)
     kl_sweep: KLSweepStage = Field(default_factory=KLSweepStage)
     rm_eval: RMEvalStage = Field(default_factory=RMEvalStage)
+    sweep: Sweeps = Field(default_factory=Sweeps)
     pipeline: Pipeline = Field(default_factory=Pipeline)
 
     @model_validator(mode="after")

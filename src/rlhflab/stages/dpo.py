@@ -127,4 +127,5 @@ def run(ctx: StageContext) -> dict:
 
 STAGE = Stage(name="dpo", needs=lambda cfg: preference_needs(cfg) + ["sft"],
               reads=("seed", "generation", "dpo", "model.dtype"), run=run,
-              enabled=lambda cfg: cfg.dpo.enabled, headline=("best_val_accuracy", "gold_reward_dpo"))
+              enabled=lambda cfg: cfg.dpo.enabled, select=("best_val_accuracy", "max"),
+              headline=("best_val_accuracy", "gold_reward_dpo"))

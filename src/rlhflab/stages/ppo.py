@@ -27,4 +27,5 @@ def run(ctx: StageContext) -> dict:
 
 STAGE = Stage(name="ppo", needs=lambda cfg: ["data", "sft", "rm"], reads=("seed", "generation", "ppo", "model.dtype"),
               run=run, enabled=lambda cfg: cfg.ppo.enabled,
+              select=("best_val_objective", "max"),
               headline=("final_val_rm_score", "final_val_kl", "final_val_gold", "best_step"))

@@ -132,6 +132,8 @@ def _needs(cfg) -> list[str]:
 _READS = ("seed", "model.name_or_path", "model.dtype", "rm.init", "rm.optim", "rm.freeze_fraction",
           "rm.margin", "rm.max_length", "rm.eval_every")
 _HEADLINE = ("best_val_accuracy", "train_pairs")
-STAGE = Stage(name="rm", needs=_needs, reads=_READS, run=run_rm, headline=_HEADLINE)
+STAGE = Stage(name="rm", needs=_needs, reads=_READS, run=run_rm, headline=_HEADLINE,
+              select=("best_val_accuracy", "max"))
 PROXY_STAGE = Stage(name="rm_proxy", needs=_needs, reads=_READS + ("rm.proxy_seed_offset",), run=run_proxy,
-                    enabled=lambda cfg: cfg.rm.proxy, headline=_HEADLINE)
+                    enabled=lambda cfg: cfg.rm.proxy, headline=_HEADLINE,
+                    select=("best_val_accuracy", "max"))

@@ -55,4 +55,5 @@ def _needs(cfg) -> list[str]:
 
 
 STAGE = Stage(name="sft", needs=_needs, reads=("seed", "model.name_or_path", "model.dtype", "sft", "generation"),
-              run=run, headline=("best_val_loss", "gold_reward_base", "gold_reward_sft"))
+              run=run, select=("best_val_loss", "min"),
+              headline=("best_val_loss", "gold_reward_base", "gold_reward_sft"))

@@ -1,0 +1,111 @@
+"""Stage sweeps with validation selection (kirk2024 appendix E.3/E.4, table 14, appendix G)."""
+
+import json
+import math
+
+import pytest
+from pydantic import ValidationError
+
+from rlhflab.config import StageSweep
+from rlhflab.pipeline import PipelineError, check_sweeps, run_pipeline
+from rlhflab.stages import REGISTRY
+from rlhflab.sweep import grid_points, point_name, select_point, with_values
+from tests.conftest import tiny_config
+
+
+def test_grid_points_are_the_cartesian_product_first_key_slowest():
+    pts = grid_points({"a": [1, 2], "b": ["x", "y", "z"]})
+    assert len(pts) == 6
+    assert pts[0] == {"a": 1, "b": "x"} and pts[1] == {"a": 1, "b": "y"} and pts[3] == {"a": 2, "b": "x"}
+
+
+def test_point_name_is_folder_safe_and_readable():
+    assert point_name({"sft.optim.lr": 3e-4}) == "sft.optim.lr=0.0003"
+    assert point_name({"a": 0.8, "b": "x/y z"}) == "a=0.8,b=x_y_z"
+
+
+def test_select_point_min_max_skips_non_finite_and_keeps_the_first_of_ties():
+    rows = [{"loss": 2.0}, {"loss": math.nan}, {"loss": 1.5}, {"loss": 1.5}, {}]
+    assert select_point(rows, "loss", "min") == 2
+    assert select_point(rows, "loss", "max") == 0
+    with pytest.raises(ValueError, match="no sweep point reported a finite 'acc'"):
+        select_point(rows, "acc", "max")
+
+
+def test_with_values_sets_dotted_keys_and_validates(tmp_path):
+    cfg = tiny_config(tmp_path)
+    new = with_values(cfg, {"sft.optim.lr": 1e-4, "sft.freeze_fraction": 0.5})
+    assert new.sft.optim.lr == 1e-4 and new.sft.freeze_fraction == 0.5
+    assert cfg.sft.optim.lr == 2e-3  # the original is untouched
+    with pytest.raises(ValidationError):
+        with_values(cfg, {"sft.optim.lr": -1.0})
+
+
+def test_stage_sweep_refuses_empty_repeated_and_huge_grids():
+    with pytest.raises(ValidationError, match="name at least one key"):
+        StageSweep(grid={})
+    with pytest.raises(ValidationError, match="list at least one value"):
+        StageSweep(grid={"sft.optim.lr": []})
+    with pytest.raises(ValidationError, match="values repeat"):
+        StageSweep(grid={"sft.optim.lr": [1e-4, 1e-4]})
+    with pytest.raises(ValidationError, match="more than 64 points"):
+        StageSweep(grid={"a": list(range(9)), "b": list(range(8))})
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["sweep.sft.grid={rm.optim.lr: [1.0e-4, 1.0e-3]}"], "'rm.optim.lr' is not a setting stage 'sft' reads"),
+    (["sweep.sft.grid={sft.optim.lrr: [1.0e-4]}"], "no config key 'sft.optim.lrr'"),
+    (["sweep.sft.grid={sft.optim.lr: [1.0e-4, -1.0]}"], "sft.optim.lr=-1 is not a valid config"),
+    (["ppo.enabled=false", "kl_sweep.enabled=false", "sweep.ppo.grid={ppo.optim.lr: [1.0e-4]}"],
+     "no active stage 'ppo'"),
+    (["sweep.sft.grid={sft.freeze_fraction: [0.5, 0.8]}", "sweep.sft.select=config"],
+     "not a point of the grid; add them"),
+])
+def test_bad_sweeps_are_refused_before_anything_runs(tmp_path, extra, message):
+    from rlhflab.pipeline import active_stages
+
+    cfg = tiny_config(tmp_path, extra=extra)
+    with pytest.raises(PipelineError, match=message):
+        check_sweeps(cfg, active_stages(cfg, REGISTRY))
+    with pytest.raises(PipelineError, match=message):
+        run_pipeline(cfg, REGISTRY)
+    assert not (tmp_path / "tiny").exists()
+
+
+def _files(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.slow
+def test_sft_lr_sweep_selects_on_validation_loss_and_publishes_the_selected_model(tmp_path):
+    small = ["task.n_sft_train=300", "sft.optim.epochs=1", "sft.eval_every=5", "sft.n_sample_check=8"]
+    cfg = tiny_config(tmp_path, extra=small + ["sweep.sft.grid={sft.optim.lr: [1.0e-6, 2.0e-3]}"])
+    results = {r.name: r for r in run_pipeline(cfg, REGISTRY, until="sft")}
+    sft = cfg.run_dir / "sft"
+    grid = json.loads((sft / "grid.json").read_text())
+    by_name = {p["name"]: p for p in grid["points"]}
+    assert grid["metric"] == "best_val_loss" and grid["mode"] == "min"
+    low, high = by_name["sft.optim.lr=1e-06"], by_name["sft.optim.lr=0.002"]
+    # a step size 2000x smaller barely moves the model: the larger one must win on validation loss
+    assert high["metrics"]["best_val_loss"] < low["metrics"]["best_val_loss"] - 0.1
+    assert grid["selected"] == "sft.optim.lr=0.002" and high["selected"] and not low["selected"]
+    manifest = json.loads((sft / "manifest.json").read_text())
+    assert manifest["metrics"]["best_val_loss"] == high["metrics"]["best_val_loss"]
+    assert manifest["metrics"]["sweep"]["points"]["sft.optim.lr=1e-06"] == low["metrics"]["best_val_loss"]
+    assert "sweep.sft" in manifest["config"]
+    # the selected model is the stage's artefact; the other point keeps only its curve
+    assert (sft / "model.safetensors").exists()
+    assert _files(sft / "grid" / "sft.optim.lr=1e-06") == ["metrics.jsonl"]
+    assert _files(sft / "grid" / "sft.optim.lr=0.002") == ["metrics.jsonl"]
+    assert (sft / "metrics.jsonl").read_text() == (sft / "grid" / "sft.optim.lr=0.002" / "metrics.jsonl").read_text()
+    assert results["sft"].metrics["sweep"]["selected"] == "sft.optim.lr=0.002"
+    # a rerun is cached; another grid is another key
+    again = {r.name: r for r in run_pipeline(cfg, REGISTRY, until="sft")}
+    assert again["sft"].status == "cached"
+    cfg2 = tiny_config(tmp_path, extra=small + ["sweep.sft.grid={sft.optim.lr: [1.0e-6, 2.0e-3]}",
+                                                "sweep.sft.select=config", "sft.optim.lr=1.0e-6"])
+    third = {r.name: r for r in run_pipeline(cfg2, REGISTRY, until="sft")}
+    assert third["sft"].status == "ran" and third["pretrain"].status == "cached"
+    # select: config publishes the configured point (an ablation), whatever validation says
+    grid2 = json.loads((sft / "grid.json").read_text())
+    assert grid2["selected"] == "sft.optim.lr=1e-06" and grid2["select"] == "config"
