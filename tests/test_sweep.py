@@ -7,9 +7,9 @@ import pytest
 from pydantic import ValidationError
 
 from rlhflab.config import StageSweep
-from rlhflab.pipeline import PipelineError, check_sweeps, run_pipeline
+from rlhflab.pipeline import PipelineError, run_pipeline
 from rlhflab.stages import REGISTRY
-from rlhflab.sweep import grid_points, point_name, select_point, with_values
+from rlhflab.sweep import grid_points, point_name, select_point, sweeps_problem, with_values
 from tests.conftest import tiny_config
 
 
@@ -65,8 +65,7 @@ def test_bad_sweeps_are_refused_before_anything_runs(tmp_path, extra, message):
     from rlhflab.pipeline import active_stages
 
     cfg = tiny_config(tmp_path, extra=extra)
-    with pytest.raises(PipelineError, match=message):
-        check_sweeps(cfg, active_stages(cfg, REGISTRY))
+    assert message in sweeps_problem(cfg, active_stages(cfg, REGISTRY))
     with pytest.raises(PipelineError, match=message):
         run_pipeline(cfg, REGISTRY)
     assert not (tmp_path / "tiny").exists()

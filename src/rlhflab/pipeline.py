@@ -34,7 +34,7 @@ from rlhflab.cache_key import ConfigView, config_digest, config_value, jsonable,
 from rlhflab.config import ExperimentConfig, dump_config
 from rlhflab.data.records import read_json, write_json
 from rlhflab.run_lock import LOCK, run_lock
-from rlhflab.sweep import check_sweep, configured_point, grid_points, point_name, select_point, with_values
+from rlhflab.sweep import key_reads, run_sweep, sweep_of, sweeps_problem
 
 
 class PipelineError(RuntimeError):
@@ -253,7 +253,8 @@ def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | N
     active = active_stages(cfg, registry)
     active_names = {s.name for s in active}
     stages = select(active, cfg, until)
-    check_sweeps(cfg, active)
+    if (problem := sweeps_problem(cfg, active)) is not None:
+        raise PipelineError(problem)
     unknown = set(force) - active_names
     if unknown:
         raise PipelineError(f"--force {', '.join(sorted(unknown))}: no such active stage")
@@ -309,7 +310,7 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
                            on_progress, key, forced=stage.name in force)
         started = time.time()
         spec = sweep_of(cfg, stage)
-        metrics = (_run_sweep(ctx, cfg, spec) if spec else stage.run(ctx)) or {}
+        metrics = (run_sweep(ctx, cfg, spec) if spec else stage.run(ctx)) or {}
         seconds = time.time() - started
         state.wait_for_everyone()
         if state.is_main_process:
@@ -337,87 +338,3 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
         on_stage(stage.name, "done")
         results.append(StageResult(stage.name, "ran", seconds, metrics, stage.headline))
     return results
-
-
-# ------------------------------------------------------------------------------------ sweeps ---
-
-
-def sweep_of(cfg: ExperimentConfig, stage: Stage):
-    """The stage's sweep spec under this config, or None."""
-    return getattr(cfg.sweep, stage.name, None) if stage.select else None
-
-
-def key_reads(stage: Stage) -> tuple[str, ...]:
-    """The config keys a stage's cache key covers: what it reads, and its sweep when it can be swept."""
-    return stage.reads + ((f"sweep.{stage.name}",) if stage.select else ())
-
-
-def check_sweeps(cfg: ExperimentConfig, stages: list[Stage]) -> None:
-    """Refuse, before any stage runs, a sweep of an inactive or unsweepable stage, a key the stage
-    does not read, or a point that is not a valid config."""
-    by_name = {s.name: s for s in stages}
-    for name in type(cfg.sweep).model_fields:
-        spec = getattr(cfg.sweep, name)
-        if spec is None:
-            continue
-        stage = by_name.get(name)
-        try:
-            check_sweep(cfg, name, spec.grid, stage.reads if stage else None, bool(stage and stage.select))
-            if spec.select == "config" and configured_point(cfg, spec.grid) not in grid_points(spec.grid):
-                raise ValueError(f"sweep.{name}: select: config keeps the configured values "
-                                 f"({point_name(configured_point(cfg, spec.grid))}), which are not a point of the "
-                                 "grid; add them to the grid")
-        except ValueError as err:
-            raise PipelineError(str(err)) from None
-
-
-def _keep_curves_only(folder: Path) -> None:
-    """A point that was not selected keeps its training curve; its weights go."""
-    for p in sorted(folder.rglob("*"), reverse=True):
-        if p.is_file() and p.name != "metrics.jsonl":
-            p.unlink()
-        elif p.is_dir() and not any(p.iterdir()):
-            p.rmdir()
-
-
-def _run_sweep(ctx: StageContext, cfg: ExperimentConfig, spec) -> dict:
-    """Run the stage once per grid point into `<stage>/grid/<point>/`, then publish the selected
-    point's artefacts as the stage's own (kirk2024 appendix E.3)."""
-    stage, state = ctx.stage, ctx.state
-    metric, mode = stage.select
-    points = grid_points(spec.grid)
-    rows = []
-    for i, point in enumerate(points):
-        name = point_name(point)
-        out = ctx.out / "grid" / name
-        if ctx.is_main:
-            out.mkdir(parents=True)
-        state.wait_for_everyone()
-        label = f"{stage.name} [{i + 1}/{len(points)} {name}]"
-        sub = StageContext(ConfigView(with_values(cfg, point), stage.reads, stage.name), stage, out, ctx.run_dir,
-                           state, ctx.inputs, lambda d, done, n, label=label: ctx.on_progress(label, done, n),
-                           f"{ctx.key}-p{i}", forced=ctx.forced)
-        rows.append({"name": name, "values": point, "metrics": stage.run(sub) or {}})
-        state.wait_for_everyone()
-    if spec.select == "config":
-        chosen = points.index(configured_point(cfg, spec.grid))
-    else:
-        chosen = select_point([r["metrics"] for r in rows], metric, mode)
-    if ctx.is_main:
-        picked = ctx.out / "grid" / rows[chosen]["name"]
-        for entry in list(picked.iterdir()):
-            shutil.move(str(entry), str(ctx.out / entry.name))
-        if (ctx.out / "metrics.jsonl").exists():
-            shutil.copy2(ctx.out / "metrics.jsonl", picked / "metrics.jsonl")
-        for i, row in enumerate(rows):
-            if i != chosen:
-                _keep_curves_only(ctx.out / "grid" / row["name"])
-        write_json(ctx.out / "grid.json", {
-            "stage": stage.name, "metric": metric, "mode": mode, "select": spec.select, "keys": list(spec.grid),
-            "headline": list(stage.headline),
-            "selected": rows[chosen]["name"],
-            "points": [{**r, "selected": i == chosen} for i, r in enumerate(rows)]})
-    state.wait_for_everyone()
-    return {**rows[chosen]["metrics"],
-            "sweep": {"selected": rows[chosen]["name"], "metric": metric,
-                      "points": {r["name"]: r["metrics"].get(metric) for r in rows}}}

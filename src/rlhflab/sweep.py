@@ -9,18 +9,23 @@ they would an unswept stage. Ablations (kirk2024 table 14's freezing, appendix G
 temperature) are sweeps with `select: config`: the table lists every point and the configured
 value feeds downstream.
 
-This module is pure (grid expansion, naming, config variants, selection); the pipeline runs it.
+Grid expansion, naming, config variants and selection are pure functions; `run_sweep` is what
+the pipeline calls in place of `stage.run` for a swept stage.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
+import shutil
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from rlhflab.cache_key import config_value
+from rlhflab.cache_key import ConfigView, config_value
+from rlhflab.data.records import write_json
 
 
 def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -74,27 +79,104 @@ def select_point(rows: list[dict], metric: str, mode: str) -> int:
     return best
 
 
-def check_sweep(cfg, stage_name: str, grid: dict[str, list[Any]], reads: tuple[str, ...] | None,
-                selectable: bool) -> None:
-    """Refuse a sweep the stage cannot honour, naming the key and the fix."""
+def sweep_of(cfg, stage):
+    """The stage's sweep spec under this config, or None."""
+    return getattr(cfg.sweep, stage.name, None) if stage.select else None
+
+
+def key_reads(stage) -> tuple[str, ...]:
+    """The config keys a stage's cache key covers: what it reads, and its sweep when it can be swept."""
+    return stage.reads + ((f"sweep.{stage.name}",) if stage.select else ())
+
+
+def sweeps_problem(cfg, stages) -> str | None:
+    """The first sweep of the config that the active stages cannot honour, or None; checked before
+    any stage runs."""
+    by_name = {s.name: s for s in stages}
+    for name in type(cfg.sweep).model_fields:
+        spec = getattr(cfg.sweep, name)
+        if spec is not None and (problem := sweep_problem(cfg, name, spec, by_name.get(name))):
+            return problem
+    return None
+
+
+def sweep_problem(cfg, stage_name: str, spec, stage) -> str | None:
+    """Why the stage cannot honour this sweep (naming the key and the fix), or None."""
     where = f"sweep.{stage_name}"
-    if reads is None:
-        raise ValueError(f"{where}: no active stage {stage_name!r} (is it enabled?)")
-    if not selectable:
-        raise ValueError(f"{where}: stage {stage_name!r} has no validation metric to select on; "
-                         "sweeps run sft, rm, rm_proxy, ppo, dpo and bon")
-    for key in grid:
-        if not any(key == r or key.startswith(r + ".") for r in reads):
-            raise ValueError(f"{where}: {key!r} is not a setting stage {stage_name!r} reads, so sweeping it "
-                             f"would change nothing; it reads {', '.join(r for r in reads if r != 'seed')}")
+    if stage is None:
+        return f"{where}: no active stage {stage_name!r} (is it enabled?)"
+    if stage.select is None:
+        return (f"{where}: stage {stage_name!r} has no validation metric to select on; "
+                "sweeps run sft, rm, rm_proxy, ppo, dpo and bon")
+    for key in spec.grid:
+        if not any(key == r or key.startswith(r + ".") for r in stage.reads):
+            return (f"{where}: {key!r} is not a setting stage {stage_name!r} reads, so sweeping it would change "
+                    f"nothing; it reads {', '.join(r for r in stage.reads if r != 'seed')}")
         try:
             config_value(cfg, key)
         except AttributeError:
-            raise ValueError(f"{where}: no config key {key!r} (`rlhflab config show` lists them)") from None
-    for point in grid_points(grid):
+            return f"{where}: no config key {key!r} (`rlhflab config show` lists them)"
+    points = grid_points(spec.grid)
+    for point in points:
         try:
             with_values(cfg, point)
         except ValidationError as err:
             first = err.errors()[0]
-            raise ValueError(f"{where}: the point {point_name(point)} is not a valid config: "
-                             f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+            return (f"{where}: the point {point_name(point)} is not a valid config: "
+                    f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
+    if spec.select == "config" and configured_point(cfg, spec.grid) not in points:
+        return (f"{where}: select: config keeps the configured values ({point_name(configured_point(cfg, spec.grid))}),"
+                " which are not a point of the grid; add them to the grid")
+    return None
+
+
+def _keep_curves_only(folder: Path) -> None:
+    """A point that was not selected keeps its training curve; its weights go."""
+    for p in sorted(folder.rglob("*"), reverse=True):
+        if p.is_file() and p.name != "metrics.jsonl":
+            p.unlink()
+        elif p.is_dir() and not any(p.iterdir()):
+            p.rmdir()
+
+
+def run_sweep(ctx, cfg, spec) -> dict:
+    """Run the stage once per grid point into `<stage>/grid/<point>/`, then publish the selected
+    point's artefacts as the stage's own (kirk2024 appendix E.3)."""
+    stage, state = ctx.stage, ctx.state
+    metric, mode = stage.select
+    points = grid_points(spec.grid)
+    rows = []
+    for i, point in enumerate(points):
+        name = point_name(point)
+        out = ctx.out / "grid" / name
+        if ctx.is_main:
+            out.mkdir(parents=True)
+        state.wait_for_everyone()
+        label = f"{stage.name} [{i + 1}/{len(points)} {name}]"
+        sub = dataclasses.replace(ctx, cfg=ConfigView(with_values(cfg, point), stage.reads, stage.name), out=out,
+                                  on_progress=lambda d, done, n, label=label: ctx.on_progress(label, done, n),
+                                  key=f"{ctx.key}-p{i}")
+        rows.append({"name": name, "values": point, "metrics": stage.run(sub) or {}})
+        state.wait_for_everyone()
+    if spec.select == "config":
+        chosen = points.index(configured_point(cfg, spec.grid))
+    else:
+        chosen = select_point([r["metrics"] for r in rows], metric, mode)
+    if ctx.is_main:
+        picked = ctx.out / "grid" / rows[chosen]["name"]
+        for entry in list(picked.iterdir()):
+            shutil.move(str(entry), str(ctx.out / entry.name))
+        if (ctx.out / "metrics.jsonl").exists():
+            shutil.copy2(ctx.out / "metrics.jsonl", picked / "metrics.jsonl")
+        for i, row in enumerate(rows):
+            if i != chosen:
+                _keep_curves_only(ctx.out / "grid" / row["name"])
+        write_json(ctx.out / "grid.json", {
+            "stage": stage.name, "metric": metric, "mode": mode, "select": spec.select, "keys": list(spec.grid),
+            "headline": list(stage.headline),
+            "selected": rows[chosen]["name"],
+            "points": [{**r, "selected": i == chosen} for i, r in enumerate(rows)]})
+    state.wait_for_everyone()
+    return {**rows[chosen]["metrics"],
+            "sweep": {"selected": rows[chosen]["name"], "metric": metric,
+                      "points": {r["name"]: r["metrics"].get(metric) for r in rows}}}

@@ -9,7 +9,8 @@ from pydantic import Field, PrivateAttr, model_validator
 from rlhflab.config.base import Section
 from rlhflab.config.sections import (BoNStage, ComparisonsStage, DiversityStage, DPOStage, EvalStage, Generation,
                                      KLSweepStage, ModelSpec, Pipeline, PPOStage, PretrainStage, RMEvalStage,
-                                     RMStage, SFTStage, Sweeps)
+                                     RMStage, SFTStage)
+from rlhflab.config.sweeps import Sweeps
 from rlhflab.config.tasks import SyntheticTask, Task
 
 

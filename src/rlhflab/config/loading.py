@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from rlhflab.config.base import ConfigError
 from rlhflab.config.experiment import ExperimentConfig
 
-BUILTIN = ("quickstart", "study", "smollm2-synthetic", "tldr", "alpacafarm")
+BUILTIN = ("quickstart", "study", "smollm2-synthetic", "tldr", "alpacafarm", "lr-sweep", "ablations")
 
 
 def builtin_path(name: str) -> Path:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -321,43 +320,6 @@ class RMEvalStage(Section):
         default_factory=list, description="subsets weighted 0.5 in the score (ivison2024 table 13)")
     extra_preference_files: dict[str, Path] = Field(
         default_factory=dict, description="more named preference files to score as subsets")
-
-
-class StageSweep(Section):
-    """One stage run over a grid of config values, one point selected on ID validation
-    (kirk2024 appendix E.3: loss for SFT, accuracy for RMs, reward for RL)."""
-
-    grid: dict[str, list[Any]] = Field(
-        description="dotted config key -> values, e.g. {sft.optim.lr: [3.0e-4, 1.0e-4, 3.0e-5]}; several keys "
-        "make their cartesian product")
-    select: Literal["best", "config"] = Field(
-        "best", description="best: the point best on the stage's validation metric feeds downstream; config: "
-        "the configured values do (an ablation: the table lists every point, e.g. kirk2024 table 14's freezing)")
-
-    @model_validator(mode="after")
-    def _check(self) -> "StageSweep":
-        if not self.grid:
-            raise ValueError("grid: name at least one key and its values")
-        for key, values in self.grid.items():
-            if not values:
-                raise ValueError(f"grid.{key}: list at least one value")
-            if len({repr(v) for v in values}) != len(values):
-                raise ValueError(f"grid.{key}: values repeat")
-        if math.prod(len(v) for v in self.grid.values()) > 64:
-            raise ValueError("grid: more than 64 points; split the sweep")
-        return self
-
-
-class Sweeps(Section):
-    """Stage sweeps (off unless set). The swept stage reruns once per point and publishes the selected
-    point; every point's metrics are kept in `<stage>/grid.json` and shown in the report."""
-
-    sft: StageSweep | None = None
-    rm: StageSweep | None = None
-    rm_proxy: StageSweep | None = None
-    ppo: StageSweep | None = None
-    dpo: StageSweep | None = None
-    bon: StageSweep | None = None
 
 
 class Pipeline(Section):
