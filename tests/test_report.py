@@ -324,7 +324,7 @@ def _grid(stage, key, values, metric, mode, scores, selected, select="best", hea
 
 
 def test_report_shows_each_sweep_with_the_used_point_marked(tmp_path):
-    from rlhflab.report.sweeps import sweep_table
+    from rlhflab.report.hparams import sweep_table
 
     sft = _grid("sft", "sft.optim.lr", [3e-4, 1e-4, 3e-5], "best_val_loss", "min", [1.2, 0.9, 1.1], 1,
                 headline=("best_val_loss", "gold_reward_sft"))

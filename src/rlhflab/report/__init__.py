@@ -9,7 +9,7 @@ each with the comparison it rests on and its uncertainty; nothing is written by 
     figures   save_figure, grouped_bars, twin_plot and the report's plots
     findings  compute_findings: the papers' claims decided from the loaded results (pure)
     sections  the report's sections (tables and the figures beside them)
-    sweeps    the hyper-parameter sweep tables (kirk2024 tables 8–10 and 14)
+    hparams   the hyper-parameter sweep tables (kirk2024 tables 8–10 and 14)
     page      markdown and HTML rendering, the sample browser
 """
 
@@ -22,7 +22,7 @@ from rlhflab.report import sections
 from rlhflab.report.figures import grouped_bars, save_figure, twin_plot
 from rlhflab.report.findings import compute_findings, method_note
 from rlhflab.report.page import render_html, render_markdown, sample_browser
-from rlhflab.report.sweeps import sweeps
+from rlhflab.report.hparams import hparam_sweeps
 
 __all__ = ["build_report", "compute_findings", "grouped_bars", "save_figure", "twin_plot", "STAGES"]
 
@@ -78,7 +78,7 @@ def build_report(inputs: dict[str, Path], out_dir: Path, title: str) -> list[dic
     sections.training_curves(rep, src.json("bon", "sweep.json"), src.rows("rm", "metrics.jsonl"),
                              src.rows("ppo", "metrics.jsonl"), kl)
     sections.reward_models(rep, src.json("rm_eval", "table.json"))
-    sweeps(rep, {s: g for s in STAGES if "grid.json" in STAGES[s] and (g := src.json(s, "grid.json"))})
+    hparam_sweeps(rep, {s: g for s in STAGES if "grid.json" in STAGES[s] and (g := src.json(s, "grid.json"))})
     findings = compute_findings(results, div, kl, ppo_manifest.get("metrics"))
     note = method_note(findings)
 

@@ -62,7 +62,7 @@ def _numeric_one_key(grid: dict) -> bool:
                                           for p in grid["points"])
 
 
-def sweeps(rep, grids: dict[str, dict]) -> None:
+def hparam_sweeps(rep, grids: dict[str, dict]) -> None:
     """grids: stage name -> that stage's grid.json."""
     if not grids:
         return
