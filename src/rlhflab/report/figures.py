@@ -51,10 +51,12 @@ def save_figure(path: Path, title: str, draw: Callable, figsize=(6.4, 3.8), dpi=
 
 
 def save_grid(path: Path, title: str, cells: list[list[Callable | None]], col_titles: list[str] | None = None,
-              row_titles: list[str] | None = None, panel=(2.8, 2.2), dpi=110, sharex=False, sharey=False) -> Path:
+              row_titles: list[str] | None = None, panel=(2.8, 2.2), dpi=110, sharex=False, sharey=False,
+              legend: str = "figure") -> Path:
     """Small multiples: cells[r][c] draws panel (r, c) (None leaves it empty); column titles on the
-    top row, row titles as the first column's y-labels; one legend for the figure, from the first
-    panel that has labelled artists."""
+    top row, row titles as the first column's y-labels. legend "figure": one legend, from the first
+    panel with labelled artists (every panel shows the same things, e.g. policies); "panels": each
+    panel its own (panels show different things, e.g. ID sets beside OOD sets)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows, cols = len(cells), max(len(r) for r in cells)
@@ -69,16 +71,18 @@ def save_grid(path: Path, title: str, cells: list[list[Callable | None]], col_ti
                     continue
                 draw(ax)
                 ax.tick_params(labelsize=7)
+                if legend == "panels" and ax.get_legend_handles_labels()[1]:
+                    ax.legend(fontsize=7)
                 if col_titles and r == 0:
                     ax.set_title(col_titles[c], fontsize=8)
                 if row_titles and c == 0:
                     ax.set_ylabel(row_titles[r], fontsize=8)
         labelled = next((ax for ax in axes.flat if ax.get_visible() and ax.get_legend_handles_labels()[1]), None)
-        if labelled is not None:
+        if legend == "figure" and labelled is not None:
             handles, labels = labelled.get_legend_handles_labels()
             fig.legend(handles, labels, fontsize=8, loc="upper right", ncol=min(len(labels), 6))
-        fig.suptitle(title, fontsize=10, x=0.02, ha="left")
-        fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / (panel[1] * rows + 0.8)))
+        fig.suptitle(title, fontsize=10, x=0.02, y=0.995, ha="left")
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / (panel[1] * rows + 0.8)))
         fig.savefig(path, dpi=dpi)
     finally:
         plt.close(fig)
@@ -166,23 +170,32 @@ def draw_best_of_n(ax, sweep: dict, order: list[str]) -> None:
         ax.errorbar(ns, [c[str(n)]["mean"] for n in ns], yerr=[c[str(n)]["se"] for n in ns], marker="o", ms=3,
                     capsize=2, ls="--" if ood else "-", color=f"C{i}", label=s)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("N")
-    ax.set_ylabel(f"{sweep['evaluator']} score of best-of-N")
+    ns = sorted({int(n) for s in order for n in sweep["curves"][s]})
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.minorticks_off()
+    ax.set_xlabel("N", fontsize=8)
+    ax.set_ylabel(f"{sweep['evaluator']} score of best-of-N", fontsize=8)
 
 
 def draw_lines(ax, x: list[float], lines: dict[str, tuple[list, list | None]], xlabel: str, ylabel: str,
-               reference: dict[str, tuple[float, float | None]] | None = None, log_x: bool = True) -> None:
+               reference: dict[str, tuple[float, float | None]] | None = None, log_x: bool = True,
+               reference_label: str | None = None) -> None:
     """Lines over x (label -> (values, errors or None)); `reference` (label -> (level, error or
-    None)) drawn as dashed levels of the same colour, e.g. SFT as the β = ∞ end of a KL sweep."""
+    None)) drawn as dashed levels of the same colour, e.g. SFT as the β = ∞ end of a KL sweep,
+    the first of them named `reference_label` in the legend."""
+    named = False
     for i, (name, (ys, errs)) in enumerate(lines.items()):
         ax.errorbar(x, ys, yerr=errs, marker="o", ms=3, capsize=2, color=f"C{i}", label=name)
         level = (reference or {}).get(name)
         if level is not None and level[0] is not None:
-            ax.axhline(level[0], ls="--", lw=1, color=f"C{i}")
+            ax.axhline(level[0], ls="--", lw=1, color=f"C{i}", label=None if named else reference_label)
+            named = True
             if level[1]:
                 ax.axhspan(level[0] - level[1], level[0] + level[1], color=f"C{i}", alpha=0.1)
-    if log_x:
+    if log_x:  # ticks at the swept values themselves: a sweep has few, unevenly spaced points
         ax.set_xscale("log")
+        ax.set_xticks(x, [f"{v:g}" for v in x])
+        ax.minorticks_off()
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
 

@@ -26,13 +26,15 @@ def best_of_n(rep: Sections, sweep: dict | None) -> None:
     cells = [lambda ax: F.draw_best_of_n(ax, sweep, order)]
     if gap:
         cells.append(lambda ax: F.draw_lines(ax, ns, {s: ([gap[s][str(n)] for n in ns], None) for s in sorted(gap)},
-                                             "N", "gap ID − OOD", log_x=False) or ax.set_xscale("log", base=2))
+                                             "N", "gap ID − OOD"))
     ev = sweep["evaluator"]
+    # the sets' curves and the OOD sets' gaps are different lines: a legend in each panel
     rep.grid("best_of_n", "Best-of-N against N", f"One pool of {sweep['pool']} samples per input at τ = "
              f"{sweep.get('temperature')}, picked by the {sweep.get('selector', 'rm')} reward model, scored by "
              f"{'the gold reward' if ev == 'gold' else 'the held-out proxy RM'}; left: every test set (OOD dashed), "
              "±1 SE over inputs; right: ID − OOD per N (kirk2024 fig. 22).", [cells],
-             col_titles=["score of the pick", "generalisation gap"][: len(cells)], panel=(4.2, 3.0))
+             col_titles=["score of the pick", "generalisation gap"][: len(cells)], panel=(4.2, 3.0),
+             legend="panels")
     head = "| N | " + " | ".join(order) + (" | mean gap |" if gap else " |")
     lines = [f"Best-of-N: {ev} score of the RM's pick (mean over {', '.join(f'{s} {n}' for s, n in (sweep.get('inputs') or {}).items())} "
              "inputs), one pool per set reused for every N:", "", head, "|---" * (len(order) + 1 + bool(gap)) + "|"]
@@ -68,7 +70,7 @@ def kl_sweep(rep: Sections, sweep: dict | None) -> None:
 
     def panel(key: str, names: list[str], ylabel: str):
         lines = {s: ([value(p, key, s) for p in pts], None) for s in names}
-        return lambda ax: F.draw_lines(ax, betas, lines, "β", ylabel,
+        return lambda ax: F.draw_lines(ax, betas, lines, "β", ylabel, reference_label="SFT (dashed)",
                                        reference={s: (value(sft, key, s), None) for s in names})
 
     cells = [panel(k, names, ylabel) for k, names, ylabel in
@@ -77,14 +79,15 @@ def kl_sweep(rep: Sections, sweep: dict | None) -> None:
     if cells:
         rep.grid("kl_sweep_win_rates", "KL-penalty sweep: win rates", f"{where}; PvR against the references "
                  f"({sweep.get('judge')} judge, {max((sweep.get('win_rate_inputs') or {0: 0}).values())} inputs per "
-                 "set at most); dashed: SFT, the β = ∞ end (kirk2024 fig. 11).", [cells], col_titles=titles)
+                 "set at most); dashed: SFT, the β = ∞ end (kirk2024 fig. 11).", [cells], col_titles=titles,
+                 legend="panels")
     metrics = F.metrics_in_order(pts[0].get("diversity") or {})
     for kind, fig in (("per_input", "12"), ("across_input", "13")):
         spread = "inputs" if kind == "per_input" else "redraws of the across-input sample"
         row = [lambda ax, m=m, kind=kind: F.draw_lines(
-            ax, betas, {F.METRIC_LABEL.get(m, m): ([p["diversity"][m][kind]["mean"] for p in pts],
-                                                 [p["diversity"][m][kind]["std"] for p in pts])},
-            "β", "diversity", reference={F.METRIC_LABEL.get(m, m): (
+            ax, betas, {"PPO": ([p["diversity"][m][kind]["mean"] for p in pts],
+                                [p["diversity"][m][kind]["std"] for p in pts])},
+            "β", "diversity", reference_label="SFT", reference={"PPO": (
                 (sft.get("diversity") or {}).get(m, {}).get(kind, {}).get("mean"),
                 (sft.get("diversity") or {}).get(m, {}).get(kind, {}).get("std"))}) for m in metrics]
         if row:
