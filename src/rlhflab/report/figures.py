@@ -71,8 +71,8 @@ def save_grid(path: Path, title: str, cells: list[list[Callable | None]], col_ti
                     continue
                 draw(ax)
                 ax.tick_params(labelsize=7)
-                if legend == "panels" and ax.get_legend_handles_labels()[1]:
-                    ax.legend(fontsize=7)
+                if legend == "panels" and ax.get_legend_handles_labels()[1]:  # below: many lines would hide data
+                    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
                 if col_titles and r == 0:
                     ax.set_title(col_titles[c], fontsize=8)
                 if row_titles and c == 0:
@@ -179,12 +179,13 @@ def draw_best_of_n(ax, sweep: dict, order: list[str]) -> None:
 
 def draw_lines(ax, x: list[float], lines: dict[str, tuple[list, list | None]], xlabel: str, ylabel: str,
                reference: dict[str, tuple[float, float | None]] | None = None, log_x: bool = True,
-               reference_label: str | None = None) -> None:
+               reference_label: str | None = None, colour_offset: int = 0) -> None:
     """Lines over x (label -> (values, errors or None)); `reference` (label -> (level, error or
     None)) drawn as dashed levels of the same colour, e.g. SFT as the β = ∞ end of a KL sweep,
-    the first of them named `reference_label` in the legend."""
+    the first of them named `reference_label` in the legend. Line i takes colour C(i + colour_offset),
+    so a panel of OOD sets can match the colours a neighbouring panel gave them."""
     named = False
-    for i, (name, (ys, errs)) in enumerate(lines.items()):
+    for i, (name, (ys, errs)) in enumerate(lines.items(), start=colour_offset):
         ax.errorbar(x, ys, yerr=errs, marker="o", ms=3, capsize=2, color=f"C{i}", label=name)
         level = (reference or {}).get(name)
         if level is not None and level[0] is not None:

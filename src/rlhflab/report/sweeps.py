@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from statistics import mean
 
 from rlhflab.report import figures as F
@@ -11,9 +12,14 @@ from rlhflab.report.sections import Sections, fmt1
 
 
 def _sets_in_order(roles: dict, present) -> list[str]:
-    """ID sets first, then OOD sets, each by name, as far as `present` has them."""
+    """ID sets first, then OOD sets, each by name with numbers compared as numbers (ood_topic_25
+    before ood_topic_100), as far as `present` has them."""
     rank = {"id": 0, "ood": 1}
-    return sorted((s for s in present), key=lambda s: (rank.get((roles.get(s) or {}).get("distribution"), 2), s))
+
+    def natural(name: str) -> list:
+        return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name)]
+
+    return sorted(present, key=lambda s: (rank.get((roles.get(s) or {}).get("distribution"), 2), natural(s)))
 
 
 def best_of_n(rep: Sections, sweep: dict | None) -> None:
@@ -25,19 +31,23 @@ def best_of_n(rep: Sections, sweep: dict | None) -> None:
     ns = sorted({int(n) for c in sweep["curves"].values() for n in c})
     cells = [lambda ax: F.draw_best_of_n(ax, sweep, order)]
     if gap:
-        cells.append(lambda ax: F.draw_lines(ax, ns, {s: ([gap[s][str(n)] for n in ns], None) for s in sorted(gap)},
-                                             "N", "gap ID − OOD"))
+        gap_lines = {s: ([gap[s][str(n)] for n in ns], None) for s in order if s in gap}
+        first = next(i for i, s in enumerate(order) if s in gap)  # each set keeps its colour from the left panel
+        cells.append(lambda ax: F.draw_lines(ax, ns, gap_lines, "N", "gap ID − OOD", colour_offset=first))
     ev = sweep["evaluator"]
     # the sets' curves and the OOD sets' gaps are different lines: a legend in each panel
     rep.grid("best_of_n", "Best-of-N against N", f"One pool of {sweep['pool']} samples per input at τ = "
              f"{sweep.get('temperature')}, picked by the {sweep.get('selector', 'rm')} reward model, scored by "
              f"{'the gold reward' if ev == 'gold' else 'the held-out proxy RM'}; left: every test set (OOD dashed), "
              "±1 SE over inputs; right: ID − OOD per N (kirk2024 fig. 22).", [cells],
-             col_titles=["score of the pick", "generalisation gap"][: len(cells)], panel=(4.2, 3.0),
+             col_titles=["score of the pick", "generalisation gap"][: len(cells)], panel=(4.2, 3.8),
              legend="panels")
     head = "| N | " + " | ".join(order) + (" | mean gap |" if gap else " |")
-    lines = [f"Best-of-N: {ev} score of the RM's pick (mean over {', '.join(f'{s} {n}' for s, n in (sweep.get('inputs') or {}).items())} "
-             "inputs), one pool per set reused for every N:", "", head, "|---" * (len(order) + 1 + bool(gap)) + "|"]
+    sizes = sweep.get("inputs") or {}
+    over = (f"{next(iter(sizes.values()))} inputs per set" if len(set(sizes.values())) == 1
+            else ", ".join(f"{s} {n}" for s, n in sizes.items()) + " inputs")
+    lines = [f"Best-of-N: {ev} score of the RM's pick (mean over {over}), one pool per set reused for every N:", "",
+             head, "|---" * (len(order) + 1 + bool(gap)) + "|"]
     for n in ns:
         cells_n = [fmt(sweep["curves"][s].get(str(n), {}).get("mean")) for s in order]
         g = [gap[s][str(n)] for s in gap if str(n) in gap[s]]
@@ -62,7 +72,7 @@ def kl_sweep(rep: Sections, sweep: dict | None) -> None:
                "SFT (kirk2024 appendix I).", lambda ax: F.draw_kl_sweep(ax, pts))
     sets = _sets_in_order(roles, pts[0].get("pvr") or {})
     by = {d: [s for s in sets if (roles.get(s) or {}).get("distribution") == d] for d in ("id", "ood")}
-    gaps = sorted(pts[0].get("gap") or {})
+    gaps = _sets_in_order(roles, pts[0].get("gap") or {})
 
     def value(point: dict, key: str, s: str):
         v = (point.get(key) or {}).get(s)
@@ -80,7 +90,7 @@ def kl_sweep(rep: Sections, sweep: dict | None) -> None:
         rep.grid("kl_sweep_win_rates", "KL-penalty sweep: win rates", f"{where}; PvR against the references "
                  f"({sweep.get('judge')} judge, {max((sweep.get('win_rate_inputs') or {0: 0}).values())} inputs per "
                  "set at most); dashed: SFT, the β = ∞ end (kirk2024 fig. 11).", [cells], col_titles=titles,
-                 legend="panels")
+                 panel=(3.4, 3.8), legend="panels")
     metrics = F.metrics_in_order(pts[0].get("diversity") or {})
     for kind, fig in (("per_input", "12"), ("across_input", "13")):
         spread = "inputs" if kind == "per_input" else "redraws of the across-input sample"
@@ -100,15 +110,20 @@ def kl_sweep(rep: Sections, sweep: dict | None) -> None:
 
 
 def _kl_table(sweep: dict, pts: list[dict], sft: dict, sets: list[str], metrics: list[str], where: str) -> str:
+    """Two tables, one row per β and SFT as ∞: reward, KL and win rates; then diversity."""
+    rows = [(f"{p['kl_coef']:g}", p) for p in pts] + [("∞ (SFT)", {**sft, "step": "–"})]
     head = ["β", "step", "RM score", "KL", "gold"] + [f"{s} PvR" for s in sets] + ["mean gap"]
-    head += [f"{F.METRIC_LABEL.get(m, m)} {F.KINDS[k]}" for m in metrics for k in F.KINDS]
     lines = [f"{where} (its step below; step 0 is the SFT model itself).", "",
              "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-    for name, p in [(f"{p['kl_coef']:g}", p) for p in pts] + [("∞ (SFT)", {**sft, "step": "–"})]:
+    for name, p in rows:
         gap = p.get("gap") or {}
         cells = [name, str(p.get("step")), fmt(p.get("rm_score")), fmt(p.get("kl")), fmt(p.get("gold"))]
         cells += [fmt1((p.get("pvr") or {}).get(s, {}).get("win_rate")) for s in sets]
-        cells += [fmt1(mean(gap.values())) if gap else "–"]
-        cells += [fmt((p.get("diversity") or {}).get(m, {}).get(k, {}).get("mean")) for m in metrics for k in F.KINDS]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(cells + [fmt1(mean(gap.values())) if gap else "–"]) + " |")
+    head = ["β"] + [f"{F.METRIC_LABEL.get(m, m)} {F.KINDS[k]}" for m in metrics for k in F.KINDS]
+    lines += ["", f"Diversity on {sweep.get('n_inputs')} {sweep.get('diversity_test_set')} inputs:", "",
+              "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for name, p in rows:
+        cells = [fmt((p.get("diversity") or {}).get(m, {}).get(k, {}).get("mean")) for m in metrics for k in F.KINDS]
+        lines.append("| " + " | ".join([name] + cells) + " |")
     return "\n".join(lines)
