@@ -65,7 +65,7 @@ def _records():
 def test_the_judge_prompt_is_the_one_the_records_declare():
     from rlhflab.config import EvalStage
     from rlhflab.data.records import PromptRecord
-    from rlhflab.stages.eval import judge_prompt
+    from rlhflab.judging import judge_prompt
 
     post, article, sff, syn_news, chat = _records()
     cfg = EvalStage(judge="openai")
@@ -82,7 +82,7 @@ def test_the_judge_prompt_is_the_one_the_records_declare():
 
 
 def test_llm_judges_read_what_the_seeds_judge_read():
-    from rlhflab.stages.eval import judge_input
+    from rlhflab.judging import judge_input
 
     post, article, sff, syn_news, chat = _records()
     # kirk2024's released script: the policy input without its "\nTL;DR:" cue

@@ -52,9 +52,30 @@ def _div(test_set="main"):
             "policies": {"sft": {"ead": m(sft)}, "ppo": {"ead": m([v - 0.3 + 0.02 * (i % 3) for i, v in enumerate(sft)])}}}
 
 
-KL = {"sft_diversity": 0.8, "sft_diversity_per_input": [0.8, 0.7, 0.9, 0.8, 0.8, 0.75],
-      "points": [{"kl_coef": 0.5, "diversity": 0.6, "gold": 1.0, "diversity_per_input": [0.6, 0.5, 0.7, 0.6, 0.6, 0.6]},
-                 {"kl_coef": 0.05, "diversity": 0.4, "gold": 2.0, "diversity_per_input": [0.4] * 6}]}
+def _spread(values, across=None):
+    return {"per_input": {"mean": sum(values) / len(values), "std": 0.1, "n": len(values), "values": values},
+            "across_input": {"mean": across if across is not None else sum(values) / len(values), "std": 0.01, "n": 10}}
+
+
+def _kl_point(beta, values, main, idiom, step=4):
+    return {"kl_coef": beta, "step": step, "is_sft": step == 0, "rm_score": 1.0 - beta, "kl": 2.0 * beta,
+            "gold": 0.5, "pvr": {"main": _wr(main, 5), "idiom": _wr(idiom, 5)}, "gap": {"idiom": main - idiom},
+            "diversity": {"sentence_bert": _spread(values), "ead": _spread([v / 2 for v in values], across=0.9)}}
+
+
+KL = {"select_on": "last", "judge": "gold", "win_rate_inputs": {"main": 40, "idiom": 40},
+      "sets": {"main": {"distribution": "id", "shift": None, "compare_to": None},
+               "idiom": {"distribution": "ood", "shift": "length", "compare_to": "main"}},
+      "diversity_test_set": "main", "n_inputs": 6, "samples_per_input": 2, "temperature": 1.0,
+      "sft": {**_kl_point(0, [0.8, 0.7, 0.9, 0.8, 0.8, 0.75], 40.0, 30.0), "step": None, "kl": 0.0},
+      "points": [_kl_point(0.5, [0.6, 0.5, 0.7, 0.6, 0.6, 0.6], 50.0, 35.0),
+                 _kl_point(0.05, [0.4] * 6, 70.0, 30.0)]}
+
+BON = {"evaluator": "gold", "selector": "rm", "pool": 4, "temperature": 0.7, "inputs": {"main": 2, "idiom": 2},
+       "sets": KL["sets"], "oracle_best_of_pool": {"main": 1.0, "idiom": 0.8},
+       "curves": {"main": {"1": {"mean": 0.1, "se": 0.1}, "4": {"mean": 0.5, "se": 0.1}},
+                  "idiom": {"1": {"mean": 0.0, "se": 0.1}, "4": {"mean": 0.3, "se": 0.1}}},
+       "gap": {"idiom": {"1": 0.1, "4": 0.2}}}
 
 
 def _verdicts(findings):
@@ -105,9 +126,12 @@ def test_kl_claim_is_not_run_without_a_sweep_and_restored_diversity_is_contradic
                        "evidence": "not run: enable the kl_sweep stage"}
     assert not any("diversity (" in f["claim"] for f in got)
     assert compute_findings(None, None, None, None) == [got[-1]]
-    restored = {"sft_diversity": 0.5, "sft_diversity_per_input": [0.5, 0.4, 0.6, 0.5] * 5,
-                "points": [{"kl_coef": 1.0, "diversity": 0.7, "diversity_per_input": [0.7, 0.6, 0.8, 0.7] * 5}]}
-    assert compute_findings(None, None, restored, None)[0]["verdict"] == "contradicted"
+    restored = {"sft": _kl_point(0, [0.5, 0.4, 0.6, 0.5] * 5, 40, 30),
+                "points": [_kl_point(1.0, [0.7, 0.6, 0.8, 0.7] * 5, 40, 30, step=0)]}
+    row = compute_findings(None, None, restored, None)[0]
+    assert row["verdict"] == "contradicted"
+    assert row["evidence"].startswith("per-input sentence_bert diversity at β = 1.0 (step 0, SFT itself): 0.700 vs "
+                                      "SFT 0.500 over 20 inputs")
 
 
 def test_a_set_where_no_policy_succeeds_gets_no_claim_and_leaves_the_gap():
@@ -196,9 +220,7 @@ def test_build_report_reads_the_given_stage_folders(tmp_path):
                                         "metrics.jsonl": [{"step": 1, "rm_score": 0.1, "kl": 0.0},
                                                           {"step": 2, "rm_score": 0.3, "kl": 0.1}]}),
         "rm": _stage(tmp_path, "rm", {"metrics.jsonl": [{"step": 5, "val_accuracy": 0.6}, {"step": 9, "loss": 1}]}),
-        "bon": _stage(tmp_path, "bon", {"sweep.json": {"pool": 4, "prompts": 2, "gold_oracle_best_of_pool": 1.0,
-                                                       "curve": {"1": {"gold_mean": 0.1, "gold_se": 0.1},
-                                                                 "4": {"gold_mean": 0.5, "gold_se": 0.1}}}}),
+        "bon": _stage(tmp_path, "bon", {"sweep.json": BON}),
         "rm_eval": _stage(tmp_path, "rm_eval", {"table.json": {
             "subsets": ["validation", "test_main", "test_idiom"],
             "sets": {"validation": {"distribution": "id"}, "test_main": {"distribution": "id"},
@@ -214,7 +236,8 @@ def test_build_report_reads_the_given_stage_folders(tmp_path):
     page = (out / "index.html").read_text()
     assert md.startswith("# rlhflab report: my study\n") and "<h1>rlhflab report: my study</h1>" in page
     figures = {"pvr", "gap", "head_to_head", "diversity_per_input", "diversity_across_input", "tradeoff",
-               "best_of_n", "rm_accuracy", "ppo_curves", "kl_sweep", "shift"}
+               "best_of_n", "rm_accuracy", "ppo_curves", "kl_sweep", "kl_sweep_win_rates", "kl_sweep_per_input",
+               "kl_sweep_across_input", "shift"}
     assert set(re.findall(r'data-figure="(\w+)"', page)) == figures
     assert {p.stem for p in (out / "figures").glob("*.png")} == figures
     assert not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched from anywhere
@@ -254,16 +277,67 @@ def test_head_to_head_names_the_baseline_it_was_run_against(tmp_path, baseline, 
     assert f"against {other}" not in md
 
 
-def test_tradeoff_uses_the_diversity_test_set_and_is_skipped_without_it(tmp_path):
+def _grids(monkeypatch):
+    """Record each small-multiples figure's shape and labels while still drawing it."""
+    from rlhflab.report import figures as F
+
+    seen, real = {}, F.save_grid
+
+    def spy(path, title, cells, **kw):
+        seen[path.stem] = {"shape": [len(r) for r in cells], **{k: kw.get(k) for k in ("col_titles", "row_titles")}}
+        return real(path, title, cells, **kw)
+
+    monkeypatch.setattr(F, "save_grid", spy)
+    return seen
+
+
+def test_tradeoff_grid_has_every_test_set_against_every_metric_and_kind(tmp_path, monkeypatch):
+    """kirk2024 fig. 25 in full: a row per test set, a column per metric × (per-input, across-input),
+    whichever set the diversity was measured on."""
+    seen = _grids(monkeypatch)
+    d = _div("other")
+    for p in d["policies"]:
+        d["policies"][p]["sentence_bert"] = d["policies"][p]["ead"]
     ev = _stage(tmp_path, "eval", {"results.json": _eval()})
-    build_report({"eval": ev, "diversity": _stage(tmp_path / "a", "diversity", {"diversity.json": _div("idiom")})},
+    build_report({"eval": ev, "diversity": _stage(tmp_path / "a", "diversity", {"diversity.json": d})},
                  tmp_path / "r1", "t")
     md = (tmp_path / "r1" / "report.md").read_text()
-    assert "figures/tradeoff.png" in md and "win rate on the idiom set, out of distribution (kirk2024" in md
-    build_report({"eval": ev, "diversity": _stage(tmp_path / "b", "diversity", {"diversity.json": _div("other")})},
-                 tmp_path / "r2", "t")
-    assert "tradeoff" not in (tmp_path / "r2" / "report.md").read_text()
-    assert not (tmp_path / "r2" / "figures" / "tradeoff.png").exists()
+    assert "figures/tradeoff.png" in md and "diversity on 20 other inputs" in md and "(kirk2024 fig. 25)" in md
+    assert seen["tradeoff"]["shape"] == [4, 4]  # two sets × (two metrics × two kinds)
+    assert seen["tradeoff"]["row_titles"] == ["main (ID) PvR %", "idiom (OOD) PvR %"]
+    assert seen["tradeoff"]["col_titles"] == ["EAD per-input", "EAD across-input", "Sentence-BERT per-input",
+                                              "Sentence-BERT across-input"]
+    build_report({"diversity": _stage(tmp_path / "b", "diversity", {"diversity.json": d})}, tmp_path / "r2", "t")
+    assert not (tmp_path / "r2" / "figures" / "tradeoff.png").exists()  # no win rates, no trade-off
+
+
+def test_kl_sweep_section_draws_figures_11_to_13_and_tables_one_checkpoint(tmp_path, monkeypatch):
+    seen = _grids(monkeypatch)
+    build_report({"kl_sweep": _stage(tmp_path, "kl", {"sweep.json": KL})}, tmp_path / "r", "kl")
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert {p.stem for p in (tmp_path / "r" / "figures").glob("*.png")} == {
+        "kl_sweep", "kl_sweep_win_rates", "kl_sweep_per_input", "kl_sweep_across_input"}
+    assert seen["kl_sweep_win_rates"]["col_titles"] == ["ID win rate", "OOD win rate", "gap ID − OOD"]
+    assert seen["kl_sweep_per_input"]["col_titles"] == ["EAD", "Sentence-BERT"]
+    assert "Every number of a β comes from one checkpoint of its run: the last checkpoint" in md
+    assert "| β | step | RM score | KL | gold | main PvR | idiom PvR | mean gap |" in md
+    assert "| β | EAD per-input | EAD across-input | Sentence-BERT per-input | Sentence-BERT across-input |" in md
+    # sorted by β; the SFT row is the β = ∞ end
+    assert "| 0.05 | 4 | 0.950 | 0.100 | 0.500 | 70.0 | 30.0 | 40.0 |" in md and "| 0.05 | 0.200 | 0.900 | 0.400 | 0.400 |" in md
+    assert md.index("| 0.05 | 4 |") < md.index("| 0.5 | 4 |") < md.index("| ∞ (SFT) | – |")
+    assert "| ∞ (SFT) | – | 1.000 | 0.000 | 0.500 | 40.0 | 30.0 | 10.0 |" in md
+    assert "| ∞ (SFT) | 0.396 | 0.900 | 0.792 | 0.792 |" in md and "Diversity on 6 main inputs:" in md
+
+
+@pytest.mark.parametrize("evaluator, words", [("gold", "the gold reward"), ("rm_proxy", "the held-out proxy RM")])
+def test_best_of_n_section_has_a_curve_per_set_and_the_gap(tmp_path, monkeypatch, evaluator, words):
+    seen = _grids(monkeypatch)
+    build_report({"bon": _stage(tmp_path, "bon", {"sweep.json": {**BON, "evaluator": evaluator}})}, tmp_path / "r", "b")
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert seen["best_of_n"]["shape"] == [2] and f"scored by {words}" in md and "(kirk2024 fig. 22)" in md
+    assert "| N | main | idiom | mean gap |" in md  # ID first
+    assert "| 1 | 0.100 | 0.000 | 0.100 |" in md and "| 4 | 0.500 | 0.300 | 0.200 |" in md
+    assert "(the ceiling): main 1.000, idiom 0.800." in md
 
 
 def test_readme_tables_are_printed_from_a_run_folder(tmp_path):

@@ -45,9 +45,9 @@ def test_best_of_n_curve_over_disjoint_blocks():
     rm = torch.tensor([[0.1, 0.9, 0.5, 0.2]])
     gold = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
     curve = best_of_n_curve(rm, gold, [1, 2, 4])
-    assert curve[1]["gold_mean"] == pytest.approx(2.5)  # mean of all samples
-    assert curve[2]["gold_mean"] == pytest.approx((2.0 + 3.0) / 2)  # picks 0.9 in [0,1], 0.5 in [2,3]
-    assert curve[4]["gold_mean"] == pytest.approx(2.0) and curve[4]["blocks"] == 1
+    assert curve[1]["mean"] == pytest.approx(2.5)  # mean of all samples
+    assert curve[2]["mean"] == pytest.approx((2.0 + 3.0) / 2)  # picks 0.9 in [0,1], 0.5 in [2,3]
+    assert curve[4]["mean"] == pytest.approx(2.0) and curve[4]["blocks"] == 1
     assert curve[4]["rm_mean"] == pytest.approx(0.9)
     with pytest.raises(ValueError):
         best_of_n_curve(rm, gold, [8])

@@ -41,10 +41,14 @@ def test_best_of_n_selects_by_reward_and_reports_spread(tiny_run):
     bon = results["bon"].metrics
     assert sum(k.endswith("/gold_gain") for k in bon) == len(TEST_SETS)
     assert bon["id/gold_gain"] > 0.1  # best-of-8 beats a single SFT sample on the gold reward (0.27)
-    sweep = json.loads((cfg.run_dir / "bon" / "sweep.json").read_text())["curve"]
+    full = json.loads((cfg.run_dir / "bon" / "sweep.json").read_text())
+    assert full["evaluator"] == "gold" and set(full["curves"]) == set(TEST_SETS)  # ID and every OOD set
+    assert set(full["gap"]) == set(TEST_SETS) - {"id"} and set(full["gap"]["ood_news"]) == {"1", "2", "4", "8", "16"}
+    sweep = full["curves"]["id"]
     # the RM score of the pick rises with N: selection works on one reused pool
     assert sweep["16"]["rm_mean"] > sweep["4"]["rm_mean"] > sweep["1"]["rm_mean"]
-    assert sweep["16"]["gold_mean"] > sweep["4"]["gold_mean"] > sweep["1"]["gold_mean"]
-    assert all(v["gold_se"] > 0 for v in sweep.values())
+    assert sweep["16"]["mean"] > sweep["1"]["mean"]
+    assert all(v["se"] > 0 for v in sweep.values())
+    assert full["gap"]["ood_news"]["4"] == sweep["4"]["mean"] - full["curves"]["ood_news"]["4"]["mean"]
     rows = [json.loads(l) for l in (cfg.run_dir / "bon" / "outputs" / "id.jsonl").read_text().splitlines()]
     assert len(rows) == 16 and all(r["output"] for r in rows)

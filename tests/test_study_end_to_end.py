@@ -81,15 +81,30 @@ def test_diversity_stage_tables(tiny_run):
 
 
 FIGURES = {"pvr", "gap", "head_to_head", "shift", "diversity_per_input", "diversity_across_input", "tradeoff",
-           "best_of_n", "rm_accuracy", "ppo_curves", "kl_sweep"}
+           "best_of_n", "rm_accuracy", "ppo_curves", "kl_sweep", "kl_sweep_win_rates", "kl_sweep_per_input",
+           "kl_sweep_across_input"}
 
 
 def test_kl_sweep_points(tiny_run):
+    """Every number of a β from its last checkpoint: the RM score, KL and gold of that step's own
+    validation pass; win rates on every test set with the gap; every metric per and across inputs."""
     cfg, _ = tiny_run
     sweep = json.loads((cfg.run_dir / "kl_sweep" / "sweep.json").read_text())
-    assert [p["kl_coef"] for p in sweep["points"]] == [0.01, 0.2]
-    assert all(0 < p["diversity"] < 1 and p["kl"] is not None for p in sweep["points"])
-    assert 0 < sweep["sft_diversity"] < 1
+    assert [p["kl_coef"] for p in sweep["points"]] == [0.01, 0.2] and sweep["select_on"] == "last"
+    for p in sweep["points"]:
+        rows = [json.loads(line) for line in
+                (cfg.run_dir / "kl_sweep" / f"beta_{p['kl_coef']:g}" / "metrics.jsonl").read_text().splitlines()]
+        val = next(r for r in rows if r["step"] == p["step"] and "val_rm_score" in r)
+        assert p["step"] == rows[-1]["step"] == 3 and not p["is_sft"]
+        assert (p["rm_score"], p["kl"], p["gold"]) == (val["val_rm_score"], val["val_kl"], val["val_gold"])
+        assert set(p["pvr"]) == TEST_SETS and set(p["gap"]) == TEST_SETS - {"id"}
+        assert all(v["n"] == 8 for v in p["pvr"].values())
+        assert p["gap"]["ood_news"] == pytest.approx(p["pvr"]["id"]["win_rate"] - p["pvr"]["ood_news"]["win_rate"])
+        assert set(p["diversity"]) == {"ead", "sentence_bert", "nli"}
+        assert all(set(v) == {"per_input", "across_input"} and len(v["per_input"]["values"]) == 8
+                   for v in p["diversity"].values())
+        assert 0 < p["diversity"]["sentence_bert"]["per_input"]["mean"] < 1
+    assert set(sweep["sft"]["pvr"]) == TEST_SETS and 0 < sweep["sft"]["diversity"]["sentence_bert"]["per_input"]["mean"] < 1
     assert not any((cfg.run_dir / "kl_sweep").glob("beta_*/model.safetensors"))  # sweep policies are not kept
 
 

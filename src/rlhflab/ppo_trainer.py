@@ -57,17 +57,16 @@ class LoopState:
         self.kl_coef = kl_coef
         self.score_norm: list[float] | None = None
         self.best = best
+        self.best_val: dict = {}  # the validation row of the kept weights, so every number is theirs
 
     def state_dict(self) -> dict:
         return {"step": self.step, "kl_coef": self.kl_coef, "score_norm": self.score_norm,
-                "best": self.best.state_dict()}
+                "best": self.best.state_dict(), "best_val": self.best_val}
 
     def load_state_dict(self, state: dict) -> None:
         self.step, self.kl_coef, self.score_norm = state["step"], state["kl_coef"], state["score_norm"]
         self.best.load_state_dict(state["best"])
-
-
-TIMINGS = ("rollout_seconds", "update_seconds", "rollout_tokens_per_s")
+        self.best_val = state.get("best_val", {})
 
 
 def _clock() -> float:
@@ -310,11 +309,10 @@ class PPOTrainer:
     def train(self) -> dict:
         """Run (or resume) the loop; leaves `self.policy` holding the selected weights and returns
         summary metrics."""
-        cfg = self.cfg
-        best = self.loop.best
+        cfg, best = self.cfg, self.loop.best
         resumed_at = self.loop.step if self.maybe_resume() else None
         if resumed_at is None:
-            first = self.validate()
+            self.loop.best_val = first = self.validate()
             self.log(0, first)
             best.offer(0, first["val_objective"], always=True)
         rates, step_seconds = [], []
@@ -328,7 +326,8 @@ class PPOTrainer:
             if step % cfg.eval_every == 0 or step == self.steps:
                 val = self.validate()
                 row.update(val)
-                best.offer(step, val["val_objective"], always=cfg.select_on == "last")
+                if best.offer(step, val["val_objective"], always=cfg.select_on == "last"):
+                    self.loop.best_val = val
             self.log(step, row)
             self.progress(step, self.steps)
             self.loop.step = step
@@ -339,8 +338,8 @@ class PPOTrainer:
         last = row if self.steps else {}
         return {**self.params, "steps": self.steps, "optimizer_updates": self.updates,
                 "best_step": best.step, "best_val_objective": best.score,
-                "resumed_at_step": resumed_at,
-                "rollout_tokens_per_s": mean(rates) if rates else None,
+                "selected": {"step": best.step, **self.loop.best_val},  # validation of the weights kept
+                "resumed_at_step": resumed_at, "rollout_tokens_per_s": mean(rates) if rates else None,
                 "step_seconds": mean(step_seconds) if step_seconds else None,
                 **{f"final_{k}": v for k, v in last.items() if k in
                    ("rm_score", "kl", "gold", "val_rm_score", "val_kl", "val_gold", "entropy")}}

@@ -36,13 +36,14 @@ def score_pool(rm, tokenizer, prompts: list[str], pool: list[list[str]]) -> torc
     return flat.view(len(prompts), k)
 
 
-def best_of_n_curve(rm_scores: torch.Tensor, gold: torch.Tensor, sweep: list[int]) -> dict[int, dict]:
-    """E[gold of the RM's best of N] per prompt, averaged over disjoint blocks of the pool.
+def best_of_n_curve(rm_scores: torch.Tensor, evaluator: torch.Tensor, sweep: list[int]) -> dict[int, dict]:
+    """E[evaluator score of the RM's best of N] per prompt, averaged over disjoint blocks of the pool.
 
-    rm_scores, gold: [P, K]. For each N the pool's first ⌊K/N⌋·N samples form ⌊K/N⌋ disjoint
-    blocks of N; the RM picks one per block; the per-prompt mean over blocks is an unbiased
-    estimate of E[gold(best-of-N)] with less variance than a single prefix. Returns
-    {N: {"gold_mean", "gold_se" (over prompts), "rm_mean", "blocks"}}.
+    rm_scores: the selecting RM's scores, evaluator: the scores of whatever judges the pick (the
+    gold reward, or a proxy RM the selection never saw), both [P, K]. For each N the pool's first
+    ⌊K/N⌋·N samples form ⌊K/N⌋ disjoint blocks of N; the RM picks one per block; the per-prompt
+    mean over blocks is an unbiased estimate of E[evaluator(best-of-N)] with less variance than a
+    single prefix. Returns {N: {"mean", "se" (over prompts), "rm_mean", "blocks"}}.
     """
     P, K = rm_scores.shape
     out = {}
@@ -51,14 +52,20 @@ def best_of_n_curve(rm_scores: torch.Tensor, gold: torch.Tensor, sweep: list[int
             raise ValueError(f"best-of-{n} needs a pool of at least {n} samples, have {K}")
         blocks = K // n
         r = rm_scores[:, : blocks * n].reshape(P, blocks, n)
-        g = gold[:, : blocks * n].reshape(P, blocks, n)
+        g = evaluator[:, : blocks * n].reshape(P, blocks, n)
         pick = r.argmax(dim=2, keepdim=True)
-        per_prompt_gold = g.gather(2, pick).squeeze(2).mean(dim=1)
+        per_prompt = g.gather(2, pick).squeeze(2).mean(dim=1)
         per_prompt_rm = r.gather(2, pick).squeeze(2).mean(dim=1)
-        out[n] = {"gold_mean": per_prompt_gold.mean().item(),
-                  "gold_se": standard_error(per_prompt_gold.tolist()),
+        out[n] = {"mean": per_prompt.mean().item(), "se": standard_error(per_prompt.tolist()),
                   "rm_mean": per_prompt_rm.mean().item(), "blocks": blocks}
     return out
+
+
+def model_sampler(model, tokenizer, g: Generation, temperature: float) -> Sampler:
+    """A loaded causal LM as a sampler at `temperature`."""
+    return lambda prompts, k: sample_texts(model, tokenizer, [p for p in prompts for _ in range(k)],
+                                           batch_size=g.batch_size * 4, temperature=temperature, top_p=g.top_p,
+                                           max_new_tokens=g.max_new_tokens)
 
 
 def policy_sampler(policy_dir: Path, dtype: str, g: Generation, temperature: float,
@@ -68,9 +75,7 @@ def policy_sampler(policy_dir: Path, dtype: str, g: Generation, temperature: flo
     tokenizer = load_tokenizer(policy_dir)
     model = load_causal_lm(policy_dir, dtype)
     if best_of is None:
-        return lambda prompts, k: sample_texts(model, tokenizer, [p for p in prompts for _ in range(k)],
-                                               batch_size=g.batch_size * 4, temperature=temperature,
-                                               top_p=g.top_p, max_new_tokens=g.max_new_tokens)
+        return model_sampler(model, tokenizer, g, temperature)
     rm_dir, n, bon_temperature = best_of
     rm_tok = load_tokenizer(rm_dir)
     rm = load_reward_model(rm_dir, rm_tok, dtype)

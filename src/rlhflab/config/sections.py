@@ -141,8 +141,11 @@ class BoNStage(Section):
     temperature: float = Field(0.7, gt=0.0, description="ivison2024 appendix H: τ = 0.7")
     reward_model: Literal["rm", "rm_proxy"] = "rm"
     sweep: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64],
-                             description="N values of the best-of-N curve (kirk2024 fig. 22)")
-    sweep_prompts: int = Field(64, ge=1, description="ID validation prompts in the sweep")
+                             description="N values of the best-of-N curve on every test set (kirk2024 fig. 22)")
+    sweep_prompts: int = Field(64, ge=1, description="inputs of each test set (ID and OOD) in the curve")
+    sweep_evaluator: Literal["auto", "gold", "rm_proxy"] = Field(
+        "auto", description="what scores the RM's picks on the curve: gold (the task's gold reward), rm_proxy "
+        "(the held-out proxy RM, as kirk2024 fig. 22), auto: gold where the task has one, else rm_proxy")
     max_prompts_per_test_set: int | None = Field(None, ge=1, description="cap on test inputs per set")
 
     @model_validator(mode="after")
@@ -272,13 +275,17 @@ class DiversityStage(Section):
 
 
 class KLSweepStage(Section):
-    """PPO at several KL coefficients: performance and per-input diversity against β (kirk2024 fig. 11–13)."""
+    """PPO at several KL coefficients: win rates ID/OOD, the gap and diversity against β (kirk2024 fig. 11–13)."""
 
     enabled: bool = False
     kl_coefs: list[float] = Field(default_factory=lambda: [0.01, 0.05, 0.2, 1.0])
     max_steps: int | None = Field(None, ge=1, description="rollout batches per run (default: as ppo)")
-    test_set: str = "id"
-    n_inputs: int = Field(64, ge=2)
+    select_on: Literal["val_objective", "last"] = Field(
+        "last", description="the one checkpoint of each β's run that every number (RM score, KL, gold, win rates, "
+        "diversity) comes from. last (default): what training at β did; val_objective: ppo's selection, which at a "
+        "large β can keep step 0, the SFT model itself")
+    test_set: str = Field("id", description="the test set whose inputs the diversity is measured on")
+    n_inputs: int = Field(64, ge=2, description="inputs for diversity, and the most judged per test set for win rates")
     samples_per_input: int = Field(8, ge=2)
 
 

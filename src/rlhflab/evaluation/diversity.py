@@ -276,3 +276,32 @@ def diversity_table(texts: list[str], n_inputs: int, k: int, *, embeddings: np.n
     return {name: {"per_input": per_input(f, n_inputs, k),
                    "across_input": across_input(f, n_inputs, k, resamples, seed)}
             for name, f in metrics.items()}
+
+
+# ------------------------------------------------------------------ as the config asks ---
+
+
+def nli_for(cfg, task: str | None) -> NLIClassifier | None:
+    """The NLI classifier `cfg` (a diversity config section) asks for: None without 'nli' in its
+    metrics; its nli_model; else the synthetic task's exact oracle (any other task must name one)."""
+    if "nli" not in cfg.metrics:
+        return None
+    if cfg.nli_model:
+        return HFNLIClassifier(cfg.nli_model)
+    if task == "synthetic-tldr":
+        from rlhflab.data.synthetic_nli import SyntheticOracleNLI
+
+        return SyntheticOracleNLI()
+    raise ValueError("diversity: NLI diversity needs diversity.nli_model (a Hugging Face MNLI classifier)")
+
+
+def configured_diversity(texts: list[str], n_inputs: int, k: int, cfg, *, encoder=None,
+                         nli: NLIClassifier | None = None, seed: int = 0) -> dict[str, dict[str, Spread]]:
+    """diversity_table with the settings of `cfg` (a diversity config section), keeping only its
+    metrics; each text is embedded once. Every stage that reports diversity goes through here, so
+    the diversity stage's numbers and the KL sweep's are the same measurement."""
+    emb = encoder.encode(texts, batch_size=128, convert_to_numpy=True) if "sentence_bert" in cfg.metrics else None
+    result = diversity_table(texts, n_inputs, k, embeddings=emb, nli=nli, max_nli_pairs=cfg.max_nli_pairs,
+                             nli_variant=cfg.nli_variant, vocab_size=cfg.ead_vocab_size,
+                             ead_tokenisation=cfg.ead_tokenisation, resamples=cfg.resamples, seed=seed)
+    return {m: v for m, v in result.items() if m in cfg.metrics}

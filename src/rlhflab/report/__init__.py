@@ -9,6 +9,7 @@ each with the comparison it rests on and its uncertainty; nothing is written by 
     figures   save_figure, grouped_bars, twin_plot and the report's plots
     findings  compute_findings: the papers' claims decided from the loaded results (pure)
     sections  the report's sections (tables and the figures beside them)
+    sweeps    the best-of-N and KL-penalty sweep sections
     hparams   the hyper-parameter sweep tables (kirk2024 tables 8–10 and 14)
     page      markdown and HTML rendering, the sample browser
 """
@@ -18,11 +19,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rlhflab.report import sections
+from rlhflab.report import sections, sweeps
 from rlhflab.report.figures import grouped_bars, save_figure, twin_plot
 from rlhflab.report.findings import compute_findings, method_note
-from rlhflab.report.page import render_html, render_markdown, sample_browser
 from rlhflab.report.hparams import hparam_sweeps
+from rlhflab.report.page import render_html, render_markdown, sample_browser
 
 __all__ = ["build_report", "compute_findings", "grouped_bars", "save_figure", "twin_plot", "STAGES"]
 
@@ -75,8 +76,9 @@ def build_report(inputs: dict[str, Path], out_dir: Path, title: str) -> list[dic
     sections.data(rep, task)
     sections.performance(rep, results)
     sections.diversity(rep, div, results)
-    sections.training_curves(rep, src.json("bon", "sweep.json"), src.rows("rm", "metrics.jsonl"),
-                             src.rows("ppo", "metrics.jsonl"), kl)
+    sweeps.best_of_n(rep, src.json("bon", "sweep.json"))
+    sweeps.kl_sweep(rep, kl)
+    sections.training_curves(rep, src.rows("rm", "metrics.jsonl"), src.rows("ppo", "metrics.jsonl"))
     sections.reward_models(rep, src.json("rm_eval", "table.json"))
     hparam_sweeps(rep, {s: g for s in STAGES if "grid.json" in STAGES[s] and (g := src.json(s, "grid.json"))})
     findings = compute_findings(results, div, kl, ppo_manifest.get("metrics"))

@@ -17,6 +17,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 POLICY_ORDER = ["sft", "bon", "ppo", "dpo"]
 POLICY_LABEL = {"sft": "SFT", "bon": "best-of-N", "ppo": "PPO", "dpo": "DPO"}
+METRIC_LABEL = {"ead": "EAD", "sentence_bert": "Sentence-BERT", "nli": "NLI"}
+KINDS = {"per_input": "per-input", "across_input": "across-input"}
+
+
+def metrics_in_order(names) -> list[str]:
+    """Diversity metrics in the paper's order (EAD, Sentence-BERT, NLI), then any others by name."""
+    return sorted(names, key=lambda m: (list(METRIC_LABEL).index(m) if m in METRIC_LABEL else 9, m))
 
 
 def ordered(names: Iterable[str]) -> list[str]:
@@ -37,6 +44,45 @@ def save_figure(path: Path, title: str, draw: Callable, figsize=(6.4, 3.8), dpi=
         draw(ax)
         ax.set_title(title, fontsize=10)
         fig.tight_layout()
+        fig.savefig(path, dpi=dpi)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def save_grid(path: Path, title: str, cells: list[list[Callable | None]], col_titles: list[str] | None = None,
+              row_titles: list[str] | None = None, panel=(2.8, 2.2), dpi=110, sharex=False, sharey=False,
+              legend: str = "figure") -> Path:
+    """Small multiples: cells[r][c] draws panel (r, c) (None leaves it empty); column titles on the
+    top row, row titles as the first column's y-labels. legend "figure": one legend, from the first
+    panel with labelled artists (every panel shows the same things, e.g. policies); "panels": each
+    panel its own (panels show different things, e.g. ID sets beside OOD sets)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows, cols = len(cells), max(len(r) for r in cells)
+    fig, axes = plt.subplots(rows, cols, figsize=(panel[0] * cols + 1.2, panel[1] * rows + 0.8), squeeze=False,
+                             sharex=sharex, sharey=sharey)
+    try:
+        for r in range(rows):
+            for c in range(cols):
+                ax, draw = axes[r][c], cells[r][c] if c < len(cells[r]) else None
+                if draw is None:
+                    ax.set_visible(False)
+                    continue
+                draw(ax)
+                ax.tick_params(labelsize=7)
+                if legend == "panels" and ax.get_legend_handles_labels()[1]:  # below: many lines would hide data
+                    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
+                if col_titles and r == 0:
+                    ax.set_title(col_titles[c], fontsize=8)
+                if row_titles and c == 0:
+                    ax.set_ylabel(row_titles[r], fontsize=8)
+        labelled = next((ax for ax in axes.flat if ax.get_visible() and ax.get_legend_handles_labels()[1]), None)
+        if legend == "figure" and labelled is not None:
+            handles, labels = labelled.get_legend_handles_labels()
+            fig.legend(handles, labels, fontsize=8, loc="upper right", ncol=min(len(labels), 6))
+        fig.suptitle(title, fontsize=10, x=0.02, y=0.995, ha="left")
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / (panel[1] * rows + 0.8)))
         fig.savefig(path, dpi=dpi)
     finally:
         plt.close(fig)
@@ -99,29 +145,60 @@ def draw_shift(ax, gap: dict[str, dict[str, float]], shift: dict[str, float], un
     ax.legend(fontsize=8)
 
 
-def draw_tradeoff(ax, diversity_policies: dict, pvr: dict, test_set: str) -> None:
-    """One point per policy: per-input Sentence-BERT diversity against PvR win rate on test_set."""
+POLICY_COLOUR = {"sft": "C0", "bon": "C1", "ppo": "C2", "dpo": "C3"}
+
+
+def draw_tradeoff(ax, diversity_policies: dict, pvr: dict, test_set: str, metric: str, kind: str) -> None:
+    """One panel of kirk2024 fig. 25: each policy's `kind` (per_input | across_input) `metric`
+    diversity (x) against its PvR win rate on `test_set` (y), one colour per policy throughout."""
     for p in ordered(diversity_policies):
-        if test_set in pvr.get(p, {}) and "sentence_bert" in diversity_policies[p]:
-            x = diversity_policies[p]["sentence_bert"]["per_input"]["mean"]
-            y = pvr[p][test_set]["win_rate"]
-            ax.scatter([x], [y], s=40)
-            ax.annotate(p, (x, y), fontsize=8)
-    ax.set_xlabel("per-input Sentence-BERT diversity")
-    ax.set_ylabel(f"PvR win rate on {test_set} (%)")
+        v = diversity_policies[p].get(metric)
+        if v is None or test_set not in pvr.get(p, {}):
+            continue
+        x, y = v[kind]["mean"], pvr[p][test_set]["win_rate"]
+        ax.errorbar([x], [y], xerr=[v[kind]["std"]], yerr=[pvr[p][test_set].get("standard_error") or 0], fmt="o",
+                    ms=5, capsize=2, color=POLICY_COLOUR.get(p), label=label(p))
 
 
-def draw_best_of_n(ax, sweep: dict) -> None:
-    """Gold reward of the RM's pick against N, with the gold-picked oracle as a line."""
-    c = sweep["curve"]
-    ns = sorted(int(n) for n in c)
-    ax.errorbar(ns, [c[str(n)]["gold_mean"] for n in ns], yerr=[c[str(n)]["gold_se"] for n in ns],
-                marker="o", capsize=2, label="RM picks")
-    ax.axhline(sweep["gold_oracle_best_of_pool"], ls="--", c="grey", label="gold picks (oracle)")
+def draw_best_of_n(ax, sweep: dict, order: list[str]) -> None:
+    """The evaluator's score of the RM's best-of-N against N on every test set (ID solid, OOD
+    dashed), ±1 SE over inputs; each set's evaluator-picked best of the pool as a dotted level."""
+    for i, s in enumerate(order):
+        c = sweep["curves"][s]
+        ns = sorted(int(n) for n in c)
+        ood = (sweep.get("sets") or {}).get(s, {}).get("distribution") == "ood"
+        ax.errorbar(ns, [c[str(n)]["mean"] for n in ns], yerr=[c[str(n)]["se"] for n in ns], marker="o", ms=3,
+                    capsize=2, ls="--" if ood else "-", color=f"C{i}", label=s)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("N")
-    ax.set_ylabel("gold reward of best-of-N")
-    ax.legend(fontsize=8)
+    ns = sorted({int(n) for s in order for n in sweep["curves"][s]})
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.minorticks_off()
+    ax.set_xlabel("N", fontsize=8)
+    ax.set_ylabel(f"{sweep['evaluator']} score of best-of-N", fontsize=8)
+
+
+def draw_lines(ax, x: list[float], lines: dict[str, tuple[list, list | None]], xlabel: str, ylabel: str,
+               reference: dict[str, tuple[float, float | None]] | None = None, log_x: bool = True,
+               reference_label: str | None = None, colour_offset: int = 0) -> None:
+    """Lines over x (label -> (values, errors or None)); `reference` (label -> (level, error or
+    None)) drawn as dashed levels of the same colour, e.g. SFT as the β = ∞ end of a KL sweep,
+    the first of them named `reference_label` in the legend. Line i takes colour C(i + colour_offset),
+    so a panel of OOD sets can match the colours a neighbouring panel gave them."""
+    named = False
+    for i, (name, (ys, errs)) in enumerate(lines.items(), start=colour_offset):
+        ax.errorbar(x, ys, yerr=errs, marker="o", ms=3, capsize=2, color=f"C{i}", label=name)
+        level = (reference or {}).get(name)
+        if level is not None and level[0] is not None:
+            ax.axhline(level[0], ls="--", lw=1, color=f"C{i}", label=None if named else reference_label)
+            named = True
+            if level[1]:
+                ax.axhspan(level[0] - level[1], level[0] + level[1], color=f"C{i}", alpha=0.1)
+    if log_x:  # ticks at the swept values themselves: a sweep has few, unevenly spaced points
+        ax.set_xscale("log")
+        ax.set_xticks(x, [f"{v:g}" for v in x])
+        ax.minorticks_off()
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
 
 
 def draw_rm_accuracy(ax, rows: list[dict]) -> None:
@@ -140,8 +217,11 @@ def draw_ppo(ax, rows: list[dict]) -> None:
 
 
 def draw_kl_sweep(ax, points: list[dict]) -> None:
-    """Gold reward and per-input diversity against the KL coefficient."""
-    twin_plot(ax, [p["kl_coef"] for p in points], {"gold reward": ([p["gold"] for p in points], "o-")},
-              ("per-input diversity", [p["diversity"] for p in points], "s--"),
-              "KL coefficient β", "gold reward", "per-input Sentence-BERT diversity")
+    """Gold reward (where the task has one) and RM score against β, KL on the right-hand axis; all
+    from the one checkpoint of each run the sweep reports."""
+    left = {"RM score": ([p["rm_score"] for p in points], "o-")}
+    if all(p.get("gold") is not None for p in points):
+        left["gold reward"] = ([p["gold"] for p in points], "o-")
+    twin_plot(ax, [p["kl_coef"] for p in points], left, ("KL", [p["kl"] for p in points], "s--"),
+              "KL coefficient β", "validation reward", "KL (nats)")
     ax.set_xscale("log")

@@ -162,15 +162,24 @@ def _length_control_claim(e: dict, ids: list[str]) -> dict | None:
                 f"LC PvR {st['lc_a']:.1f} vs {st['lc_b']:.1f} (raw {st['raw_a']:.1f} vs {st['raw_b']:.1f})")
 
 
+def kl_metric(metrics) -> str | None:
+    """The diversity metric the KL claim tests: Sentence-BERT, the one kirk2024 fig. 12 leads with,
+    else the first measured."""
+    metrics = sorted(metrics)
+    return "sentence_bert" if "sentence_bert" in metrics else (metrics[0] if metrics else None)
+
+
 def _kl_claim(kl_sweep: dict | None, seed: int) -> dict:
     pts = sorted((kl_sweep or {}).get("points") or [], key=lambda p: p["kl_coef"])
-    sft = (kl_sweep or {}).get("sft_diversity_per_input")
-    if not pts or not sft or not pts[-1].get("diversity_per_input"):
+    sft = ((kl_sweep or {}).get("sft") or {}).get("diversity") or {}
+    m = kl_metric(set(sft) & set(pts[-1].get("diversity") or {})) if pts else None
+    if m is None:
         return _row(KL_CLAIM, -1, None, "not run: enable the kl_sweep stage", unit="score")
-    top = pts[-1]
-    st = paired_bootstrap(top["diversity_per_input"], sft, resamples=RESAMPLES, seed=seed, key="kl")
-    return _row(KL_CLAIM, -1, st, f"per-input diversity at β = {top['kl_coef']}: {top['diversity']:.3f} vs "
-                f"SFT {fmt(kl_sweep.get('sft_diversity'))} over {st['n']} inputs", unit="score")
+    top, ref = pts[-1]["diversity"][m]["per_input"], sft[m]["per_input"]
+    st = paired_bootstrap(top["values"], ref["values"], resamples=RESAMPLES, seed=seed, key="kl")
+    at = f"step {pts[-1]['step']}" + (", SFT itself" if pts[-1].get("is_sft") else "")
+    return _row(KL_CLAIM, -1, st, f"per-input {m} diversity at β = {pts[-1]['kl_coef']} ({at}): {top['mean']:.3f} "
+                f"vs SFT {ref['mean']:.3f} over {st['n']} inputs", unit="score")
 
 
 def _decide(rows: list[dict]) -> list[dict]:

@@ -24,6 +24,10 @@ class Sections:
         F.save_figure(self.out / "figures" / f"{name}.png", title, draw)
         self.figures.append((f"figures/{name}.png", title, caption))
 
+    def grid(self, name: str, title: str, caption: str, cells, **kw) -> None:
+        F.save_grid(self.out / "figures" / f"{name}.png", title, cells, **kw)
+        self.figures.append((f"figures/{name}.png", title, caption))
+
     def add(self, title: str, markdown: str) -> None:
         self.sections.append((title, markdown))
 
@@ -185,13 +189,8 @@ def diversity(rep: Sections, d: dict | None, e: dict | None) -> None:
                    f"{d['n_inputs']} inputs × {d['samples_per_input']} samples at τ = {d['temperature']}; "
                    f"bars ±1 std over {'inputs' if kind == 'per_input' else 'redraws'} (kirk2024 fig. {fig}).",
                    lambda ax, t=table: F.grouped_bars(ax, t, "diversity"))
-    test_set = d.get("test_set")
-    if e and test_set in (e.get("test_sets") or {}):
-        where = {"id": "in distribution", "ood": "out of distribution"}.get(distribution(e, test_set), "")
-        rep.figure("tradeoff", "Diversity against performance",
-                   f"Each policy's per-input diversity and PvR win rate on the {test_set} set"
-                   f"{', ' + where if where else ''} (kirk2024 fig. 25).",
-                   lambda ax: F.draw_tradeoff(ax, pol, e["pvr"], test_set))
+    if e and e.get("pvr"):
+        _tradeoff_grid(rep, d, e)
     metrics = sorted({m for ms in pol.values() for m in ms})
     lines = ["| policy | " + " | ".join(f"{m} per-input | {m} across-input" for m in metrics) + " |",
              "|---" * (2 * len(metrics) + 1) + "|"]
@@ -205,12 +204,25 @@ def diversity(rep: Sections, d: dict | None, e: dict | None) -> None:
     rep.add("Output diversity", "\n".join(lines))
 
 
-def training_curves(rep: Sections, bon_sweep: dict | None, rm_rows: list[dict], ppo_rows: list[dict],
-                    kl_sweep: dict | None) -> None:
-    if bon_sweep:
-        rep.figure("best_of_n", "Best-of-N", f"One pool of {bon_sweep['pool']} samples per prompt, "
-                   f"{bon_sweep['prompts']} prompts; ±1 SE over prompts (kirk2024 fig. 22).",
-                   lambda ax: F.draw_best_of_n(ax, bon_sweep))
+def _tradeoff_grid(rep: Sections, d: dict, e: dict) -> None:
+    """kirk2024 fig. 25 in full: a row per test set (its PvR win rate), a column per diversity
+    metric and kind; one point per policy."""
+    pol, sets = d["policies"], [s for s in ordered_sets(e) if any(s in v for v in e["pvr"].values())]
+    cols = [(m, k) for m in F.metrics_in_order({m for ms in pol.values() for m in ms}) for k in F.KINDS]
+    if not sets or not cols:
+        return
+    where = {"id": "ID", "ood": "OOD"}
+    cells = [[lambda ax, s=s, m=m, k=k: F.draw_tradeoff(ax, pol, e["pvr"], s, m, k) for m, k in cols] for s in sets]
+    rep.grid("tradeoff", "Diversity against performance",
+             f"Each policy's diversity on {d['n_inputs']} {d['test_set']} inputs (x, ±1 std) against its PvR win "
+             "rate (y, ±1 SE) on every test set (rows), for every metric, per input and across inputs (columns) "
+             "(kirk2024 fig. 25).", cells,
+             col_titles=[f"{F.METRIC_LABEL.get(m, m)} {F.KINDS[k]}" for m, k in cols],
+             row_titles=[f"{s} ({where.get(distribution(e, s), '?')}) PvR %" for s in sets],
+             sharex="col", sharey="row")
+
+
+def training_curves(rep: Sections, rm_rows: list[dict], ppo_rows: list[dict]) -> None:
     rm_rows = [r for r in rm_rows if "val_accuracy" in r]
     if rm_rows:
         rep.figure("rm_accuracy", "Reward model validation accuracy",
@@ -220,9 +232,6 @@ def training_curves(rep: Sections, bon_sweep: dict | None, rm_rows: list[dict], 
     if ppo_rows:
         rep.figure("ppo_curves", "PPO training", "Rollout RM score, gold reward and KL to the SFT model "
                    "per step (kirk2024 fig. 24).", lambda ax: F.draw_ppo(ax, ppo_rows))
-    if kl_sweep and kl_sweep.get("points"):
-        rep.figure("kl_sweep", "KL-penalty sweep", "PPO at several β: performance and per-input diversity "
-                   "(kirk2024 fig. 11–13).", lambda ax: F.draw_kl_sweep(ax, kl_sweep["points"]))
 
 
 def reward_models(rep: Sections, table: dict | None) -> None:

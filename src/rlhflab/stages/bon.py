@@ -3,10 +3,14 @@
 For every test set: sample N completions per input at τ = 0.7, score them with the RM, keep the
 best; outputs go to `outputs/<test_set>.jsonl` for evaluation like any other policy's.
 
-The best-of-N curve (kirk2024 fig. 22) reuses ONE pool of max(sweep) samples per ID validation prompt.
-For each N it averages the gold reward of the RM's pick over all ⌊K/N⌋ disjoint blocks of the pool
-(the nested prefix is one of them), an unbiased estimate of E[gold(best-of-N)] with less variance
-than one prefix; spread is the standard error over prompts.
+The best-of-N curve (kirk2024 fig. 22), on the ID and every OOD test set: ONE pool of
+max(N, max(sweep)) samples per input (the first N of it give the outputs above), scored once by
+the selecting RM and once by an evaluator the selection never saw: the gold reward, or, for a
+task without one, the held-out proxy RM (`bon.sweep_evaluator`; kirk2024 used a proxy RM). For
+each N it averages the evaluator's score of the RM's pick over all ⌊K/N⌋ disjoint blocks of the
+pool, an unbiased estimate of E[score(best-of-N)] with less variance than one prefix; spread is
+the standard error over inputs. The gap ID − OOD per N is taken against the ID set each OOD set
+compares to.
 """
 
 from __future__ import annotations
@@ -16,10 +20,34 @@ from statistics import mean
 import torch
 
 from rlhflab.data.records import write_json, write_jsonl
+from rlhflab.evaluation.winrate import generalisation_gap
 from rlhflab.inputs import gold_reward_of, layout, read_set
+from rlhflab.layout import roles
 from rlhflab.models import load_causal_lm, load_reward_model, load_tokenizer
 from rlhflab.pipeline import Stage, StageContext
 from rlhflab.sampling import best_of_n_curve, sample_pool, score_pool
+
+
+def sweep_evaluator(ctx: StageContext, gold):
+    """(name, scores(prompts, pool) -> [P, K]) of what judges the curve's picks, or (None, why not)."""
+    cfg = ctx.cfg.bon
+    choice = cfg.sweep_evaluator
+    proxy_free = cfg.reward_model != "rm_proxy" and ctx.has_input("rm_proxy")
+    if choice == "auto":
+        choice = "gold" if gold else "rm_proxy" if proxy_free else None
+        if choice is None:
+            return None, "no gold reward, and no held-out proxy RM other than the selecting RM"
+    if choice == "gold":
+        if gold is None:
+            raise ValueError("bon.sweep_evaluator=gold: this task has no gold reward; use rm_proxy")
+        return "gold", lambda prompts, pool: torch.tensor([[gold(p, c) for c in row] for p, row in zip(prompts, pool)])
+    if not proxy_free:
+        raise ValueError("bon.sweep_evaluator=rm_proxy needs the proxy RM (rm.proxy: true) and a different "
+                         "selecting RM (bon.reward_model: rm); an RM cannot judge its own picks")
+    folder = ctx.input("rm_proxy")
+    tok = load_tokenizer(folder)
+    proxy = load_reward_model(folder, tok, ctx.cfg.model.dtype)
+    return "rm_proxy", lambda prompts, pool: score_pool(proxy, tok, prompts, pool)
 
 
 def run(ctx: StageContext) -> dict:
@@ -32,20 +60,25 @@ def run(ctx: StageContext) -> dict:
     rm_tok = load_tokenizer(rm_dir)
     rm = load_reward_model(rm_dir, rm_tok, ctx.cfg.model.dtype)
     gold = gold_reward_of(ctx)
-    metrics: dict = {"n": cfg.n, "reward_model": cfg.reward_model}
+    evaluator, evaluate = sweep_evaluator(ctx, gold)
+    pool_size = max(cfg.n, max(cfg.sweep)) if evaluator else cfg.n
+    metrics: dict = {"n": cfg.n, "reward_model": cfg.reward_model, "sweep_evaluator": evaluator or evaluate}
 
-    data = layout(ctx)
-    test_sets = sorted(data.tests("prompt"), key=lambda ds: ds.name)
-    for i, ds in enumerate(test_sets):
-        name = ds.name
-        recs = read_set(ctx, ds)[: cfg.max_prompts_per_test_set]
+    tests = sorted(layout(ctx).tests("prompt"), key=lambda ds: ds.name)
+    sets = roles(tests)
+    curves, oracle, curve_inputs = {}, {}, {}
+    for i, ds in enumerate(tests):
+        name, every = ds.name, read_set(ctx, ds)
+        n_out = len(every[: cfg.max_prompts_per_test_set])
+        n_curve = min(cfg.sweep_prompts, len(every)) if evaluator else 0
+        recs = every[: max(n_out, n_curve)]
         prompts = [r.prompt for r in recs]
-        ctx.progress("bon: test sets", i, len(test_sets))
-        pool = sample_pool(policy, tokenizer, prompts, cfg.n, cfg.temperature, ctx.cfg.generation)
+        ctx.progress("bon: test sets", i, len(tests))
+        pool = sample_pool(policy, tokenizer, prompts, pool_size, cfg.temperature, ctx.cfg.generation)
         scores = score_pool(rm, rm_tok, prompts, pool)
-        best = scores.argmax(dim=1).tolist()
+        best = scores[:, : cfg.n].argmax(dim=1).tolist()  # best-of-N as a policy: the pool's first N
         rows = []
-        for r, cands, b, sc in zip(recs, pool, best, scores.tolist()):
+        for r, cands, b, sc in list(zip(recs, pool, best, scores.tolist()))[:n_out]:
             row = {"id": r.id, "prompt": r.prompt, "output": cands[b], "reward": sc[b],
                    "reference": r.reference, "meta": r.meta}
             if gold:
@@ -58,26 +91,34 @@ def run(ctx: StageContext) -> dict:
             metrics[f"{name}/gold_bon"] = mean(r["gold"] for r in rows)
             metrics[f"{name}/gold_sft_sample"] = mean(r["gold_first_sample"] for r in rows)
             metrics[f"{name}/gold_gain"] = metrics[f"{name}/gold_bon"] - metrics[f"{name}/gold_sft_sample"]
-    ctx.progress("bon: test sets", len(test_sets), len(test_sets))
-
-    if gold and cfg.sweep:
-        recs = read_set(ctx, data.require("prompt", "validation"))[: cfg.sweep_prompts]
-        prompts = [r.prompt for r in recs]
-        ctx.progress("bon: sweep pool", 0, 1)
-        pool = sample_pool(policy, tokenizer, prompts, max(cfg.sweep), cfg.temperature, ctx.cfg.generation)
-        scores = score_pool(rm, rm_tok, prompts, pool)
-        golds = torch.tensor([[gold(p, c) for c in row] for p, row in zip(prompts, pool)])
-        curve = best_of_n_curve(scores, golds, cfg.sweep)
-        oracle = golds.max(dim=1).values.mean().item()  # best-of-K picked by the gold reward itself
-        if ctx.is_main:
-            write_json(ctx.out / "sweep.json", {"prompts": len(prompts), "pool": max(cfg.sweep),
-                                                "curve": {str(n): v for n, v in curve.items()},
-                                                "gold_oracle_best_of_pool": oracle})
-        metrics["sweep"] = {str(n): round(v["gold_mean"], 4) for n, v in curve.items()}
-        ctx.progress("bon: sweep pool", 1, 1)
+        if evaluator:
+            values = evaluate(prompts[:n_curve], pool[:n_curve])
+            curves[name] = {str(n): v for n, v in best_of_n_curve(scores[:n_curve], values, cfg.sweep).items()}
+            oracle[name] = values.max(dim=1).values.mean().item()  # best of the pool, picked by the evaluator
+            curve_inputs[name] = n_curve
+            metrics[f"{name}/sweep"] = {n: round(v["mean"], 4) for n, v in curves[name].items()}
+    ctx.progress("bon: test sets", len(tests), len(tests))
+    if evaluator and ctx.is_main:
+        write_json(ctx.out / "sweep.json", {
+            "evaluator": evaluator, "selector": cfg.reward_model, "pool": pool_size, "temperature": cfg.temperature,
+            "sets": sets, "inputs": curve_inputs, "curves": curves, "gap": curve_gap(curves, sets),
+            "oracle_best_of_pool": oracle})
     return metrics
 
 
-STAGE = Stage(name="bon", needs=lambda cfg: ["data", "sft", cfg.bon.reward_model],
+def curve_gap(curves: dict[str, dict[str, dict]], sets: dict) -> dict[str, dict[str, float]]:
+    """{OOD set: {N: ID − OOD mean score of best-of-N}}, against the ID set each OOD set compares to."""
+    compare_to = {s: v["compare_to"] for s, v in sets.items()
+                  if v["distribution"] == "ood" and v["compare_to"] in curves and s in curves}
+    ns = sorted({n for c in curves.values() for n in c}, key=int)
+    by_n = {n: generalisation_gap({s: c[n]["mean"] for s, c in curves.items()}, compare_to) for n in ns}
+    return {s: {n: by_n[n][s] for n in ns} for s in compare_to}
+
+
+def _wants(cfg) -> list[str]:
+    return ["rm_proxy"] if cfg.bon.sweep_evaluator != "gold" and cfg.bon.reward_model != "rm_proxy" else []
+
+
+STAGE = Stage(name="bon", needs=lambda cfg: ["data", "sft", cfg.bon.reward_model], wants=_wants,
               reads=("seed", "generation", "bon", "model.dtype"), run=run,
               enabled=lambda cfg: cfg.bon.enabled, headline=("id/gold_bon", "id/gold_gain"))

@@ -15,21 +15,9 @@ from dataclasses import asdict
 import torch
 
 from rlhflab.data.records import write_json, write_jsonl
-from rlhflab.data.synthetic_nli import SyntheticOracleNLI
-from rlhflab.evaluation.diversity import HFNLIClassifier, diversity_table, load_sentence_encoder
+from rlhflab.evaluation.diversity import configured_diversity, load_sentence_encoder, nli_for
 from rlhflab.inputs import available_policies, layout, policy_wants, read_set, sampler_of, task_info
 from rlhflab.pipeline import Stage, StageContext
-
-
-def _nli(ctx: StageContext):
-    cfg = ctx.cfg.diversity
-    if "nli" not in cfg.metrics:
-        return None
-    if cfg.nli_model:
-        return HFNLIClassifier(cfg.nli_model)
-    if task_info(ctx).get("task") == "synthetic-tldr":
-        return SyntheticOracleNLI()
-    raise ValueError("diversity: NLI diversity needs diversity.nli_model (a Hugging Face MNLI classifier)")
 
 
 def diversity_sampler(ctx: StageContext, name: str):
@@ -43,7 +31,7 @@ def run(ctx: StageContext) -> dict:
     recs = read_set(ctx, layout(ctx).require("prompt", "test", cfg.test_set))[: cfg.n_inputs]
     prompts, k = [r.prompt for r in recs], cfg.samples_per_input
     encoder = load_sentence_encoder(cfg.sentence_encoder) if "sentence_bert" in cfg.metrics else None
-    nli = _nli(ctx)
+    nli = nli_for(cfg, task_info(ctx).get("task")) if "nli" in cfg.metrics else None
     policies = available_policies(ctx, cfg.policies)
     table: dict = {"test_set": cfg.test_set, "n_inputs": len(prompts), "samples_per_input": k,
                    "temperature": cfg.temperature, "bon_pool_temperature": cfg.temperature,
@@ -54,11 +42,7 @@ def run(ctx: StageContext) -> dict:
         ctx.progress("diversity", i, len(policies))
         torch.manual_seed(ctx.seed + 101)  # every policy gets the same sampling seed
         texts = diversity_sampler(ctx, name)(prompts, k)
-        emb = encoder.encode(texts, batch_size=128, convert_to_numpy=True) if encoder is not None else None
-        result = diversity_table(texts, len(prompts), k, embeddings=emb, nli=nli, max_nli_pairs=cfg.max_nli_pairs,
-                                 nli_variant=cfg.nli_variant, vocab_size=cfg.ead_vocab_size,
-                                 ead_tokenisation=cfg.ead_tokenisation, resamples=cfg.resamples, seed=ctx.seed)
-        result = {m: v for m, v in result.items() if m in cfg.metrics}
+        result = configured_diversity(texts, len(prompts), k, cfg, encoder=encoder, nli=nli, seed=ctx.seed)
         table["policies"][name] = {m: {kind: asdict(s) for kind, s in v.items()} for m, v in result.items()}
         for m, v in result.items():
             headline[f"{name}/{m}_per_input"] = v["per_input"].mean

@@ -22,82 +22,12 @@ import torch
 
 from rlhflab.data.records import write_json
 from rlhflab.evaluation.annotations import AnnotationCache, judge_pairs
-from rlhflab.evaluation.judge_prompts import judge_text, record_prompt
-from rlhflab.evaluation.judges import GoldJudge, OpenAIJudge, RewardModelJudge
 from rlhflab.evaluation.winrate import (annotations, generalisation_gap, length_controlled_difference, model_outputs,
                                         win_rate)
-from rlhflab.inputs import (available_policies, gold_reward_of, layout, policy_wants, preference_needs, read_set,
-                            sampler_of, task_info)
+from rlhflab.inputs import available_policies, gold_reward_of, layout, policy_wants, preference_needs, read_set, sampler_of
+from rlhflab.judging import judge_input, judge_needs, judges_for, references_of
 from rlhflab.layout import roles
-from rlhflab.models import load_reward_model, load_tokenizer
 from rlhflab.pipeline import Stage, StageContext
-
-
-def judge_prompt(cfg, records=()) -> str | None:
-    """The prompt an LLM judge uses for a test set; None for judges without one (gold, RMs).
-    auto: the prompt the set's records declare (`judge_prompts.record_prompt`: AlpacaEval's
-    instruction prompt for chat records; by meta.domain, else by source adapter, kirk2024's news
-    prompt (fig. 7) or TL;DR prompt (fig. 8)); TL;DR when they declare none. Never chosen from a
-    set's name or its prompts' wording; a set whose records declare different prompts is an error."""
-    if cfg.judge not in ("openai", "local"):
-        return None
-    spec = cfg.openai
-    if spec.prompt != "auto":
-        return spec.prompt
-    declared = sorted({record_prompt(r) or "tldr" for r in records})
-    if len(declared) > 1:
-        raise ValueError(f"a test set's records declare different judge prompts ({', '.join(declared)}); "
-                         "judge each domain in its own test set, or set eval.openai.prompt")
-    return declared[0] if declared else "tldr"
-
-
-def judge_input(record, judge: str) -> str:
-    """What the judge reads as the input. An LLM judge reads what the seed's did: a chat source's
-    raw instruction (AlpacaEval's prompt frames it itself), not the policy's chat-template text;
-    of a summarisation prompt, the text before its "\\nTL;DR:" cue (`judge_prompts.judge_text`:
-    "SUBREDDIT: …\\nTITLE: …\\nPOST: …" or "ARTICLE: …", as kirk2024's released evaluation script
-    passes it). Reward models score exactly the prompt they were trained on."""
-    if judge not in ("openai", "local"):
-        return record.prompt
-    if record.meta.get("messages"):
-        return record.meta["input"]
-    return judge_text(record.prompt)
-
-
-def make_judge(ctx: StageContext, prompt: str | None):
-    cfg = ctx.cfg.eval
-    if cfg.judge == "gold":
-        gold = gold_reward_of(ctx)
-        if gold is None:
-            raise ValueError("eval.judge=gold: this task has no gold reward; use rm_proxy or openai")
-        info = task_info(ctx)
-        return GoldJudge(gold, info["gold_reward"], info.get("annotator_scale") if cfg.gold_noise else None)
-    if cfg.judge in ("rm", "rm_proxy"):
-        folder = ctx.input(cfg.judge)
-        tok = load_tokenizer(folder)
-        return RewardModelJudge(load_reward_model(folder, tok, ctx.cfg.model.dtype), tok, f"{cfg.judge}:{folder}")
-    if cfg.judge == "local":
-        from rlhflab.evaluation.judges import LocalJudge
-        from rlhflab.models import load_causal_lm
-
-        if not cfg.local_model:
-            raise ValueError("eval.judge=local needs eval.local_model (a Hugging Face causal LM name or folder)")
-        return LocalJudge(load_causal_lm(cfg.local_model), load_tokenizer(cfg.local_model), cfg.local_model, prompt)
-    spec = cfg.openai
-    return OpenAIJudge(base_url=spec.base_url, model=spec.model, prompt=prompt, api_key_env=spec.api_key_env,
-                       concurrency=spec.concurrency, timeout=spec.timeout, max_retries=spec.max_retries)
-
-
-def judges_for(ctx: StageContext, test_sets: dict) -> dict:
-    """test set -> judge, loading each distinct judge (one per prompt) once."""
-    built: dict = {}
-    out = {}
-    for s, recs in test_sets.items():
-        prompt = judge_prompt(ctx.cfg.eval, recs)
-        if prompt not in built:
-            built[prompt] = make_judge(ctx, prompt)
-        out[s] = built[prompt]
-    return out
 
 
 def run(ctx: StageContext) -> dict:
@@ -146,9 +76,7 @@ def run(ctx: StageContext) -> dict:
         results["pvr"][name], results["head_to_head"][name] = {}, {}
         results["preferences"][name], results["lengths"][name] = {}, {}
         for s, recs in test_sets.items():
-            refs = [r.reference for r in recs]
-            if any(x is None for x in refs):
-                raise ValueError(f"test set {s!r} has inputs without a reference output; PvR needs one per input")
+            refs = references_of(s, recs)
             # per input, so the report can compare policies input by input (paired) and control for length
             prefs = results["preferences"][name][s] = compare(s, outputs[name][s], refs, (name, "reference"), 0)
             results["lengths"][name][s] = [len(o) for o in outputs[name][s]]
@@ -253,10 +181,7 @@ def validate_judge(ctx: StageContext, judges: dict, cache: AnnotationCache) -> d
 
 
 def _needs(cfg) -> list[str]:
-    needs = preference_needs(cfg) + ["sft"]
-    if cfg.eval.judge in ("rm", "rm_proxy"):
-        needs.append(cfg.eval.judge)
-    return list(dict.fromkeys(needs))
+    return list(dict.fromkeys(preference_needs(cfg) + ["sft"] + judge_needs(cfg)))
 
 
 STAGE = Stage(name="eval", needs=_needs, wants=lambda cfg: policy_wants(cfg.eval.policies, cfg.bon.reward_model),

@@ -1,0 +1,116 @@
+"""Judging policy outputs against references, for every stage that reports a win rate (the
+`eval` stage for every policy, the `kl_sweep` stage for each β): which judge reads a test set,
+what input it is shown, and PvR preferences, win rates and generalisation gaps per test set.
+
+A stage using these reads `eval.judge`, `eval.openai`, `eval.local_model`, `eval.gold_noise` and
+`model.dtype`, and needs the judge's reward model stage when the judge is one (`judge_needs`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from rlhflab.evaluation.annotations import AnnotationCache, judge_pairs
+from rlhflab.evaluation.judge_prompts import judge_text, record_prompt
+from rlhflab.evaluation.judges import GoldJudge, OpenAIJudge, RewardModelJudge
+from rlhflab.evaluation.winrate import generalisation_gap, win_rate
+from rlhflab.inputs import gold_reward_of, task_info
+from rlhflab.models import load_reward_model, load_tokenizer
+from rlhflab.pipeline import StageContext
+
+JUDGE_READS = ("eval.judge", "eval.openai", "eval.local_model", "eval.gold_noise", "model.dtype")
+
+
+def judge_needs(cfg) -> list[str]:
+    """The reward model stage a judge reads, if the judge is one."""
+    return [cfg.eval.judge] if cfg.eval.judge in ("rm", "rm_proxy") else []
+
+
+def judge_prompt(cfg, records=()) -> str | None:
+    """The prompt an LLM judge uses for a test set; None for judges without one (gold, RMs).
+    auto: the prompt the set's records declare (`judge_prompts.record_prompt`: AlpacaEval's
+    instruction prompt for chat records; by meta.domain, else by source adapter, kirk2024's news
+    prompt (fig. 7) or TL;DR prompt (fig. 8)); TL;DR when they declare none. Never chosen from a
+    set's name or its prompts' wording; a set whose records declare different prompts is an error."""
+    if cfg.judge not in ("openai", "local"):
+        return None
+    spec = cfg.openai
+    if spec.prompt != "auto":
+        return spec.prompt
+    declared = sorted({record_prompt(r) or "tldr" for r in records})
+    if len(declared) > 1:
+        raise ValueError(f"a test set's records declare different judge prompts ({', '.join(declared)}); "
+                         "judge each domain in its own test set, or set eval.openai.prompt")
+    return declared[0] if declared else "tldr"
+
+
+def judge_input(record, judge: str) -> str:
+    """What the judge reads as the input. An LLM judge reads what the seed's did: a chat source's
+    raw instruction (AlpacaEval's prompt frames it itself), not the policy's chat-template text;
+    of a summarisation prompt, the text before its "\\nTL;DR:" cue (`judge_prompts.judge_text`:
+    "SUBREDDIT: …\\nTITLE: …\\nPOST: …" or "ARTICLE: …", as kirk2024's released evaluation script
+    passes it). Reward models score exactly the prompt they were trained on."""
+    if judge not in ("openai", "local"):
+        return record.prompt
+    if record.meta.get("messages"):
+        return record.meta["input"]
+    return judge_text(record.prompt)
+
+
+def make_judge(ctx: StageContext, prompt: str | None):
+    cfg = ctx.cfg.eval
+    if cfg.judge == "gold":
+        gold = gold_reward_of(ctx)
+        if gold is None:
+            raise ValueError("eval.judge=gold: this task has no gold reward; use rm_proxy or openai")
+        info = task_info(ctx)
+        return GoldJudge(gold, info["gold_reward"], info.get("annotator_scale") if cfg.gold_noise else None)
+    if cfg.judge in ("rm", "rm_proxy"):
+        folder = ctx.input(cfg.judge)
+        tok = load_tokenizer(folder)
+        return RewardModelJudge(load_reward_model(folder, tok, ctx.cfg.model.dtype), tok, f"{cfg.judge}:{folder}")
+    if cfg.judge == "local":
+        from rlhflab.evaluation.judges import LocalJudge
+        from rlhflab.models import load_causal_lm
+
+        if not cfg.local_model:
+            raise ValueError("eval.judge=local needs eval.local_model (a Hugging Face causal LM name or folder)")
+        return LocalJudge(load_causal_lm(cfg.local_model), load_tokenizer(cfg.local_model), cfg.local_model, prompt)
+    spec = cfg.openai
+    return OpenAIJudge(base_url=spec.base_url, model=spec.model, prompt=prompt, api_key_env=spec.api_key_env,
+                       concurrency=spec.concurrency, timeout=spec.timeout, max_retries=spec.max_retries)
+
+
+def judges_for(ctx: StageContext, test_sets: dict) -> dict:
+    """test set -> judge, loading each distinct judge (one per prompt) once."""
+    built: dict = {}
+    out = {}
+    for s, recs in test_sets.items():
+        prompt = judge_prompt(ctx.cfg.eval, recs)
+        if prompt not in built:
+            built[prompt] = make_judge(ctx, prompt)
+        out[s] = built[prompt]
+    return out
+
+
+def references_of(name: str, records) -> list[str]:
+    refs = [r.reference for r in records]
+    if any(x is None for x in refs):
+        raise ValueError(f"test set {name!r} has inputs without a reference output; PvR needs one per input")
+    return refs
+
+
+def pvr_by_set(judges: dict, judge_kind: str, test_sets: dict, outputs: dict[str, list[str]], *, seed: int,
+               cache: AnnotationCache | None, compare_to: dict[str, str], bootstrap: int = 0) -> dict:
+    """One policy's preference-vs-reference results on every test set, judged as the eval stage
+    judges them (same judge, judge input, position seed): {"preferences": {set: [p]}, "pvr":
+    {set: WinRate as a dict}, "gap": {OOD set: ID − OOD win rate}}. `outputs`: set -> one
+    output per record."""
+    prefs, pvr = {}, {}
+    for s, recs in test_sets.items():
+        js = judge_pairs(judges[s], [judge_input(r, judge_kind) for r in recs], outputs[s], references_of(s, recs),
+                         seed=seed, cache=cache)
+        prefs[s] = [j.preference for j in js]
+        pvr[s] = asdict(win_rate(prefs[s], bootstrap=bootstrap, seed=seed))
+    gap = generalisation_gap({s: v["win_rate"] for s, v in pvr.items()}, compare_to) if compare_to else {}
+    return {"preferences": prefs, "pvr": pvr, "gap": gap}
