@@ -108,3 +108,22 @@ def test_sft_lr_sweep_selects_on_validation_loss_and_publishes_the_selected_mode
     # select: config publishes the configured point (an ablation), whatever validation says
     grid2 = json.loads((sft / "grid.json").read_text())
     assert grid2["selected"] == "sft.optim.lr=1e-06" and grid2["select"] == "config"
+
+
+@pytest.mark.slow
+def test_bon_temperature_ablation_keeps_the_configured_point_and_scores_each_on_validation(tmp_path):
+    """kirk2024 appendix G as a sweep: both temperatures scored on ID validation, τ = 0.7 fed downstream."""
+    small = ["task.n_sft_train=300", "sft.optim.epochs=1", "sft.n_sample_check=8", "bon.sweep=[1,2,4]",
+             "bon.n=4", "bon.sweep_prompts=8", "bon.max_prompts_per_test_set=4"]
+    cfg = tiny_config(tmp_path, extra=small + ["sweep.bon.grid={bon.temperature: [0.7, 1.0]}", "sweep.bon.select=config"])
+    run_pipeline(cfg, REGISTRY, until="bon")
+    bon = cfg.run_dir / "bon"
+    grid = json.loads((bon / "grid.json").read_text())
+    assert grid["metric"] == "val_score_bon" and grid["selected"] == "bon.temperature=0.7"
+    scores = {p["name"]: p["metrics"]["val_score_bon"] for p in grid["points"]}
+    assert all(math.isfinite(v) for v in scores.values())
+    assert scores["bon.temperature=0.7"] != scores["bon.temperature=1"]  # another pool, another score
+    assert all(p["metrics"]["val_scored_by"] == "gold" for p in grid["points"])
+    # the configured point's outputs are the stage's; the other point's are gone
+    assert (bon / "outputs" / "id.jsonl").exists() and (bon / "sweep.json").exists()
+    assert _files(bon / "grid" / "bon.temperature=1") == []

@@ -9,8 +9,8 @@ import math
 from rlhflab.report.page import fmt
 
 WHY = {"best_val_loss": "ID validation loss", "best_val_accuracy": "ID validation accuracy",
-       "best_val_objective": "ID validation RM score − β·KL", "val_gold_bon": "ID validation gold reward",
-       "val_rm_bon": "ID validation RM score"}
+       "best_val_objective": "ID validation RM score − β·KL",
+       "val_score_bon": "ID validation score of best-of-N's picks"}
 
 
 def _value(v) -> str:

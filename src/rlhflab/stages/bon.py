@@ -98,12 +98,28 @@ def run(ctx: StageContext) -> dict:
             curve_inputs[name] = n_curve
             metrics[f"{name}/sweep"] = {n: round(v["mean"], 4) for n, v in curves[name].items()}
     ctx.progress("bon: test sets", len(tests), len(tests))
+    metrics.update(validation_score(ctx, policy, tokenizer, rm, rm_tok, evaluator, evaluate))
     if evaluator and ctx.is_main:
         write_json(ctx.out / "sweep.json", {
             "evaluator": evaluator, "selector": cfg.reward_model, "pool": pool_size, "temperature": cfg.temperature,
             "sets": sets, "inputs": curve_inputs, "curves": curves, "gap": curve_gap(curves, sets),
             "oracle_best_of_pool": oracle})
     return metrics
+
+
+def validation_score(ctx: StageContext, policy, tokenizer, rm, rm_tok, evaluator, evaluate) -> dict:
+    """Best-of-N's score on ID validation prompts: what a sweep of this stage selects on (kirk2024
+    appendix G compares best-of-N temperatures; E.3 selects on ID validation only). Scored by the
+    curve's evaluator (gold, else the held-out proxy RM), else by the selecting RM itself."""
+    cfg = ctx.cfg.bon
+    prompts = [r.prompt for r in read_set(ctx, layout(ctx).require("prompt", "validation"))][: cfg.sweep_prompts]
+    pool = sample_pool(policy, tokenizer, prompts, cfg.n, cfg.temperature, ctx.cfg.generation)
+    scores = score_pool(rm, rm_tok, prompts, pool)
+    best = scores.argmax(dim=1)
+    out = {"val_rm_bon": scores.max(dim=1).values.mean().item(), "val_scored_by": evaluator or cfg.reward_model}
+    picked = evaluate(prompts, pool)[torch.arange(len(prompts)), best] if evaluator else scores.max(dim=1).values
+    out["val_score_bon"] = picked.float().mean().item()
+    return out
 
 
 def curve_gap(curves: dict[str, dict[str, dict]], sets: dict) -> dict[str, dict[str, float]]:
@@ -121,4 +137,5 @@ def _wants(cfg) -> list[str]:
 
 STAGE = Stage(name="bon", needs=lambda cfg: ["data", "sft", cfg.bon.reward_model], wants=_wants,
               reads=("seed", "generation", "bon", "model.dtype"), run=run,
-              enabled=lambda cfg: cfg.bon.enabled, headline=("id/gold_bon", "id/gold_gain"))
+              enabled=lambda cfg: cfg.bon.enabled, headline=("id/gold_bon", "id/gold_gain", "val_score_bon"),
+              select=("val_score_bon", "max"))
