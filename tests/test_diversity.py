@@ -223,3 +223,17 @@ def test_diversity_stage_draws_best_of_n_pool_at_the_diversity_temperature(monke
     eval_ctx = SimpleNamespace(cfg=cfg, input=lambda s: tmp_path / s)
     inputs.sampler_of(eval_ctx, "bon", 0.5)  # eval: best-of-N's pool stays at bon.temperature
     assert calls == [("sft", 0.5, cfg.bon.temperature)]
+
+
+def test_sentence_pairs_sample_as_if_every_pair_were_listed():
+    """The pairs are indexed lazily; the draw equals rng.sample over the explicit list."""
+    import random
+
+    from rlhflab.evaluation.diversity import sentence_pairs, split_sentences
+
+    texts = ["A b. C d. E f.", "", "G h.", "I j. K l.", "M n. O p. Q r. S t."] * 4
+    sents = [split_sentences(t) for t in texts]
+    every = [(a, b) for i in range(len(sents)) for j in range(i + 1, len(sents)) for a in sents[i] for b in sents[j]]
+    assert sentence_pairs(texts, 10**6, random.Random(3)) == every
+    for k in (1, 7, 100):
+        assert sentence_pairs(texts, k, random.Random(k)) == random.Random(k).sample(every, k)

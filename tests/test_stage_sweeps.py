@@ -60,6 +60,10 @@ def test_stage_sweep_refuses_empty_repeated_and_huge_grids():
      "no active stage 'ppo'"),
     (["sweep.sft.grid={sft.freeze_fraction: [0.5, 0.8]}", "sweep.sft.select=config"],
      "not a point of the grid; add them"),
+    (["sweep.bon.grid={bon.temperature: [0.7, 1.0]}"], "'bon.temperature' is also read by eval, which would keep"),
+    (["sweep.ppo.grid={ppo.optim.lr: [1.0e-4, 1.0e-5]}"], "'ppo.optim.lr' is also read by kl_sweep"),
+    (["sweep.rm.grid={rm.optim.lr: [1.0e-4, 1.0e-5]}"], "'rm.optim.lr' is also read by rm_proxy"),
+    (["sweep.sft.grid={sft.optim.lr: [1, 1.0]}"], "two points share the folder name 'sft.optim.lr=1'"),
 ])
 def test_bad_sweeps_are_refused_before_anything_runs(tmp_path, extra, message):
     from rlhflab.pipeline import active_stages
@@ -69,6 +73,17 @@ def test_bad_sweeps_are_refused_before_anything_runs(tmp_path, extra, message):
     with pytest.raises(PipelineError, match=message):
         run_pipeline(cfg, REGISTRY)
     assert not (tmp_path / "tiny").exists()
+
+
+def test_built_in_sweep_configs_pass_the_checks():
+    from rlhflab.config import load_config
+    from rlhflab.pipeline import active_stages
+
+    for name in ("lr-sweep", "ablations"):
+        cfg = load_config(name)
+        assert sweeps_problem(cfg, active_stages(cfg, REGISTRY)) is None, name
+    cfg = load_config("lr-sweep")  # the RM and the proxy RM both sweep rm.optim.lr, so each selects its own
+    assert cfg.sweep.rm.grid == cfg.sweep.rm_proxy.grid and not cfg.kl_sweep.enabled
 
 
 def _files(folder):
@@ -94,7 +109,8 @@ def test_sft_lr_sweep_selects_on_validation_loss_and_publishes_the_selected_mode
     assert "sweep.sft" in manifest["config"]
     # the selected model is the stage's artefact; the other point keeps only its curve
     assert (sft / "model.safetensors").exists()
-    assert _files(sft / "grid" / "sft.optim.lr=1e-06") == ["metrics.jsonl"]
+    other = _files(sft / "grid" / "sft.optim.lr=1e-06")
+    assert "metrics.jsonl" in other and "config.json" in other and not any(f.endswith(".safetensors") for f in other)
     assert _files(sft / "grid" / "sft.optim.lr=0.002") == ["metrics.jsonl"]
     assert (sft / "metrics.jsonl").read_text() == (sft / "grid" / "sft.optim.lr=0.002" / "metrics.jsonl").read_text()
     assert results["sft"].metrics["sweep"]["selected"] == "sft.optim.lr=0.002"
@@ -126,4 +142,5 @@ def test_bon_temperature_ablation_keeps_the_configured_point_and_scores_each_on_
     assert all(p["metrics"]["val_scored_by"] == "gold" for p in grid["points"])
     # the configured point's outputs are the stage's; the other point's are gone
     assert (bon / "outputs" / "id.jsonl").exists() and (bon / "sweep.json").exists()
-    assert _files(bon / "grid" / "bon.temperature=1") == []
+    other = _files(bon / "grid" / "bon.temperature=1")  # its curve and outputs stay for the comparison
+    assert "sweep.json" in other and "outputs/id.jsonl" in other

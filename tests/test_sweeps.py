@@ -206,7 +206,8 @@ def test_bon_without_gold_or_a_separate_proxy_rm_skips_the_curve_and_says_why(mo
     cfg = load_config("quickstart", ["bon.n=2", "bon.sweep=[1,2]", "bon.reward_model=rm_proxy"])
     assert stage.STAGE.wants(cfg) == []
     metrics = stage.run(_ctx(stage, cfg, tmp_path, inputs=("data", "sft", "rm_proxy")))
-    assert not (tmp_path / "out" / "sweep.json").exists() and "no gold reward" in metrics["sweep_evaluator"]
+    assert not (tmp_path / "out" / "sweep.json").exists() and metrics["sweep_evaluator"] is None
+    assert "no gold reward" in metrics["sweep_evaluator_missing"]
     cfg = load_config("quickstart", ["bon.sweep_evaluator=rm_proxy", "bon.reward_model=rm_proxy"])
     with pytest.raises(ValueError, match="cannot judge its own picks"):
         stage.run(_ctx(stage, cfg, tmp_path, inputs=("data", "sft", "rm_proxy")))

@@ -21,7 +21,7 @@ import platform
 import shutil
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
@@ -85,7 +85,6 @@ class StageContext:
     on_progress: Callable[[str, int, int], None] = lambda desc, done, total: None
     key: str = ""
     forced: bool = False  # --force: redo work a stage would otherwise reuse (cached judgements)
-    _metrics_file: Path | None = field(default=None, repr=False)
 
     @property
     def is_main(self) -> bool:

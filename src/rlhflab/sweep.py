@@ -22,6 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from accelerate.utils import broadcast_object_list
 from pydantic import ValidationError
 
 from rlhflab.cache_key import ConfigView, config_value
@@ -34,7 +35,8 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 
 
-def _fmt(v: Any) -> str:
+def format_value(v: Any) -> str:
+    """A grid value as point names and tables print it."""
     if isinstance(v, float):
         return f"{v:g}"
     return str(v)
@@ -42,7 +44,7 @@ def _fmt(v: Any) -> str:
 
 def point_name(point: dict[str, Any]) -> str:
     """A folder-safe name for a grid point: `optim.lr=0.0003,freeze_fraction=0.8`."""
-    text = ",".join(f"{k}={_fmt(v)}" for k, v in point.items())
+    text = ",".join(f"{k}={format_value(v)}" for k, v in point.items())
     return "".join(c if c.isalnum() or c in "._=,+-" else "_" for c in text)
 
 
@@ -95,12 +97,17 @@ def sweeps_problem(cfg, stages) -> str | None:
     by_name = {s.name: s for s in stages}
     for name in type(cfg.sweep).model_fields:
         spec = getattr(cfg.sweep, name)
-        if spec is not None and (problem := sweep_problem(cfg, name, spec, by_name.get(name))):
+        if spec is not None and (problem := sweep_problem(cfg, name, spec, by_name.get(name), stages)):
             return problem
     return None
 
 
-def sweep_problem(cfg, stage_name: str, spec, stage) -> str | None:
+def _covers(reads, key: str) -> bool:
+    """Whether a stage reading `reads` sees `key` (the key itself, a section above it, or a key under it)."""
+    return any(key == r or key.startswith(r + ".") or r.startswith(key + ".") for r in reads)
+
+
+def sweep_problem(cfg, stage_name: str, spec, stage, stages=()) -> str | None:
     """Why the stage cannot honour this sweep (naming the key and the fix), or None."""
     where = f"sweep.{stage_name}"
     if stage is None:
@@ -116,7 +123,23 @@ def sweep_problem(cfg, stage_name: str, spec, stage) -> str | None:
             config_value(cfg, key)
         except AttributeError:
             return f"{where}: no config key {key!r} (`rlhflab config show` lists them)"
+    if spec.select == "best":
+        # a selected value must reach everything downstream; a stage that reads the key itself would
+        # keep the configured value (eval and diversity draw best-of-N with bon.* themselves)
+        for key in spec.grid:
+            others = [s.name for s in stages if s.name != stage_name and _covers(s.reads, key)
+                      and key not in getattr(getattr(cfg.sweep, s.name, None), "grid", {})]  # unless swept too
+            if others:
+                return (f"{where}: {key!r} is also read by {', '.join(others)}, which would keep the configured "
+                        "value, not the selected one; sweep the key in those stages too where they can be swept, use "
+                        "select: config (an "
+                        "ablation: every point is reported, the configured value feeds downstream), or turn "
+                        "those stages off")
     points = grid_points(spec.grid)
+    names = [point_name(p) for p in points]
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        return f"{where}: two points share the folder name {twice!r}; give values that differ when printed"
     for point in points:
         try:
             with_values(cfg, point)
@@ -130,13 +153,14 @@ def sweep_problem(cfg, stage_name: str, spec, stage) -> str | None:
     return None
 
 
-def _keep_curves_only(folder: Path) -> None:
-    """A point that was not selected keeps its training curve; its weights go."""
-    for p in sorted(folder.rglob("*"), reverse=True):
-        if p.is_file() and p.name != "metrics.jsonl":
+WEIGHTS = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
+def _drop_weights(folder: Path) -> None:
+    """A point that was not selected keeps its curves, tables and outputs; its weights go."""
+    for p in folder.rglob("*"):
+        if p.is_file() and p.suffix in WEIGHTS:
             p.unlink()
-        elif p.is_dir() and not any(p.iterdir()):
-            p.rmdir()
 
 
 def run_sweep(ctx, cfg, spec) -> dict:
@@ -152,16 +176,19 @@ def run_sweep(ctx, cfg, spec) -> dict:
         if ctx.is_main:
             out.mkdir(parents=True)
         state.wait_for_everyone()
-        label = f"{stage.name} [{i + 1}/{len(points)} {name}]"
+        tag = f" [{i + 1}/{len(points)} {name}]"
         sub = dataclasses.replace(ctx, cfg=ConfigView(with_values(cfg, point), stage.reads, stage.name), out=out,
-                                  on_progress=lambda d, done, n, label=label: ctx.on_progress(label, done, n),
+                                  on_progress=lambda d, done, n, tag=tag: ctx.on_progress(d + tag, done, n),
                                   key=f"{ctx.key}-p{i}")
         rows.append({"name": name, "values": point, "metrics": stage.run(sub) or {}})
         state.wait_for_everyone()
     if spec.select == "config":
         chosen = points.index(configured_point(cfg, spec.grid))
-    else:
-        chosen = select_point([r["metrics"] for r in rows], metric, mode)
+    else:  # decided once, so every process publishes the same point
+        chosen = [select_point([r["metrics"] for r in rows], metric, mode) if ctx.is_main else None]
+        if state.num_processes > 1:
+            broadcast_object_list(chosen)
+        chosen = chosen[0]
     if ctx.is_main:
         picked = ctx.out / "grid" / rows[chosen]["name"]
         for entry in list(picked.iterdir()):
@@ -170,7 +197,7 @@ def run_sweep(ctx, cfg, spec) -> dict:
             shutil.copy2(ctx.out / "metrics.jsonl", picked / "metrics.jsonl")
         for i, row in enumerate(rows):
             if i != chosen:
-                _keep_curves_only(ctx.out / "grid" / row["name"])
+                _drop_weights(ctx.out / "grid" / row["name"])
         write_json(ctx.out / "grid.json", {
             "stage": stage.name, "metric": metric, "mode": mode, "select": spec.select, "keys": list(spec.grid),
             "headline": list(stage.headline),

@@ -29,6 +29,7 @@ sentences assert (rlhflab.data.synthetic_nli).
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 import re
@@ -148,12 +149,24 @@ NLI_SCORE = {"contradiction": 1.0, "neutral": 0.0, "entailment": -1.0}
 
 
 def sentence_pairs(texts: Sequence[str], max_pairs: int, rng: random.Random) -> list[tuple[str, str]]:
-    """Sentence pairs taken from two different outputs; all of them, or a seeded sample of max_pairs."""
+    """Sentence pairs taken from two different outputs; all of them, or a seeded sample of max_pairs.
+
+    The pairs are indexed, not built: across 500 inputs there are millions, and only max_pairs are
+    kept. Sampling indices of the same ordering draws exactly the pairs `rng.sample(all_pairs, k)` would.
+    """
     sents = [split_sentences(t) for t in texts]
-    pairs = [(a, b) for i in range(len(sents)) for j in range(i + 1, len(sents))
-             for a in sents[i] for b in sents[j]]
-    if len(pairs) > max_pairs:
-        pairs = rng.sample(pairs, max_pairs)
+    blocks = [(i, j) for i in range(len(sents)) for j in range(i + 1, len(sents)) if sents[i] and sents[j]]
+    starts, total = [], 0
+    for i, j in blocks:
+        starts.append(total)
+        total += len(sents[i]) * len(sents[j])
+    picked = range(total) if total <= max_pairs else rng.sample(range(total), max_pairs)
+    pairs = []
+    for x in picked:
+        k = bisect.bisect_right(starts, x) - 1
+        i, j = blocks[k]
+        a, b = divmod(x - starts[k], len(sents[j]))
+        pairs.append((sents[i][a], sents[j][b]))
     return pairs
 
 
@@ -287,7 +300,9 @@ def nli_for(cfg, task: str | None) -> NLIClassifier | None:
     if "nli" not in cfg.metrics:
         return None
     if cfg.nli_model:
-        return HFNLIClassifier(cfg.nli_model)
+        import torch
+
+        return HFNLIClassifier(cfg.nli_model, device="cuda" if torch.cuda.is_available() else "cpu")
     if task == "synthetic-tldr":
         from rlhflab.data.synthetic_nli import SyntheticOracleNLI
 

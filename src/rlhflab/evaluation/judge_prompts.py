@@ -11,7 +11,7 @@ verdicts, so each template's digest is part of the judge's identity, the judgeme
   (commit cd543a149df89434d8a54582c0151c0b945c3d20, unchanged since 14230f34), the `alpaca_eval_gpt4`
   annotator, with its own wording ("different of large-language models", "responses", ...).
 
-tests/fixtures/judge_prompts/ holds copies of the files; tests/test_judges.py checks both the texts
+tests/fixtures/judge_prompts/ holds copies of the files; tests/test_judge_prompts.py checks both the texts
 and the rendered messages against AlpacaEval's own rendering (`make_prompts`, `prompt_to_chatml`).
 
 Also here: which prompt a record declares (`record_prompt`), what an LLM judge reads of a

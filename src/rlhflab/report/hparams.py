@@ -7,16 +7,11 @@ from __future__ import annotations
 import math
 
 from rlhflab.report.page import fmt
+from rlhflab.sweep import format_value
 
 WHY = {"best_val_loss": "ID validation loss", "best_val_accuracy": "ID validation accuracy",
-       "best_val_objective": "ID validation RM score − β·KL",
+       "selected_val_rm_score": "ID validation RM score",
        "val_score_bon": "ID validation score of best-of-N's picks"}
-
-
-def _value(v) -> str:
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)
 
 
 def _cell(v) -> str:
@@ -31,7 +26,7 @@ def sweep_table(grid: dict) -> str:
     head = grid["keys"] + [f"{metric} ({'lower' if grid['mode'] == 'min' else 'higher'} is better)"] + others + ["used"]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for p in grid["points"]:
-        cells = [_value(p["values"][k]) for k in grid["keys"]] + [_cell(p["metrics"].get(metric))]
+        cells = [format_value(p["values"][k]) for k in grid["keys"]] + [_cell(p["metrics"].get(metric))]
         cells += [_cell(p["metrics"].get(h)) for h in others] + ["✓" if p["selected"] else ""]
         if p["selected"]:
             cells = [f"**{c}**" if c else c for c in cells]

@@ -62,7 +62,9 @@ def run(ctx: StageContext) -> dict:
     gold = gold_reward_of(ctx)
     evaluator, evaluate = sweep_evaluator(ctx, gold)
     pool_size = max(cfg.n, max(cfg.sweep)) if evaluator else cfg.n
-    metrics: dict = {"n": cfg.n, "reward_model": cfg.reward_model, "sweep_evaluator": evaluator or evaluate}
+    metrics: dict = {"n": cfg.n, "reward_model": cfg.reward_model, "sweep_evaluator": evaluator}
+    if not evaluator:
+        metrics["sweep_evaluator_missing"] = evaluate  # why there is no curve
 
     tests = sorted(layout(ctx).tests("prompt"), key=lambda ds: ds.name)
     sets = roles(tests)
@@ -110,16 +112,17 @@ def run(ctx: StageContext) -> dict:
 def validation_score(ctx: StageContext, policy, tokenizer, rm, rm_tok, evaluator, evaluate) -> dict:
     """Best-of-N's score on ID validation prompts: what a sweep of this stage selects on (kirk2024
     appendix G compares best-of-N temperatures; E.3 selects on ID validation only). Scored by the
-    curve's evaluator (gold, else the held-out proxy RM), else by the selecting RM itself."""
+    curve's evaluator (gold, else the held-out proxy RM), never by the selecting RM, whose score of
+    its own picks rewards over-optimisation: without an evaluator there is no score."""
     cfg = ctx.cfg.bon
+    if not evaluator:
+        return {"val_score_bon": None}
     prompts = [r.prompt for r in read_set(ctx, layout(ctx).require("prompt", "validation"))][: cfg.sweep_prompts]
+    torch.manual_seed(ctx.seed + 37)  # the same draw at every grid point, whatever was sampled before
     pool = sample_pool(policy, tokenizer, prompts, cfg.n, cfg.temperature, ctx.cfg.generation)
-    scores = score_pool(rm, rm_tok, prompts, pool)
-    best = scores.argmax(dim=1)
-    out = {"val_rm_bon": scores.max(dim=1).values.mean().item(), "val_scored_by": evaluator or cfg.reward_model}
-    picked = evaluate(prompts, pool)[torch.arange(len(prompts)), best] if evaluator else scores.max(dim=1).values
-    out["val_score_bon"] = picked.float().mean().item()
-    return out
+    best = score_pool(rm, rm_tok, prompts, pool).argmax(dim=1)
+    return {"val_score_bon": evaluate(prompts, pool)[torch.arange(len(prompts)), best].float().mean().item(),
+            "val_scored_by": evaluator}
 
 
 def curve_gap(curves: dict[str, dict[str, dict]], sets: dict) -> dict[str, dict[str, float]]:

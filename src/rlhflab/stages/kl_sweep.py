@@ -95,6 +95,7 @@ def run(ctx: StageContext) -> dict:
         points.append({"kl_coef": beta, "step": chosen["step"], "steps": m["steps"], "is_sft": chosen["step"] == 0,
                        "rm_score": chosen.get("val_rm_score"), "kl": chosen.get("val_kl"),
                        "gold": chosen.get("val_gold"), **measure(trainer.policy, trainer.tokenizer)})
+        del trainer  # one β's models at a time
     ctx.progress("kl_sweep", len(cfg.kl_coefs), len(cfg.kl_coefs))
     if ctx.is_main:
         write_json(ctx.out / "sweep.json", {

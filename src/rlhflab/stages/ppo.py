@@ -20,6 +20,8 @@ def run(ctx: StageContext) -> dict:
         gold=gold_reward_of(ctx), log=ctx.log, progress=lambda i, n: ctx.progress("ppo", i, n),
         checkpoint_dir=ctx.checkpoint_dir, metrics_file=ctx.metrics_file)
     summary = trainer.train()
+    # what a sweep of this stage selects on: the kept checkpoint's validation reward (kirk2024 E.3)
+    summary["selected_val_rm_score"] = summary["selected"].get("val_rm_score")
     if ctx.is_main:
         save_model(trainer.policy, trainer.tokenizer, ctx.out)
     return summary
@@ -27,5 +29,5 @@ def run(ctx: StageContext) -> dict:
 
 STAGE = Stage(name="ppo", needs=lambda cfg: ["data", "sft", "rm"], reads=("seed", "generation", "ppo", "model.dtype"),
               run=run, enabled=lambda cfg: cfg.ppo.enabled,
-              select=("best_val_objective", "max"),
+              select=("selected_val_rm_score", "max"),
               headline=("final_val_rm_score", "final_val_kl", "final_val_gold", "best_step"))
