@@ -74,9 +74,24 @@ def test_seeds_run_one_pipeline_per_seed(tmp_path):
                                    "--set", "seeds=[3, 4]", "--set", "pipeline.progress=false",
                                    "--set", "task.n_pretrain=200", "--set", "task.median_pool=200"])
     assert res.exit_code == 0, res.output
-    for seed in (3, 4):
-        manifest = json.loads((tmp_path / f"quickstart-s{seed}" / "data" / "manifest.json").read_text())
-        assert manifest["seed"] == seed
+    runs = [tmp_path / f"quickstart-s{seed}" for seed in (3, 4)]
+    assert all((r / "config.yaml").exists() for r in runs)
+    first, second = (json.loads((r / "data" / "manifest.json").read_text()) for r in runs)
+    # the data (and the base model) are built once, from data_seed = the first seed, and shared
+    assert first["seed"] == 3 and first["config"]["data_seed"] == 3
+    assert second["artefact_id"] == first["artefact_id"] and second["key"] == first["key"]
+    assert (runs[1] / "data" / "task.json").stat().st_ino == (runs[0] / "data" / "task.json").stat().st_ino
+    assert "shared with quickstart-s3" in res.output or "shared" in res.output
+
+
+def test_data_seed_follows_seed_unless_a_multi_seed_run_fixes_it():
+    assert load_config("quickstart", ["seed=5"]).data_seed == 5
+    assert load_config("quickstart", ["seeds=[2, 7]"]).data_seed == 2
+    assert load_config("quickstart", ["seed=5", "data_seed=1"]).data_seed == 1
+    from rlhflab.experiment import seed_configs
+
+    subs = seed_configs(load_config("quickstart", ["seeds=[2, 7]"]))
+    assert [(c.seed, c.data_seed) for c in subs] == [(2, 2), (7, 2)]
 
 
 def test_test_sets_declare_their_distribution(tmp_path):
@@ -145,7 +160,7 @@ def test_a_run_folder_of_another_config_file_is_not_overwritten(tmp_path):
         (tmp_path / f"{name}.yaml").write_text(f"name: exp\noutput_dir: {tmp_path / 'runs'}\n{body}")
     run_pipeline(load_config(tmp_path / "one.yaml"), reg)
     run_pipeline(load_config(tmp_path / "one.yaml", ["sft.optim.lr=0.5"]), reg)  # same file: fine
-    with pytest.raises(PipelineError, match=r"holds a run of .*one.yaml, not of .*two.yaml \(they differ in seed"):
+    with pytest.raises(PipelineError, match=r"holds a run of .*one.yaml, not of .*two.yaml \(they differ in data_seed, seed"):
         run_pipeline(load_config(tmp_path / "two.yaml"), reg)
     run_pipeline(load_config(tmp_path / "two.yaml"), reg, overwrite=True)
     assert (tmp_path / "runs" / "exp" / "config.yaml").read_text().startswith(f"# source: {tmp_path / 'two.yaml'}")

@@ -59,3 +59,43 @@ def test_encode_completion_truncates_prompt_not_completion():
     assert ex.labels[-len(completion):] == completion and set(ex.labels[:-len(completion)]) == {-100}
     b = collate([ex, encode_completion(tok, "ARTICLE:", " the city", 16)], tok.pad_token_id)
     assert b["input_ids"].shape == (2, 16) and b["attention_mask"][1].sum() < 16
+
+
+def _generate_reference(model, tok, prompts, temperature, top_p, max_new_tokens):
+    """What transformers' generate samples from the same RNG state, as rlhflab's masks shape it."""
+    from rlhflab.generation import encode_prompts
+
+    ids, mask = encode_prompts(tok, prompts)
+    out = model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=temperature, top_p=top_p,
+                         top_k=None, max_new_tokens=max_new_tokens, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id, output_logits=True, return_dict_in_generate=True)
+    response = out.sequences[:, ids.shape[1]:]
+    logits = torch.stack(out.logits, dim=1).float() / temperature
+    logp = torch.gather(torch.log_softmax(logits, -1), 2, response.unsqueeze(-1)).squeeze(-1)
+    return response, logp
+
+
+def test_lean_decode_draws_exactly_what_generate_draws():
+    """Same seed, same tokens as model.generate (temperature and top-p), same log-probs."""
+    model, tok = tiny_model_and_tokenizer()
+    model.eval()
+    prompts = ["SUBREDDIT: r/work\nPOST: my boss", "ARTICLE: the city council", "SUBREDDIT: r/pets\nPOST: a"] * 3
+    for temperature, top_p in ((1.0, 1.0), (0.7, 1.0), (0.7, 0.9)):
+        torch.manual_seed(11)
+        ref, ref_lp = _generate_reference(model, tok, prompts, temperature, top_p, 16)
+        torch.manual_seed(11)
+        s = sample(model, tok, prompts, temperature=temperature, top_p=top_p, max_new_tokens=16)
+        n = s.response_ids.shape[1]
+        assert torch.equal(s.response_ids * s.response_mask, ref[:, :n] * s.response_mask), (temperature, top_p)
+        assert torch.allclose(s.logprobs, ref_lp[:, :n] * s.response_mask, atol=1e-5)
+        # generate keeps padding rows after every row finished; nothing real is lost by stopping
+        assert (ref[:, n:] == tok.pad_token_id).all() or n == 16
+
+
+def test_top_p_filter_keeps_the_smallest_nucleus():
+    from rlhflab.generation import top_p_filter
+
+    scores = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    kept = torch.isfinite(top_p_filter(scores, 0.8))
+    assert kept.tolist() == [[True, True, False, False]]  # 0.5 + 0.3 reaches 0.8
+    assert torch.isfinite(top_p_filter(scores, 0.01)).tolist() == [[True, False, False, False]]

@@ -297,3 +297,28 @@ def test_the_summary_names_a_report_only_when_this_run_wrote_one(tmp_path):
                                    "--set", "task.n_pretrain=200", "--set", "task.median_pool=200"])
     assert res.exit_code == 0, res.output
     assert "artefacts:" in res.output and "report:" not in res.output
+
+
+def test_each_stage_records_its_own_peak_memory(cfg):
+    """A stage that holds 400 MB shows it in its manifest; the next stage's peak starts afresh."""
+    import torch
+
+    from rlhflab.memory import reset_peak
+
+    def hungry(ctx):
+        x = torch.ones(100_000_000)  # 400 MB, touched
+        (ctx.out / "out.txt").write_text(str(float(x[-1])))
+        return {}
+
+    def light(ctx):
+        (ctx.out / "out.txt").write_text("ok")
+        return {}
+
+    reg = [Stage("a", lambda c: [], ("seed",), hungry), Stage("b", lambda c: ["a"], ("seed",), light)]
+    results = {r.name: r for r in run_pipeline(cfg, reg)}
+    a, b = read_manifest(cfg.run_dir / "a")["memory"], read_manifest(cfg.run_dir / "b")["memory"]
+    assert results["a"].memory == a and a["peak_rss_mb"] > 0
+    if reset_peak():  # Linux: the peak is reset per stage
+        assert a["peak_rss_mb"] - b["peak_rss_mb"] > 300
+    cached = {r.name: r for r in run_pipeline(cfg, reg)}
+    assert cached["a"].status == "cached" and cached["a"].memory == a

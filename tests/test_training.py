@@ -104,3 +104,32 @@ def test_a_nan_loss_stops_training_naming_step_batch_and_last_finite_values(monk
         training.train_lm(model, ex, ex[:2], optim, accelerator=Accelerator(), pad_id=tok.pad_token_id, seed=0,
                           eval_every=100, log=lambda s, r: None, name="sft")
     assert _torch.isfinite(next(model.parameters())).all()  # stopped before stepping on a NaN gradient
+
+
+def test_best_weights_on_disk_keep_no_copy_in_memory_and_resume_exactly(tmp_path):
+    import torch
+
+    from rlhflab.training import BestWeights
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 3)
+    first = {k: v.clone() for k, v in net.state_dict().items()}
+    best = BestWeights(net, 0.5, on_disk=True, directory=tmp_path)
+    assert best.weights is None and best.file.exists()
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    assert not best.offer(1, 0.4) and best.offer(2, 0.9)  # higher is better
+    second = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        net.weight.mul_(0.0)
+    state = best.state_dict()  # what a checkpoint stores: the weights, read back from the file
+    assert state["step"] == 2 and torch.equal(state["weights"]["weight"], second["weight"])
+    best.restore()
+    assert torch.equal(net.weight, second["weight"]) and not torch.equal(net.weight, first["weight"])
+    other = BestWeights(torch.nn.Linear(4, 3), None, on_disk=True)  # a private temporary folder
+    other.load_state_dict(state)
+    other.restore()
+    assert torch.equal(other.module.weight, second["weight"]) and other.step == 2
+    best.discard()
+    other.discard()
+    assert not best.file.exists() and tmp_path.exists() and not other.own_dir.exists()

@@ -1,4 +1,4 @@
-"""What a finished stage folder holds, and whether it still holds it.
+"""What a finished stage folder holds, whether it still holds it, and lending it to another run.
 
 Each manifest records every artefact file's size and SHA-256. Before a stage is reused its files
 are checked against the sizes (cheap: a truncated or deleted file reruns the stage, saying why);
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 from pathlib import Path
 
 MANIFEST = "manifest.json"
@@ -55,3 +57,34 @@ def manifest_problem(folder: Path) -> str | None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         return f"{path} is not a readable manifest ({type(e).__name__})"
     return None
+
+
+def read_manifest(folder: Path) -> dict | None:
+    """A stage folder's manifest, or None when it has none or it cannot be read."""
+    path = Path(folder) / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def donated_folder(stage: str, key: str, donors: tuple[Path, ...]) -> Path | None:
+    """A finished folder of this stage with this very key in another run (a multi-seed run's
+    earlier seed): its artefacts are what this run would compute."""
+    for run in donors:
+        m = read_manifest(Path(run) / stage)
+        if m and m.get("key") == key and check_files(Path(run) / stage, m) is None:
+            return Path(run) / stage
+    return None
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """Hard-link a finished stage folder (copy where links cannot cross filesystems)."""
+    def link(a, b):
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+    shutil.copytree(src, dst, copy_function=link)

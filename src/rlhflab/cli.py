@@ -13,6 +13,7 @@ from rich.table import Table
 
 from rlhflab.config import ConfigError, dump_config, load_config
 from rlhflab.data.records import RecordError
+from rlhflab.memory import describe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Learning from preference feedback: SFT, reward models, PPO, DPO, best-of-N.")
@@ -116,10 +117,11 @@ def _print_run(cfg, results, seconds: float) -> None:
     table.add_column("stage")
     table.add_column("status")
     table.add_column("seconds", justify="right")
+    table.add_column("peak MB", justify="right")
     table.add_column("headline")
     for r in results:
         shown = ", ".join(f"{k}={r.metrics[k]:.4g}" for k in r.headline if isinstance(r.metrics.get(k), (int, float)))
-        table.add_row(r.name, r.status, f"{r.seconds:.1f}", shown)
+        table.add_row(r.name, r.status, f"{r.seconds:.1f}", describe(r.memory), shown)
     out.print(table)
     out.print(f"artefacts: {cfg.run_dir}")
     if any(r.name == "report" for r in results):  # not an older run's report after --until

@@ -34,7 +34,9 @@ def run_experiment(cfg: ExperimentConfig, registry: list[Stage], *, until: str |
     runs = []
     for sub in seed_configs(cfg):
         started = time.time()
-        results = run_pipeline(sub, registry, until=until, force=force, overwrite=overwrite, **callbacks)
+        # earlier seeds' runs lend the stages whose key is the same here (data and the base model)
+        results = run_pipeline(sub, registry, until=until, force=force, overwrite=overwrite, donors=tuple(runs),
+                               **callbacks)
         on_done(sub, results, time.time() - started)
         runs.append(sub.run_dir)
     if len(runs) < 2 or not all((r / "report" / "findings.json").exists() for r in runs):

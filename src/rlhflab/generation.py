@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from transformers import PreTrainedModel
+from transformers import DynamicCache, PreTrainedModel
 
 from rlhflab.algorithms.losses import sequence_logprob_sum
 from rlhflab.data.tokenize import collate
@@ -50,6 +50,58 @@ def encode_prompts(tokenizer, prompts: list[str], device: torch.device | str = "
     return enc["input_ids"].to(device), enc["attention_mask"].to(device)
 
 
+def top_p_filter(scores: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Nucleus filtering exactly as transformers' TopPLogitsWarper: drop the least likely tokens
+    whose cumulative probability stays within 1 − top_p, always keeping the most likely one."""
+    sorted_scores, order = torch.sort(scores, descending=False)
+    drop_sorted = sorted_scores.softmax(dim=-1).cumsum(dim=-1) <= (1 - top_p)
+    drop_sorted[..., -1:] = False
+    return scores.masked_fill(drop_sorted.scatter(1, order, drop_sorted), -float("inf"))
+
+
+@torch.no_grad()
+def decode(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, temperature: float,
+           top_p: float, max_new_tokens: int, eos: int, pad: int, do_sample: bool = True
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample continuations over the KV cache: ([B, T] tokens, pad after EOS; [B, T] log π of each
+    sampled token at the sampling temperature, before top-p).
+
+    The same draws as `model.generate(do_sample=True, temperature, top_p)` makes from the same RNG
+    state (raw float32 logits / τ, top-p as transformers filters, softmax, one multinomial per
+    step over the whole batch; finished rows get pad), but only the sampled token's log-prob is
+    kept (generate stacks [B, T, V] logits) and no generic processors run per step. It stops
+    once every row has produced EOS, as generate's output does.
+    """
+    batch = prompt_ids.shape[0]
+    cache = DynamicCache()
+    mask = prompt_mask
+    out = model(input_ids=prompt_ids, attention_mask=mask, position_ids=position_ids(mask), past_key_values=cache,
+                use_cache=True)
+    next_pos = position_ids(mask)[:, -1:] + 1
+    unfinished = torch.ones(batch, dtype=torch.bool, device=prompt_ids.device)
+    tokens, logps = [], []
+    for step in range(max_new_tokens):
+        logits = out.logits[:, -1].float()
+        scaled = logits / temperature if do_sample else logits
+        if do_sample:
+            scores = top_p_filter(scaled, top_p) if top_p < 1.0 else scaled
+            nxt = torch.multinomial(scores.softmax(dim=-1), num_samples=1).squeeze(1)
+        else:
+            nxt = scaled.argmax(dim=-1)
+        logp = scaled.gather(1, nxt[:, None]).squeeze(1) - scaled.logsumexp(dim=-1)
+        nxt = torch.where(unfinished, nxt, torch.full_like(nxt, pad))
+        tokens.append(nxt)
+        logps.append(torch.where(unfinished, logp, torch.zeros_like(logp)))
+        unfinished = unfinished & (nxt != eos)
+        if not unfinished.any() or step == max_new_tokens - 1:
+            break
+        mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)
+        out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=next_pos, past_key_values=cache,
+                    use_cache=True)
+        next_pos = next_pos + 1
+    return torch.stack(tokens, dim=1), torch.stack(logps, dim=1)
+
+
 @torch.no_grad()
 def sample(model: PreTrainedModel, tokenizer, prompts: list[str], *, temperature: float = 0.7,
            top_p: float = 1.0, max_new_tokens: int = 48, do_sample: bool = True,
@@ -60,23 +112,15 @@ def sample(model: PreTrainedModel, tokenizer, prompts: list[str], *, temperature
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     was_training = model.training
     model.eval()
-    out = model.generate(
-        input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=do_sample,
-        temperature=temperature if do_sample else None, top_p=top_p if do_sample else None,
-        top_k=None, max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=pad,
-        output_logits=True, return_dict_in_generate=True, use_cache=True,
-    )
+    response, logprobs = decode(model, prompt_ids, prompt_mask, temperature=temperature, top_p=top_p,
+                                max_new_tokens=max_new_tokens, eos=eos, pad=pad, do_sample=do_sample)
     model.train(was_training)
-    response = out.sequences[:, prompt_ids.shape[1]:]
-    # Mask everything after the first EOS (generate pads finished rows with pad_token_id, which
-    # may equal EOS for hub tokenizers, so position, not token value, decides).
+    # Mask everything after the first EOS (pad may equal EOS for hub tokenizers, so position, not
+    # token value, decides).
     is_eos = response == eos
     after_eos = (is_eos.cumsum(dim=1) - is_eos.long()) > 0
     response_mask = (~after_eos).long()
     finished = is_eos.any(dim=1)
-    logits = torch.stack(out.logits, dim=1).float()  # [B, T, V] raw logits
-    scale = temperature if do_sample else 1.0
-    logprobs = torch.gather(F.log_softmax(logits / scale, dim=-1), 2, response.unsqueeze(-1)).squeeze(-1)
     logprobs = logprobs * response_mask
     response = response.masked_fill(response_mask == 0, pad)
     texts = tokenizer.batch_decode(response, skip_special_tokens=True)

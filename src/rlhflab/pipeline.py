@@ -29,10 +29,11 @@ from typing import Callable
 import yaml
 from accelerate import PartialState
 
-from rlhflab.artefacts import check_files, file_table, manifest_problem
+from rlhflab.artefacts import check_files, donated_folder, file_table, link_tree, manifest_problem, read_manifest
 from rlhflab.cache_key import ConfigView, config_digest, config_value, jsonable, stage_key
 from rlhflab.config import ExperimentConfig, dump_config
-from rlhflab.data.records import read_json, write_json
+from rlhflab.data.records import write_json
+from rlhflab.memory import peak, reset_peak
 from rlhflab.run_lock import LOCK, run_lock
 from rlhflab.sweep import key_reads, run_sweep, sweep_of, sweeps_problem
 
@@ -173,16 +174,6 @@ def select(stages: list[Stage], cfg: ExperimentConfig, until: str | None) -> lis
     return [s for s in stages if s.name in wanted]
 
 
-def read_manifest(folder: Path) -> dict | None:
-    path = folder / "manifest.json"
-    if not path.exists():
-        return None
-    try:
-        return read_json(path)
-    except (json.JSONDecodeError, OSError):
-        return None
-
-
 @dataclass
 class StageResult:
     name: str
@@ -190,6 +181,7 @@ class StageResult:
     seconds: float
     metrics: dict
     headline: tuple[str, ...] = ()
+    memory: dict | None = None  # peak_rss_mb (and peak_cuda_mb) while the stage ran
 
 
 def _clean_leftovers(run_dir: Path) -> None:
@@ -245,7 +237,7 @@ def check_same_config(cfg: ExperimentConfig, run_dir: Path) -> None:
 
 
 def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | None = None,
-                 force: set[str] = frozenset(), overwrite: bool = False,
+                 force: set[str] = frozenset(), overwrite: bool = False, donors: tuple[Path, ...] = (),
                  on_stage: Callable[[str, str], None] = lambda name, status: None,
                  on_progress: Callable[[str, int, int], None] = lambda d, i, n: None) -> list[StageResult]:
     state = PartialState()
@@ -272,10 +264,11 @@ def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | N
         state.wait_for_everyone()
         # temporary folders carry the run's pid (the lock holder's, so every process agrees)
         owner = json.loads((run_dir / LOCK).read_text(encoding="utf-8"))["pid"]
-        return _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stage, on_progress)
+        return _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stage, on_progress, donors)
 
 
-def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stage, on_progress) -> list[StageResult]:
+def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stage, on_progress,
+                donors=()) -> list[StageResult]:
     results: list[StageResult] = []
     for stage in stages:
         final = run_dir / stage.name
@@ -293,11 +286,24 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
             problem = check_files(final, manifest)
             if problem is None:
                 on_stage(stage.name, "cached")
-                results.append(StageResult(stage.name, "cached", 0.0, manifest.get("metrics", {}), stage.headline))
+                results.append(StageResult(stage.name, "cached", 0.0, manifest.get("metrics", {}), stage.headline,
+                                           manifest.get("memory")))
                 continue
             on_stage(stage.name, f"rerun: {problem}")
         elif (problem := manifest_problem(final)) is not None:
             on_stage(stage.name, f"rerun: {problem}")
+        if stage.name not in force and (donor := donated_folder(stage.name, key, donors)) is not None:
+            if state.is_main_process:
+                tmp = run_dir / f".tmp-{stage.name}-{key}-{owner}"
+                shutil.rmtree(tmp, ignore_errors=True)
+                link_tree(donor, tmp)
+                _publish(tmp, final)
+            state.wait_for_everyone()
+            on_stage(stage.name, f"shared with {donor.parent.name}")
+            m = read_manifest(final) or {}
+            results.append(StageResult(stage.name, "shared", 0.0, m.get("metrics", {}), stage.headline,
+                                       m.get("memory")))
+            continue
 
         on_stage(stage.name, "running")
         tmp = run_dir / f".tmp-{stage.name}-{key}-{owner}"
@@ -308,9 +314,10 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
         ctx = StageContext(ConfigView(cfg, stage.reads, stage.name), stage, tmp, run_dir, state, tuple(inputs),
                            on_progress, key, forced=stage.name in force)
         started = time.time()
+        reset_peak()
         spec = sweep_of(cfg, stage)
         metrics = (run_sweep(ctx, cfg, spec) if spec else stage.run(ctx)) or {}
-        seconds = time.time() - started
+        seconds, memory = time.time() - started, peak()
         state.wait_for_everyone()
         if state.is_main_process:
             write_json(tmp / "manifest.json", {
@@ -326,6 +333,7 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
                 "num_processes": state.num_processes,
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
                 "seconds": round(seconds, 3),
+                "memory": memory,
                 "metrics": metrics,
                 "files": file_table(tmp),
             })
@@ -335,5 +343,5 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
                 shutil.rmtree(point_dir, ignore_errors=True)
         state.wait_for_everyone()
         on_stage(stage.name, "done")
-        results.append(StageResult(stage.name, "ran", seconds, metrics, stage.headline))
+        results.append(StageResult(stage.name, "ran", seconds, metrics, stage.headline, memory))
     return results

@@ -11,9 +11,9 @@ of rlhflab.algorithms.ppo; the actor-critic is rlhflab.models.ActorCritic.
 Log-probabilities are taken at the sampling temperature, for the policy and the reference alike.
 Dropout is 0 in policy, reference, value model and RM (ivison2024 table 9), rates zeroed on load, so
 old-policy statistics, updates and validation see the same deterministic network in any mode.
-Checkpoints (model, optimiser, scheduler, every RNG, data position, KL controller, best model so
-far) are written every `save_every` batches to `checkpoint_dir`; a rerun after a crash resumes
-from the last one and ends where an uninterrupted run would.
+Checkpoints (model, optimiser, scheduler, RNGs, data position, KL controller, best model so far,
+which waits on disk, not in RAM) go every `save_every` batches to `checkpoint_dir`; a rerun after
+a crash resumes from the last one and ends where an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class PPOTrainer:
         self.raw: ActorCritic = self.accelerator.unwrap_model(self.model)
         self.ref.to(self.accelerator.device)
         self.rm.to(self.accelerator.device)
-        self.loop = LoopState(cfg.kl_coef, BestWeights(self.raw.policy, None))  # filled at step 0 or on resume
+        self.loop = LoopState(cfg.kl_coef, BestWeights(self.raw.policy, None, on_disk=True, directory=checkpoint_dir))
         self.accelerator.register_for_checkpointing(self.scheduler, self.loop)
         self.max_new_tokens = cfg.max_new_tokens or generation.max_new_tokens
 
@@ -334,6 +334,7 @@ class PPOTrainer:
             if self.checkpoint_dir is not None and step % cfg.save_every == 0 and step < self.steps:
                 self.save_checkpoint()
         best.restore()
+        best.discard()
         self.policy.requires_grad_(True)
         last = row if self.steps else {}
         return {**self.params, "steps": self.steps, "optimizer_updates": self.updates,

@@ -9,7 +9,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 import random
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
@@ -24,32 +28,68 @@ LogFn = Callable[[int, dict], None]
 
 
 class BestWeights:
-    """The weights with the best validation score so far, kept as an in-memory copy, so a trainer
-    can end on its best checkpoint (model selection on validation, kirk2024 appendix E.3)."""
+    """The weights with the best validation score so far, so a trainer can end on its best
+    checkpoint (model selection on validation, kirk2024 appendix E.3). Kept as an in-memory copy,
+    or, `on_disk`, in a file in `directory` or a private temporary folder (a second copy of a large
+    policy in RAM for a whole PPO run is what a GPU box can least afford); `state_dict` reads it
+    back only while a checkpoint is written, so resume stays exact."""
 
-    def __init__(self, module: torch.nn.Module, score: float | None, step: int = 0, higher_is_better: bool = True):
+    def __init__(self, module: torch.nn.Module, score: float | None, step: int = 0, higher_is_better: bool = True,
+                 on_disk: bool = False, directory: Path | None = None):
         """Keeps the module's current weights as scoring `score`; with `score=None` nothing is kept
         until the first `offer`."""
         self.module, self.sign = module, 1.0 if higher_is_better else -1.0
         self.score, self.step = score, step
-        self.weights = copy.deepcopy(module.state_dict()) if score is not None else None
+        self.own_dir = Path(tempfile.mkdtemp(prefix="rlhflab-best-")) if on_disk and directory is None else None
+        folder = directory if directory is not None else self.own_dir
+        self.file = Path(folder) / f"best-weights-{os.getpid()}.pt" if on_disk else None
+        self.weights = None
+        if score is not None:
+            self._keep(module.state_dict())
+
+    def _keep(self, weights: dict) -> None:
+        if self.file is None:
+            self.weights = copy.deepcopy(weights)
+            return
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.file.with_suffix(".tmp")
+        torch.save(weights, tmp)
+        os.replace(tmp, self.file)  # a crash mid-write never leaves a half file under the name
+
+    def _kept(self) -> dict | None:
+        if self.file is None:
+            return self.weights
+        return torch.load(self.file, weights_only=True) if self.file.exists() else None
 
     def offer(self, step: int, score: float, always: bool = False) -> bool:
         """Keep the current weights if `score` beats the best so far (or `always`)."""
         if always or self.score is None or self.sign * score > self.sign * self.score:
             self.score, self.step = score, step
-            self.weights = copy.deepcopy(self.module.state_dict())
+            self._keep(self.module.state_dict())
             return True
         return False
 
     def restore(self) -> None:
-        self.module.load_state_dict(self.weights)
+        self.module.load_state_dict(self._kept())
+
+    def discard(self) -> None:
+        """Delete the file of kept weights (after `restore`), and the folder if it made one."""
+        if self.file is not None:
+            self.file.unlink(missing_ok=True)
+        if self.own_dir is not None:
+            shutil.rmtree(self.own_dir, ignore_errors=True)
 
     def state_dict(self) -> dict:
-        return {"score": self.score, "step": self.step, "weights": self.weights}
+        return {"score": self.score, "step": self.step, "weights": self._kept()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.score, self.step, self.weights = state["score"], state["step"], state["weights"]
+        self.score, self.step = state["score"], state["step"]
+        if state["weights"] is not None:
+            self._keep(state["weights"])
+        elif self.file is not None:
+            self.file.unlink(missing_ok=True)
+        else:
+            self.weights = None
 
 
 class NonFiniteError(FloatingPointError):

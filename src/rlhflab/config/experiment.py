@@ -21,6 +21,10 @@ class ExperimentConfig(Section):
     seeds: list[int] | None = Field(
         None, min_length=1, description="run once per seed (as <name>-s<seed>) and aggregate over them; "
         "overrides seed")
+    data_seed: int | None = Field(
+        None, ge=0, description="seed of the data and the pretrained base (default: seed). A multi-seed run "
+        "(`seeds`) keeps one data_seed, so every seed's run shares the data and the base model and varies only "
+        "what the seeds' protocol varies: fine-tuning order, sampling, initialisation of heads")
     output_dir: Path = Path("runs")
     task: Task = Field(default_factory=SyntheticTask)
     model: ModelSpec = Field(default_factory=ModelSpec)
@@ -41,6 +45,8 @@ class ExperimentConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> "ExperimentConfig":
+        if self.data_seed is None:  # resolved once, so a copy with another seed keeps it
+            self.__dict__["data_seed"] = self.seeds[0] if self.seeds else self.seed
         if self.comparisons.source == "sft_samples" and self.task.kind != "synthetic":
             raise ValueError("comparisons.source: 'sft_samples' needs simulated annotators, which only "
                              "the synthetic task has; with your own data use comparisons.source: task")

@@ -152,6 +152,7 @@ def load_config(source: str | Path | None = None, overrides: list[str] | None = 
     source = source or "quickstart"
     data, origin = read_config_file(source)
     defaults = ExperimentConfig().model_dump(mode="json")
+    defaults["data_seed"] = None  # derived from seed / seeds when the file leaves it unset
     for o in overrides or []:
         apply_override(data, o, defaults)
     data = _with_defaults(data, defaults)

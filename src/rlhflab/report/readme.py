@@ -2,7 +2,7 @@
 are always those of a run (`python benchmarks/quickstart_time.py --keep DIR` prints them after
 the run; `readme_tables(DIR, ...)` reprints them from the folder).
 
-Three tables: seconds and headline metrics per stage (from each stage's manifest.json), the PvR
+Three tables: seconds, peak RSS and headline metrics per stage (from each stage's manifest.json), the PvR
 win rates with the length-controlled ones (eval/results.json), and the findings with their
 verdicts and paired intervals (report/findings.json). The machine line names the CPU model and
 the torch threads, since results and timings differ across CPUs.
@@ -43,8 +43,8 @@ def _value(x) -> str:
 
 
 def stage_table(run_dir: Path, headlines: dict[str, tuple[str, ...]]) -> list[str]:
-    """| stage | seconds | headline metrics | for every stage folder with a manifest, in the given order."""
-    lines = ["| stage | seconds | headline metrics |", "| --- | --- | --- |"]
+    """| stage | seconds | peak RSS MB | headline metrics | for every stage folder with a manifest, in order."""
+    lines = ["| stage | seconds | peak RSS MB | headline metrics |", "| --- | --- | --- | --- |"]
     total = 0.0
     for name, keys in headlines.items():
         m = _json(Path(run_dir) / name / "manifest.json")
@@ -53,8 +53,9 @@ def stage_table(run_dir: Path, headlines: dict[str, tuple[str, ...]]) -> list[st
         total += m.get("seconds", 0.0)
         metrics = m.get("metrics", {})
         shown = ", ".join(f"{k} {_value(metrics[k])}" for k in keys if k in metrics) or "–"
-        lines.append(f"| {name} | {m.get('seconds', 0.0):.1f} | {shown} |")
-    lines.append(f"| total | {total:.1f} | |")
+        rss = (m.get("memory") or {}).get("peak_rss_mb")
+        lines.append(f"| {name} | {m.get('seconds', 0.0):.1f} | {'–' if rss is None else f'{rss:.0f}'} | {shown} |")
+    lines.append(f"| total | {total:.1f} | | |")
     return lines
 
 

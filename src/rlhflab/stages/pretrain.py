@@ -30,7 +30,7 @@ def run(ctx: StageContext) -> dict:
     if not corpus_path.exists():
         raise PipelineError("pretrain: the task has no pretraining corpus; set task.pretrain_corpus "
                             "or start from a pretrained model with model.name_or_path")
-    set_seed(ctx.seed)
+    set_seed(ctx.cfg.data_seed)
     texts = _texts(corpus_path)
     # The tokenizer also sees the SFT completions so summary words are single tokens, as a
     # web-trained tokenizer's would be.
@@ -39,7 +39,7 @@ def run(ctx: StageContext) -> dict:
     tokenizer = train_tokenizer(texts + completions, spec.vocab_size, cfg.tokenizer_min_frequency)
     model = build_llama(spec, tokenizer)
 
-    rng = random.Random(ctx.seed)
+    rng = random.Random(ctx.cfg.data_seed)
     rng.shuffle(texts)
     n_val = max(1, len(texts) // 20)
     val = [encode_text(tokenizer, t, cfg.max_length) for t in texts[:n_val]]
@@ -47,7 +47,7 @@ def run(ctx: StageContext) -> dict:
 
     accelerator = Accelerator()
     summary = train_lm(model, train, val, cfg.optim, accelerator=accelerator,
-                       pad_id=tokenizer.pad_token_id, seed=ctx.seed,
+                       pad_id=tokenizer.pad_token_id, seed=ctx.cfg.data_seed,
                        eval_every=max(1, len(train) // cfg.optim.batch_size // 4), log=ctx.log,
                        progress=lambda i, n: ctx.progress("pretrain", i, n), name="pretrain")
     if ctx.is_main:
@@ -56,6 +56,6 @@ def run(ctx: StageContext) -> dict:
     return {**summary, "params": n_params, "vocab_size": len(tokenizer), "train_docs": len(train)}
 
 
-STAGE = Stage(name="pretrain", needs=lambda cfg: ["data"], reads=("seed", "model", "pretrain"),
+STAGE = Stage(name="pretrain", needs=lambda cfg: ["data"], reads=("data_seed", "model", "pretrain"),
               run=run, enabled=lambda cfg: cfg.model.name_or_path is None and cfg.model.gguf is None,
               headline=("best_val_loss", "params"))
