@@ -81,7 +81,7 @@ def test_seeds_run_one_pipeline_per_seed(tmp_path):
     assert first["seed"] == 3 and first["config"]["data_seed"] == 3
     assert second["artefact_id"] == first["artefact_id"] and second["key"] == first["key"]
     assert (runs[1] / "data" / "task.json").stat().st_ino == (runs[0] / "data" / "task.json").stat().st_ino
-    assert "shared with quickstart-s3" in res.output or "shared" in res.output
+    assert "data: shared with quickstart-s3" in res.output
 
 
 def test_data_seed_follows_seed_unless_a_multi_seed_run_fixes_it():

@@ -343,15 +343,16 @@ def test_best_of_n_section_has_a_curve_per_set_and_the_gap(tmp_path, monkeypatch
 def test_readme_tables_are_printed_from_a_run_folder(tmp_path):
     from rlhflab.report.readme import readme_tables
 
-    _stage(tmp_path, "sft", {"manifest.json": {"seconds": 12.25, "metrics": {"best_val_loss": 0.3216, "other": 1}}})
+    _stage(tmp_path, "sft", {"manifest.json": {"seconds": 12.25, "metrics": {"best_val_loss": 0.3216, "other": 1},
+                                               "memory": {"peak_rss_mb": 812.4}}})
     _stage(tmp_path, "eval", {"manifest.json": {"seconds": 3.0, "metrics": {}},
                               "results.json": {**_eval(), "lc_win_rate": {"ppo": {"main": 61.23}},
                                                "lengths": {"ppo": {"main": [10, 20]}}}})
     _stage(tmp_path, "report", {"findings.json": compute_findings(_eval(), None, None, None)})
     text = readme_tables(tmp_path, {"data": ("x",), "sft": ("best_val_loss",), "eval": ("pvr",)})
     assert text.startswith("Measured on: ") and "torch threads." in text
-    assert "| sft | 12.2 | best_val_loss 0.322 |" in text and "| eval | 3.0 | – |" in text
-    assert "| total | 15.2 | |" in text and "| data |" not in text
+    assert "| sft | 12.2 | 812 | best_val_loss 0.322 |" in text and "| eval | 3.0 | – | – |" in text
+    assert "| total | 15.2 | | |" in text and "| data |" not in text
     assert "| ppo | 70.0 ± 5.0 (61.2) · 15 | 32.5 ± 5.0 |" in text
     assert "| RLHF (PPO) beats SFT in distribution | reproduced | +30.0 [" in text
     assert f"| {KL_CLAIM} | not run | – | – |" in text

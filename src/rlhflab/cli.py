@@ -68,8 +68,8 @@ def run(
     tasks: dict[str, int] = {}
 
     def on_stage(name: str, status: str) -> None:
-        if status == "cached":
-            console.print(f"[dim]{name}: up to date, skipped[/dim]")
+        if status == "cached" or status.startswith("shared"):  # shared: a multi-seed run's data / base model
+            console.print(f"[dim]{name}: {'up to date, skipped' if status == 'cached' else status}[/dim]")
         elif status == "running":
             console.print(f"[bold]{name}[/bold]: running")
         elif status.startswith("rerun: "):
