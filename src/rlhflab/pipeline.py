@@ -292,9 +292,9 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
             on_stage(stage.name, f"rerun: {problem}")
         elif (problem := manifest_problem(final)) is not None:
             on_stage(stage.name, f"rerun: {problem}")
+        tmp = run_dir / f".tmp-{stage.name}-{key}-{owner}"
         if stage.name not in force and (donor := donated_folder(stage.name, key, donors)) is not None:
             if state.is_main_process:
-                tmp = run_dir / f".tmp-{stage.name}-{key}-{owner}"
                 shutil.rmtree(tmp, ignore_errors=True)
                 link_tree(donor, tmp)
                 _publish(tmp, final)
@@ -306,7 +306,6 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
             continue
 
         on_stage(stage.name, "running")
-        tmp = run_dir / f".tmp-{stage.name}-{key}-{owner}"
         if state.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)

@@ -147,8 +147,9 @@ def sweep_problem(cfg, stage_name: str, spec, stage, stages=()) -> str | None:
             first = err.errors()[0]
             return (f"{where}: the point {point_name(point)} is not a valid config: "
                     f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
-    if spec.select == "config" and configured_point(cfg, spec.grid) not in points:
-        return (f"{where}: select: config keeps the configured values ({point_name(configured_point(cfg, spec.grid))}),"
+    configured = configured_point(cfg, spec.grid)
+    if spec.select == "config" and configured not in points:
+        return (f"{where}: select: config keeps the configured values ({point_name(configured)}),"
                 " which are not a point of the grid; add them to the grid")
     return None
 
