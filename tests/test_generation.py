@@ -99,3 +99,61 @@ def test_top_p_filter_keeps_the_smallest_nucleus():
     kept = torch.isfinite(top_p_filter(scores, 0.8))
     assert kept.tolist() == [[True, True, False, False]]  # 0.5 + 0.3 reaches 0.8
     assert torch.isfinite(top_p_filter(scores, 0.01)).tolist() == [[True, False, False, False]]
+
+
+def test_preallocated_cache_gives_the_dynamic_caches_logits_bit_for_bit():
+    from transformers import DynamicCache
+
+    from rlhflab.generation import encode_prompts, preallocated_cache
+    from rlhflab.models import position_ids
+
+    model, tok = tiny_model_and_tokenizer()
+    model.eval()
+    ids, mask = encode_prompts(tok, ["SUBREDDIT: r/work\nPOST: my boss", "ARTICLE: the city council"])
+    runs = []
+    for cache in (DynamicCache(), preallocated_cache(ids.shape[1] + 6)):
+        m, pos, got = mask, position_ids(mask)[:, -1:] + 1, []
+        with torch.no_grad():
+            out = model(input_ids=ids, attention_mask=m, position_ids=position_ids(m), past_key_values=cache)
+            for step in range(6):
+                got.append(out.logits[:, -1])
+                m = torch.cat([m, m.new_ones(2, 1)], dim=1)
+                out = model(input_ids=torch.full((2, 1), 5 + step), attention_mask=m, position_ids=pos,
+                            past_key_values=cache)
+                pos = pos + 1
+        runs.append(torch.stack(got))
+    assert torch.equal(runs[0], runs[1])
+
+
+def test_k_samples_per_prompt_share_the_prompt_and_draw_what_repeated_prompts_draw():
+    """k samples of each prompt (the prompt encoded once, its cache shared) against the prompts
+    repeated k times: same seed, same tokens and log-probs, input-major."""
+    model, tok = tiny_model_and_tokenizer()
+    prompts = ["SUBREDDIT: r/work\nPOST: my boss", "ARTICLE: the city council approved", "SUBREDDIT: r/pets"]
+    torch.manual_seed(3)
+    shared = sample(model, tok, prompts, k=4, temperature=1.0, max_new_tokens=12)
+    torch.manual_seed(3)
+    repeated = sample(model, tok, [p for p in prompts for _ in range(4)], temperature=1.0, max_new_tokens=12)
+    assert torch.equal(shared.response_ids, repeated.response_ids) and shared.texts == repeated.texts
+    assert torch.allclose(shared.logprobs, repeated.logprobs, atol=1e-5)
+    assert torch.equal(shared.prompt_ids, repeated.prompt_ids)
+    assert len(set(shared.texts[:4])) > 1  # the samples of one prompt differ
+
+
+def test_labelled_logits_give_the_full_logits_loss_and_gradient():
+    from rlhflab.algorithms.losses import lm_token_loss_sum
+    from rlhflab.models import labelled_logits
+
+    model, tok = tiny_model_and_tokenizer()
+    b = collate([encode_completion(tok, "SUBREDDIT: r/work\nPOST: my boss is", " late", 64),
+                 encode_completion(tok, "ARTICLE: the", " city council approved it", 64)], tok.pad_token_id)
+    full = lm_token_loss_sum(model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits, b["labels"])
+    full[0].backward()
+    g_full = model.lm_head.weight.grad.clone()
+    model.zero_grad()
+    logits, labels = labelled_logits(model, b["input_ids"], b["attention_mask"], b["labels"])
+    assert logits.shape[1] < b["input_ids"].shape[1]  # the prompts' positions were not unembedded
+    cut = lm_token_loss_sum(logits, labels)
+    cut[0].backward()
+    assert torch.allclose(cut[0], full[0], atol=1e-5) and cut[1] == full[1]
+    assert torch.allclose(model.lm_head.weight.grad, g_full, atol=1e-6)

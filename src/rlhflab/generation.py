@@ -6,14 +6,16 @@ Used by every stage that samples (SFT checks, best-of-N, PPO rollouts, evaluatio
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, PreTrainedModel
+from transformers.cache_utils import DynamicLayer
 
 from rlhflab.algorithms.losses import sequence_logprob_sum
 from rlhflab.data.tokenize import collate
-from rlhflab.models import position_ids
+from rlhflab.models import labelled_logits, position_ids
 
 
 @dataclass
@@ -59,29 +61,76 @@ def top_p_filter(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     return scores.masked_fill(drop_sorted.scatter(1, order, drop_sorted), -float("inf"))
 
 
+class PreallocatedLayer(DynamicLayer):
+    """A KV-cache layer with room for `capacity` positions, filled in place.
+
+    DynamicLayer grows by `torch.cat`, which copies the whole cache every decode step (two thirds
+    of a step's time on the quickstart's model, benchmarks/decode_time.py); writing into a buffer
+    sized once and returning a view of its filled part gives the attention the same tensors
+    (bit-identical logits, tests/test_generation.py) without the copies.
+    """
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity, self.length = capacity, 0
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.dtype, self.device = key_states.dtype, key_states.device
+            b, h, _, d = key_states.shape
+            self.key_buffer = key_states.new_empty(b, h, self.capacity, d)
+            self.value_buffer = value_states.new_empty(b, h, self.capacity, d)
+            self.is_initialized = True
+        end = self.length + key_states.shape[-2]
+        if end > self.capacity:
+            raise RuntimeError(f"KV cache full: {end} positions, room for {self.capacity}")
+        self.key_buffer[:, :, self.length:end] = key_states
+        self.value_buffer[:, :, self.length:end] = value_states
+        self.length = end
+        self.keys, self.values = self.key_buffer[:, :, :end], self.value_buffer[:, :, :end]
+        return self.keys, self.values
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self.key_buffer = self.key_buffer.repeat_interleave(repeats, dim=0)
+        self.value_buffer = self.value_buffer.repeat_interleave(repeats, dim=0)
+        self.keys, self.values = self.key_buffer[:, :, :self.length], self.value_buffer[:, :, :self.length]
+
+
+def preallocated_cache(capacity: int) -> DynamicCache:
+    cache = DynamicCache()
+    cache.layer_class_to_replicate = partial(PreallocatedLayer, capacity)
+    return cache
+
+
 @torch.no_grad()
 def decode(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, temperature: float,
-           top_p: float, max_new_tokens: int, eos: int, pad: int, do_sample: bool = True
+           top_p: float, max_new_tokens: int, eos: int, pad: int, do_sample: bool = True, repeats: int = 1
            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample continuations over the KV cache: ([B, T] tokens, pad after EOS; [B, T] log π of each
-    sampled token at the sampling temperature, before top-p).
+    """Sample `repeats` continuations of each prompt over the KV cache, input-major: ([B·repeats, T]
+    tokens, pad after EOS; [B·repeats, T] log π of each sampled token at the sampling temperature,
+    before top-p).
 
     The same draws as `model.generate(do_sample=True, temperature, top_p)` makes from the same RNG
-    state (raw float32 logits / τ, top-p as transformers filters, softmax, one multinomial per
-    step over the whole batch; finished rows get pad), but only the sampled token's log-prob is
-    kept (generate stacks [B, T, V] logits) and no generic processors run per step. It stops
-    once every row has produced EOS, as generate's output does.
+    state on the prompts repeated (raw float32 logits / τ, top-p as transformers filters, softmax,
+    one multinomial per step over the whole batch; finished rows get pad), but each prompt is
+    encoded once and its cache shared by its repeats, only the last position's logits are
+    computed from the prompt, only the sampled token's log-prob is kept (generate stacks [B, T, V]
+    logits), the cache is filled in place, and no generic processors run per step. It stops once
+    every row has produced EOS, as generate's output does.
     """
-    batch = prompt_ids.shape[0]
-    cache = DynamicCache()
+    cache = preallocated_cache(prompt_ids.shape[1] + max_new_tokens)
     mask = prompt_mask
     out = model(input_ids=prompt_ids, attention_mask=mask, position_ids=position_ids(mask), past_key_values=cache,
-                use_cache=True)
+                use_cache=True, logits_to_keep=1)
     next_pos = position_ids(mask)[:, -1:] + 1
+    logits = out.logits[:, -1].float()
+    if repeats > 1:
+        cache.batch_repeat_interleave(repeats)
+        mask, next_pos, logits = (t.repeat_interleave(repeats, dim=0) for t in (mask, next_pos, logits))
+    batch = mask.shape[0]
     unfinished = torch.ones(batch, dtype=torch.bool, device=prompt_ids.device)
     tokens, logps = [], []
     for step in range(max_new_tokens):
-        logits = out.logits[:, -1].float()
         scaled = logits / temperature if do_sample else logits
         if do_sample:
             scores = top_p_filter(scaled, top_p) if top_p < 1.0 else scaled
@@ -98,6 +147,7 @@ def decode(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.
         mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)
         out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=next_pos, past_key_values=cache,
                     use_cache=True)
+        logits = out.logits[:, -1].float()
         next_pos = next_pos + 1
     return torch.stack(tokens, dim=1), torch.stack(logps, dim=1)
 
@@ -105,16 +155,19 @@ def decode(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.
 @torch.no_grad()
 def sample(model: PreTrainedModel, tokenizer, prompts: list[str], *, temperature: float = 0.7,
            top_p: float = 1.0, max_new_tokens: int = 48, do_sample: bool = True,
-           max_prompt_length: int | None = None) -> Samples:
-    """Sample one completion per prompt. Seed with `torch.manual_seed` for reproducibility."""
+           max_prompt_length: int | None = None, k: int = 1) -> Samples:
+    """Sample k completions per prompt, input-major (row i·k + j is sample j of prompt i); each
+    prompt is encoded once for its k samples. Seed with `torch.manual_seed` for reproducibility."""
     device = next(model.parameters()).device
     prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, device, max_prompt_length)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     was_training = model.training
     model.eval()
     response, logprobs = decode(model, prompt_ids, prompt_mask, temperature=temperature, top_p=top_p,
-                                max_new_tokens=max_new_tokens, eos=eos, pad=pad, do_sample=do_sample)
+                                max_new_tokens=max_new_tokens, eos=eos, pad=pad, do_sample=do_sample, repeats=k)
     model.train(was_training)
+    if k > 1:
+        prompt_ids, prompt_mask = prompt_ids.repeat_interleave(k, dim=0), prompt_mask.repeat_interleave(k, dim=0)
     # Mask everything after the first EOS (pad may equal EOS for hub tokenizers, so position, not
     # token value, decides).
     is_eos = response == eos
@@ -128,11 +181,12 @@ def sample(model: PreTrainedModel, tokenizer, prompts: list[str], *, temperature
                    [t.strip() for t in texts])
 
 
-def sample_texts(model, tokenizer, prompts: list[str], *, batch_size: int = 64, **kw) -> list[str]:
-    """Sample one completion text per prompt, in batches."""
+def sample_texts(model, tokenizer, prompts: list[str], *, batch_size: int = 64, k: int = 1, **kw) -> list[str]:
+    """Sample k completion texts per prompt (input-major), in batches of about `batch_size` samples."""
     out: list[str] = []
-    for i in range(0, len(prompts), batch_size):
-        out.extend(sample(model, tokenizer, prompts[i:i + batch_size], **kw).texts)
+    step = max(1, batch_size // k)
+    for i in range(0, len(prompts), step):
+        out.extend(sample(model, tokenizer, prompts[i:i + step], k=k, **kw).texts)
     return out
 
 
@@ -153,6 +207,5 @@ def completion_logprob_sums(model: PreTrainedModel, examples, device) -> torch.T
     Differentiable; pads are masked out, so their id does not matter."""
     b = collate(list(examples), pad_id=0)
     mask = b["attention_mask"].to(device)
-    logits = model(input_ids=b["input_ids"].to(device), attention_mask=mask,
-                   position_ids=position_ids(mask)).logits
-    return sequence_logprob_sum(logits, b["labels"].to(device))
+    return sequence_logprob_sum(*labelled_logits(model, b["input_ids"].to(device), mask, b["labels"].to(device),
+                                                 position_ids(mask)))

@@ -20,6 +20,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassificati
                           LlamaForCausalLM, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast)
 
 from rlhflab.config import ModelSpec
+from rlhflab.data.tokenize import IGNORE
 
 SPECIAL = {"pad": "<pad>", "bos": "<s>", "eos": "</s>", "unk": "<unk>"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -99,6 +100,24 @@ def load_reward_model(path: str | Path, tokenizer, dtype: str = "float32") -> Pr
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
     """Positions that follow the attention mask, so left padding does not shift them."""
     return (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+
+
+def labelled_logits(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+                    position_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits a loss over `labels` needs, and the labels they line up with.
+
+    Only positions from the one before the batch's first labelled token onward are unembedded
+    (`logits_to_keep`): a prompt's positions take no loss, and the [B, L, V] logits with their
+    log-softmax and its backward were a fifth of an SFT or DPO step on the quickstart's model.
+    Positions before the cut hold no labels, so every loss over the returned pair equals the
+    loss over the full logits.
+    """
+    labelled = (labels[:, 1:] != IGNORE).any(dim=0)
+    first = int(labelled.float().argmax()) if bool(labelled.any()) else labels.shape[1] - 1
+    keep = labels.shape[1] - first
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                   logits_to_keep=keep).logits
+    return logits, labels[:, -keep:]
 
 
 def backbone(model: nn.Module) -> nn.Module:

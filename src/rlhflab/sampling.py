@@ -24,7 +24,7 @@ Sampler = Callable[[list[str], int], list[str]]
 
 def sample_pool(model, tokenizer, prompts: list[str], k: int, temperature: float, g: Generation) -> list[list[str]]:
     """k samples per prompt: pool[i][j] is sample j of prompt i."""
-    flat = sample_texts(model, tokenizer, [p for p in prompts for _ in range(k)], batch_size=g.batch_size * 4,
+    flat = sample_texts(model, tokenizer, prompts, k=k, batch_size=g.batch_size * 4,
                         temperature=temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens)
     return [flat[i * k:(i + 1) * k] for i in range(len(prompts))]
 
@@ -63,8 +63,8 @@ def best_of_n_curve(rm_scores: torch.Tensor, evaluator: torch.Tensor, sweep: lis
 
 def model_sampler(model, tokenizer, g: Generation, temperature: float) -> Sampler:
     """A loaded causal LM as a sampler at `temperature`."""
-    return lambda prompts, k: sample_texts(model, tokenizer, [p for p in prompts for _ in range(k)],
-                                           batch_size=g.batch_size * 4, temperature=temperature, top_p=g.top_p,
+    return lambda prompts, k: sample_texts(model, tokenizer, prompts, k=k, batch_size=g.batch_size * 4,
+                                           temperature=temperature, top_p=g.top_p,
                                            max_new_tokens=g.max_new_tokens)
 
 

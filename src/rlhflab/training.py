@@ -23,6 +23,7 @@ from transformers import get_scheduler
 from rlhflab.algorithms.losses import lm_token_loss_sum
 from rlhflab.config import Optim, Optimizer
 from rlhflab.data.tokenize import LMExample, collate
+from rlhflab.models import labelled_logits
 
 LogFn = Callable[[int, dict], None]
 
@@ -176,8 +177,7 @@ def lm_eval_loss(model, examples: Sequence[LMExample], accelerator: Accelerator,
     for i in range(0, len(mine), batch_size):
         b = collate([examples[j] for j in mine[i:i + batch_size]], pad_id)
         b = {k: v.to(accelerator.device) for k, v in b.items()}
-        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
-        s, n = lm_token_loss_sum(logits, b["labels"])
+        s, n = lm_token_loss_sum(*labelled_logits(model, b["input_ids"], b["attention_mask"], b["labels"]))
         total += torch.stack([s, n.float()])
     total = accelerator.reduce(total, reduction="sum")
     model.train()
@@ -214,8 +214,7 @@ def train_lm(model, train: Sequence[LMExample], val: Sequence[LMExample], optim:
             b = {key: v.to(accelerator.device) for key, v in collate([train[j] for j in mb], pad_id).items()}
             ctx = accelerator.no_sync(model) if k < len(micro) - 1 else contextlib.nullcontext()
             with ctx:
-                logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
-                s, _ = lm_token_loss_sum(logits, b["labels"])
+                s, _ = lm_token_loss_sum(*labelled_logits(model, b["input_ids"], b["attention_mask"], b["labels"]))
                 accelerator.backward(s * scale)
             loss_sum += s.item()
         total = accelerator.reduce(torch.tensor(loss_sum, device=accelerator.device), "sum")
