@@ -51,3 +51,31 @@ def test_best_of_n_curve_over_disjoint_blocks():
     assert curve[4]["rm_mean"] == pytest.approx(0.9)
     with pytest.raises(ValueError):
         best_of_n_curve(rm, gold, [8])
+
+
+def test_scoring_with_shared_prompts_equals_scoring_each_pair_whole(tmp_path):
+    """Completions of one prompt share its encoding (pools, pairs); rewards equal the whole
+    prompt ⧺ completion forward's, in the caller's order, with batches splitting groups anywhere."""
+    from helpers import tiny_model_and_tokenizer
+
+    from rlhflab.data.tokenize import collate, encode_completion, leading_space
+    from rlhflab.evaluation.reward_model import reward_forward, score, score_pairs
+    from rlhflab.models import load_reward_model, save_model
+
+    lm, tok = tiny_model_and_tokenizer()
+    save_model(lm, tok, tmp_path)
+    rm = load_reward_model(tmp_path, tok).eval()
+    torch.nn.init.normal_(rm.score.weight)
+    prompts = ["SUBREDDIT: r/work\nPOST: my boss", "ARTICLE: the city council approved a budget", "SUBREDDIT: r/pets"]
+    rows = [(prompts[i % 3], c) for i, c in enumerate(["late", "the city", "my dog", "a cat ran", "budget", "x",
+                                                         "boss is late today", "approved", "pets"])]
+    ex = [encode_completion(tok, p, leading_space(p, c), 512) for p, c in rows]
+    b = collate(ex, tok.pad_token_id)
+    with torch.no_grad():
+        whole = reward_forward(rm, b["input_ids"], b["attention_mask"])
+    for batch_size in (1, 4, 64):
+        got = score(rm, tok, [p for p, _ in rows], [c for _, c in rows], batch_size=batch_size)
+        assert torch.allclose(got, whole, atol=1e-5), batch_size
+    r1, r2 = score_pairs(rm, tok, prompts, ["late", "the city", "my dog"], ["a cat ran", "budget", "x"])
+    assert torch.allclose(torch.cat([r1, r2]), whole[:6], atol=1e-5)
+

@@ -87,10 +87,9 @@ class RewardModelJudge:
         return {"judge": "reward-model", "model": self.name}
 
     def __call__(self, prompts, first, second):
-        from rlhflab.evaluation.reward_model import score
+        from rlhflab.evaluation.reward_model import score_pairs
 
-        r1 = score(self.model, self.tokenizer, prompts, first)
-        r2 = score(self.model, self.tokenizer, prompts, second)
+        r1, r2 = score_pairs(self.model, self.tokenizer, prompts, first, second)
         return [Judgement(p) for p in torch.sigmoid(r1 - r2).tolist()]
 
 

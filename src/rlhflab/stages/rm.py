@@ -24,7 +24,7 @@ from rlhflab.algorithms.losses import bradley_terry_loss
 from rlhflab.contamination import input_text, normalise
 from rlhflab.data.records import PreferenceRecord
 from rlhflab.data.tokenize import collate, encode_pairs
-from rlhflab.evaluation.reward_model import pairwise_accuracy, reward_forward, score
+from rlhflab.evaluation.reward_model import pairwise_accuracy, reward_forward, score_pairs
 from rlhflab.inputs import base_model_dir, base_model_needs, layout, preference_needs, read_set
 from rlhflab.layout import DataSet, Layout
 from rlhflab.models import freeze_bottom, load_reward_model, load_tokenizer
@@ -35,8 +35,8 @@ from rlhflab.training import (BestWeights, FiniteGuard, batch_order, local_micro
 
 
 def val_accuracy(model, tokenizer, recs: list[PreferenceRecord], max_length: int) -> float:
-    rc = score(model, tokenizer, [r.prompt for r in recs], [r.chosen for r in recs], max_length=max_length)
-    rr = score(model, tokenizer, [r.prompt for r in recs], [r.rejected for r in recs], max_length=max_length)
+    rc, rr = score_pairs(model, tokenizer, [r.prompt for r in recs], [r.chosen for r in recs],
+                         [r.rejected for r in recs], max_length=max_length)
     return pairwise_accuracy(rc, rr)
 
 

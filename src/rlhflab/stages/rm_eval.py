@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from rlhflab.data.records import PreferenceRecord, read_records, write_json
-from rlhflab.evaluation.reward_model import pairwise_accuracy, rewardbench_score, score
+from rlhflab.evaluation.reward_model import pairwise_accuracy, rewardbench_score, score_pairs
 from rlhflab.inputs import gold_reward_of, layout, preference_needs, read_set
 from rlhflab.layout import roles
 from rlhflab.models import load_reward_model, load_tokenizer
@@ -42,8 +42,7 @@ def run(ctx: StageContext) -> dict:
         row: dict = {"accuracy": {}, "gold_agreement": {}}
         for k, recs in subsets.items():
             prompts = [r.prompt for r in recs]
-            rc = score(rm, tok, prompts, [r.chosen for r in recs])
-            rr = score(rm, tok, prompts, [r.rejected for r in recs])
+            rc, rr = score_pairs(rm, tok, prompts, [r.chosen for r in recs], [r.rejected for r in recs])
             row["accuracy"][k] = pairwise_accuracy(rc, rr)
             if gold:
                 gc = torch.tensor([gold(r.prompt, r.chosen) for r in recs])
