@@ -9,6 +9,7 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 import pytest  # noqa: E402
 
 TINY = [
+    "seeds=null",  # one run: the quickstart runs three seeds
     "task.n_pretrain=3000", "task.n_sft_train=1000", "task.n_sft_validation=64",
 
     "task.n_policy_prompts=50", "task.n_policy_validation=20", "task.n_test=20", "task.median_pool=1000",

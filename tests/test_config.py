@@ -85,13 +85,25 @@ def test_seeds_run_one_pipeline_per_seed(tmp_path):
 
 
 def test_data_seed_follows_seed_unless_a_multi_seed_run_fixes_it():
-    assert load_config("quickstart", ["seed=5"]).data_seed == 5
+    assert load_config("quickstart", ["seeds=null", "seed=5"]).data_seed == 5
     assert load_config("quickstart", ["seeds=[2, 7]"]).data_seed == 2
-    assert load_config("quickstart", ["seed=5", "data_seed=1"]).data_seed == 1
+    assert load_config("quickstart", ["seeds=null", "seed=5", "data_seed=1"]).data_seed == 1
     from rlhflab.experiment import seed_configs
 
     subs = seed_configs(load_config("quickstart", ["seeds=[2, 7]"]))
     assert [(c.seed, c.data_seed) for c in subs] == [(2, 2), (7, 2)]
+
+
+def test_the_quickstart_runs_three_seeds_and_seeds_1_runs_one():
+    from rlhflab.experiment import seed_configs, with_seed_count
+
+    cfg = load_config("quickstart")
+    assert cfg.seeds == [0, 1, 2] and [c.name for c in seed_configs(cfg)] == [f"quickstart-s{s}" for s in (0, 1, 2)]
+    one = with_seed_count(cfg, 1)
+    assert (one.seed, one.seeds, one.name, one.data_seed) == (0, None, "quickstart", cfg.data_seed)
+    assert [c.seed for c in seed_configs(one)] == [0]
+    assert with_seed_count(cfg, 2).seeds == [0, 1] and with_seed_count(cfg, 5).seeds == [0, 1, 2, 3, 4]
+    assert with_seed_count(load_config("quickstart", ["seeds=null", "seed=4"]), 3).seeds == [4, 5, 6]
 
 
 def test_test_sets_declare_their_distribution(tmp_path):

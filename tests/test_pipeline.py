@@ -234,7 +234,8 @@ def test_cli_says_which_pid_holds_the_run(cfg):
     # a lock naming this very process would be its own leftover; another live process blocks: the parent
     (cfg.run_dir / ".lock").write_text(json.dumps({"pid": os.getppid(), "host": __import__("socket").gethostname(),
                                                     "started": "now"}))
-    res = CliRunner().invoke(app, ["run", "quickstart", "--until", "data", "--set", f"output_dir={cfg.output_dir}",
+    res = CliRunner().invoke(app, ["run", "quickstart", "--seeds", "1", "--until", "data",
+                                   "--set", f"output_dir={cfg.output_dir}",
                                    "--set", "name=exp", "--set", "pipeline.progress=false"])
     assert res.exit_code == 1 and f"is in use by pid {os.getppid()}" in res.output
 
@@ -275,7 +276,8 @@ def test_environment_errors_are_one_line_naming_the_path(tmp_path, problem):
             pytest.skip("root writes anywhere")
         target.mkdir()
         target.chmod(0o500)
-    args = ["run", "quickstart", "--until", "data", "--set", f"output_dir={target}", "--set", "pipeline.progress=false"]
+    args = ["run", "quickstart", "--seeds", "1", "--until", "data", "--set", f"output_dir={target}",
+            "--set", "pipeline.progress=false"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert str(target) in res.output and "choose another output_dir" in res.output
@@ -292,7 +294,8 @@ def test_the_summary_names_a_report_only_when_this_run_wrote_one(tmp_path):
     old = tmp_path / "small" / "report"
     old.mkdir(parents=True)
     (old / "index.html").write_text("an older run's report")
-    res = CliRunner().invoke(app, ["run", "quickstart", "--until", "data", "--set", f"output_dir={tmp_path}",
+    res = CliRunner().invoke(app, ["run", "quickstart", "--seeds", "1", "--until", "data",
+                                   "--set", f"output_dir={tmp_path}",
                                    "--set", "name=small", "--set", "pipeline.progress=false",
                                    "--set", "task.n_pretrain=200", "--set", "task.median_pool=200"])
     assert res.exit_code == 0, res.output

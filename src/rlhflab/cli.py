@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from rlhflab.cli_data import data_app, prompts_app
 from rlhflab.config import ConfigError, dump_config, load_config
 from rlhflab.data.records import RecordError
 from rlhflab.memory import describe
@@ -19,6 +20,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Learning from preference feedback: SFT, reward models, PPO, DPO, best-of-N.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect experiment configs.")
 app.add_typer(config_app, name="config")
+app.add_typer(data_app, name="data")
+app.add_typer(prompts_app, name="prompts")
 console = Console(stderr=True)
 out = Console()
 
@@ -26,6 +29,11 @@ out = Console()
 def _error(message: object) -> None:
     """One line on stderr; the message is escaped, since "[relationships]" would read as markup."""
     console.print(f"[red]error:[/red] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+
+def _fail(e: Exception) -> None:
+    _error(e)
+    raise typer.Exit(1)
 
 
 def _load(config: Optional[str], overrides: list[str]):
@@ -46,11 +54,13 @@ def run(
     overwrite: bool = typer.Option(False, help="run even if runs/<name> holds a run of another config file"),
     debug: bool = typer.Option(False, help="show the full traceback of an error instead of one line"),
     yes: bool = typer.Option(False, "--yes", help="run even when the data would take most of the memory or hours"),
+    seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="how many seeds (default: the config's; "
+                                        "the quickstart runs 3); 1 runs one seed, without the aggregate"),
 ) -> None:
-    """Run the experiment's pipeline; stages whose inputs are unchanged are skipped. With `seeds`
-    in the config, one run per seed (`<name>-s<seed>`), then the aggregate over them."""
+    """Run the experiment's pipeline; stages whose inputs are unchanged are skipped. With several
+    seeds, one run per seed (`<name>-s<seed>`), then the aggregate over them."""
     from rlhflab.evaluation.annotations import JudgeUnavailable
-    from rlhflab.experiment import run_experiment
+    from rlhflab.experiment import run_experiment, with_seed_count
     from rlhflab.pipeline import PipelineError
     from rlhflab.run_lock import RunInUse
     from rlhflab.stages import REGISTRY
@@ -58,6 +68,7 @@ def run(
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cfg = _load(config, set_)
+    cfg = cfg if seeds is None else with_seed_count(cfg, seeds)
     from rlhflab.tasks import preflight
 
     if not yes and (problem := preflight(cfg.task)):
@@ -222,128 +233,6 @@ def winrate(
         for kind, v in r["invalid_kinds"].items():
             out.print(f"{r['file']} ({r['generator']}): {v['count']} invalid ({kind}), first at record "
                       f"{v['first_index']}", highlight=False, soft_wrap=True)
-
-
-data_app = typer.Typer(no_args_is_help=True, help="Public datasets: list adapters, convert rows to records.")
-app.add_typer(data_app, name="data")
-prompts_app = typer.Typer(no_args_is_help=True, help="Tag policy-training prompts and build prompt sets (ivison2024 J).")
-app.add_typer(prompts_app, name="prompts")
-
-
-def _fail(e: Exception) -> None:
-    _error(e)
-    raise typer.Exit(1)
-
-
-@data_app.command("sources")
-def data_sources() -> None:
-    """The dataset adapters: name, hub id, record kinds, what it is."""
-    from rlhflab.data.sources import ADAPTERS
-
-    table = Table(title="dataset sources")
-    for col in ("name", "hub id", "records", "what"):
-        table.add_column(col)
-    for a in ADAPTERS.values():
-        table.add_row(a.name, a.hub[0] + (f" ({a.hub[1]})" if a.hub[1] else ""), ", ".join(a.kinds), a.description)
-    out.print(table)
-
-
-@data_app.command("convert")
-def data_convert(
-    source: str = typer.Argument(..., help="adapter name (rlhflab data sources)"),
-    kind: str = typer.Argument(..., help="sft, preference or prompt"),
-    out_file: str = typer.Option(..., "--out", help="JSONL file of records to write"),
-    split: str = typer.Option("train", help="the source's split (hub only)"),
-    path: Optional[str] = typer.Option(None, help="local rows in the source's schema instead of the hub"),
-    limit: Optional[int] = typer.Option(None, help="seeded random sample of this many records"),
-    seed: int = typer.Option(0),
-    chat_template: str = typer.Option("tulu", help="tulu, none, or a model name/folder whose template to use"),
-    split_by: Optional[str] = typer.Option(None, help="also write ID/OOD halves: length or sentiment (median of this file)"),
-) -> None:
-    """Convert a public dataset into rlhflab records (for `task: {kind: files}` or inspection)."""
-    from pathlib import Path
-
-    from rlhflab.data.chat import render_records
-    from rlhflab.data.records import write_json, write_jsonl
-    from rlhflab.data.sources import load_source
-    from rlhflab.data.splits import apply_split, describe, fit_split
-
-    try:
-        records = load_source(source, kind, split, path, limit, seed)
-        tokenizer, template = None, chat_template
-        if chat_template not in ("tulu", "none"):
-            from rlhflab.models import load_tokenizer
-
-            tokenizer, template = load_tokenizer(chat_template), "auto"
-        records = render_records(records, tokenizer, template)
-        write_jsonl(out_file, records)
-        out.print(f"{len(records)} {kind} records -> {out_file}")
-        if split_by:
-            rule = fit_split(records, split_by)
-            ind, ood = apply_split(records, rule)
-            stem = Path(out_file).with_suffix("")
-            write_jsonl(f"{stem}.id.jsonl", ind)
-            write_jsonl(f"{stem}.ood.jsonl", ood)
-            write_json(f"{stem}.split.json", {"rule": rule.to_dict(), **describe(records, rule)})
-            out.print(f"split by {split_by} at {rule.threshold:g}: {len(ind)} ID, {len(ood)} OOD")
-    except (RecordError, ValueError, OSError) as e:
-        _fail(e)
-
-
-@prompts_app.command("tag")
-def prompts_tag(
-    in_file: str = typer.Argument(..., help="JSONL prompt records"),
-    out_file: str = typer.Option(..., "--out"),
-    model: str = typer.Option(..., help="chat model name at --base-url, or a local HF model with --local"),
-    base_url: str = typer.Option("https://api.openai.com/v1", help="OpenAI-compatible endpoint"),
-    local: bool = typer.Option(False, help="run `model` locally with transformers instead of over HTTP"),
-    api_key_env: str = typer.Option("OPENAI_API_KEY"),
-) -> None:
-    """Tag each prompt with ivison2024 figure 5's task tags (Coding, Math, ..., Unclear)."""
-    from rlhflab.prompt_tags import ChatTagger, LocalTagger, tag_prompts
-    from rlhflab.data.records import PromptRecord, read_records, write_json, write_jsonl
-
-    try:
-        records = read_records(in_file, PromptRecord)
-        if local:
-            from rlhflab.models import load_causal_lm, load_tokenizer
-
-            tagger = LocalTagger(load_causal_lm(model), load_tokenizer(model), model)
-        else:
-            tagger = ChatTagger(base_url=base_url, model=model, api_key_env=api_key_env)
-        tagged, summary = tag_prompts(records, tagger)
-        write_jsonl(out_file, tagged)
-        write_json(f"{out_file}.summary.json", summary)
-    except (RecordError, ValueError, OSError) as e:
-        _fail(e)
-    out.print(f"tagged {summary['n']} prompts ({summary['unreadable']} unreadable replies) -> {out_file}")
-    for tag, n in sorted(summary["tag_counts"].items(), key=lambda kv: -kv[1]):
-        out.print(f"  {n:6d}  {tag}")
-
-
-@prompts_app.command("mix")
-def prompts_mix(
-    in_file: str = typer.Argument(..., help="tagged JSONL prompt records (rlhflab prompts tag)"),
-    out_file: str = typer.Option(..., "--out"),
-    mix: list[str] = typer.Option(..., help="TAG=COUNT, repeatable; TAG 'any' for untargeted prompts"),
-    seed: int = typer.Option(0),
-) -> None:
-    """A prompt set mixing tagged prompts, e.g. --mix Math=10000 --mix any=10000 (ivison2024 §3.4)."""
-    from rlhflab.prompt_tags import build_prompt_set
-    from rlhflab.data.records import PromptRecord, read_records, write_jsonl
-
-    try:
-        wanted = {}
-        for m in mix:
-            tag, _, count = m.rpartition("=")
-            if not tag or not count.isdigit():
-                raise ValueError(f"--mix {m!r}: expected TAG=COUNT, e.g. --mix Math=1000")
-            wanted[tag] = int(count)
-        picked = build_prompt_set(read_records(in_file, PromptRecord), wanted, seed)
-        write_jsonl(out_file, picked)
-    except (RecordError, ValueError, OSError) as e:
-        _fail(e)
-    out.print(f"{len(picked)} prompts -> {out_file}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,6 +21,19 @@ def seed_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
     return [cfg.model_copy(update={"seed": s, "name": f"{cfg.name}-s{s}", "seeds": None}) for s in cfg.seeds]
 
 
+def with_seed_count(cfg: ExperimentConfig, n: int) -> ExperimentConfig:
+    """The config run with `n` seeds: the first n of its `seeds` (continued by consecutive seeds
+    when it lists fewer), or with n = 1 a single run named as the config, with its first seed. The
+    data seed stays the config's, so `--seeds 1` builds the same data as the multi-seed run."""
+    if n < 1:
+        raise ValueError(f"--seeds {n}: the number of seeds must be at least 1")
+    listed = list(cfg.seeds or [cfg.seed])
+    chosen = (listed + list(range(max(listed) + 1, max(listed) + 1 + n)))[:n]
+    if n == 1:
+        return cfg.model_copy(update={"seed": chosen[0], "seeds": None})
+    return cfg.model_copy(update={"seeds": chosen})
+
+
 def aggregate_dir(cfg: ExperimentConfig) -> Path:
     return Path(cfg.output_dir) / f"{cfg.name}-aggregate"
 

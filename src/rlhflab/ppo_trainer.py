@@ -27,6 +27,7 @@ from statistics import mean
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
@@ -36,17 +37,19 @@ from rlhflab.algorithms.ppo import (AdaptiveKLController, chunks, entropy_from_l
 from rlhflab.config import Generation, PPOStage
 from rlhflab.data.gold import GoldReward
 from rlhflab.evaluation.reward_model import score
-from rlhflab.generation import Samples, sample, token_logprobs
+from rlhflab.generation import Samples, sample
 from rlhflab.models import (ActorCritic, disable_dropout, freeze_bottom, load_causal_lm, load_reward_model,
-                            load_tokenizer)
+                            load_tokenizer, position_ids)
 from rlhflab.training import (BestWeights, FiniteGuard, batch_order, make_optimizer, make_scheduler,
                               optimizer_step)
 
 
 @torch.no_grad()
 def reference_logprobs(ref: nn.Module, input_ids, attention_mask, start: int, temperature: float) -> torch.Tensor:
-    """log π_ref of the response tokens input_ids[:, start:]: [B, T]."""
-    return token_logprobs(ref, input_ids, attention_mask, temperature)[:, start - 1:]
+    """log π_ref of the response tokens input_ids[:, start:]: [B, T] (only their positions unembedded)."""
+    logits = ref(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
+                 logits_to_keep=input_ids.shape[1] - start + 1).logits[:, :-1].float() / temperature
+    return torch.gather(F.log_softmax(logits, dim=-1), 2, input_ids[:, start:].unsqueeze(-1)).squeeze(-1)
 
 
 class LoopState:
@@ -83,9 +86,8 @@ class PPOTrainer:
                  log: Callable[[int, dict], None] = lambda step, row: None,
                  progress: Callable[[int, int], None] = lambda done, total: None,
                  checkpoint_dir: Path | None = None, metrics_file: Path | None = None):
-        """PPO from the SFT model in `sft_dir` against the RM in `rm_dir` on `prompts`;
-        `checkpoint_dir` (None: no checkpoints) holds resumable state, beside a copy of
-        `metrics_file` so a resumed run's metrics continue where they were."""
+        """PPO from the SFT model in `sft_dir` against the RM in `rm_dir` on `prompts`; `checkpoint_dir`
+        (None: none) holds resumable state and a copy of `metrics_file` for a resumed run to continue."""
         self.cfg, self.generation, self.seed = cfg, generation, seed
         self.log, self.progress = log, progress
         self.checkpoint_dir, self.metrics_file = checkpoint_dir, metrics_file
@@ -125,8 +127,7 @@ class PPOTrainer:
         self.scheduler = make_scheduler(optimizer, cfg.optim, self.updates)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.raw: ActorCritic = self.accelerator.unwrap_model(self.model)
-        self.ref.to(self.accelerator.device)
-        self.rm.to(self.accelerator.device)
+        self.ref.to(self.accelerator.device), self.rm.to(self.accelerator.device)
         self.loop = LoopState(cfg.kl_coef, BestWeights(self.raw.policy, None, on_disk=True, directory=checkpoint_dir))
         self.accelerator.register_for_checkpointing(self.scheduler, self.loop)
         self.max_new_tokens = cfg.max_new_tokens or generation.max_new_tokens
@@ -251,8 +252,7 @@ class PPOTrainer:
         if self.world == 1:
             return row
         keys = sorted(row)
-        t = torch.tensor([float(row[k]) for k in keys], device=self.accelerator.device)
-        t = self.accelerator.reduce(t, "mean")
+        t = self.accelerator.reduce(torch.tensor([float(row[k]) for k in keys], device=self.accelerator.device), "mean")
         return dict(zip(keys, t.tolist()))
 
     @torch.no_grad()
