@@ -2,8 +2,10 @@
 
 Same tiny Llama (policy and reference = the same SFT weights), same preference pairs, same batch
 (32 pairs per optimiser step, micro-batches of 16), reference log-probs computed live by both,
-same process and threads. rlhflab's time includes its two validation passes (start and end, 16
-pairs). Prints optimiser steps/s for each and the ratio.
+same process and threads, same dtype: float32 on both sides (TRL's DPOConfig defaults to bf16
+autocast, which on a CPU without fast bf16 measures the dtype rather than the trainer). Each side
+first runs one untimed step in the same process (warm-up). rlhflab's time includes its two
+validation passes (start and end, 16 pairs). Prints optimiser steps/s for each and the ratio.
 
     pip install trl==1.12.0      # benchmark-only dependency
     python benchmarks/dpo_vs_trl.py [--steps 20]
@@ -31,6 +33,7 @@ from rlhflab.models import build_llama, load_causal_lm, load_tokenizer, save_mod
 from rlhflab.cache_key import ConfigView  # noqa: E402
 from rlhflab.pipeline import StageContext  # noqa: E402
 from rlhflab.stages import dpo as dpo_stage  # noqa: E402
+from rlhflab.report.readme import machine  # noqa: E402
 
 BATCH, MICRO = 32, 16
 
@@ -73,7 +76,8 @@ def bench_trl(root: Path, steps: int) -> float:
     args = DPOConfig(output_dir=str(root / "trl-out"), per_device_train_batch_size=MICRO,
                      gradient_accumulation_steps=BATCH // MICRO, max_steps=steps, learning_rate=1e-4, beta=0.1,
                      max_length=512, report_to="none", save_strategy="no", use_cpu=True, logging_steps=10**6,
-                     disable_tqdm=True, seed=0, precompute_ref_log_probs=False, dataloader_num_workers=0)
+                     disable_tqdm=True, seed=0, precompute_ref_log_probs=False, dataloader_num_workers=0,
+                     bf16=False, fp16=False)
     trainer = DPOTrainer(model=load_causal_lm(root / "sft"), ref_model=load_causal_lm(root / "sft"), args=args,
                          train_dataset=ds, processing_class=tok)
     t = time.perf_counter()
@@ -89,10 +93,11 @@ def main() -> None:
         root = Path(tmp) / "bench"
         root.mkdir()
         build_world(root, BATCH * a.steps)
+        bench_rlhflab(root, 1), bench_trl(root, 1)  # warm-up: one untimed step each
         ours = bench_rlhflab(root, a.steps)
         theirs = bench_trl(root, a.steps)
-    print(f"DPO, {a.steps} steps of {BATCH} pairs (micro {MICRO}), live reference, 4x128 Llama, "
-          f"torch threads {torch.get_num_threads()}")
+    print(f"DPO, {a.steps} steps of {BATCH} pairs (micro {MICRO}), live reference, 4x128 Llama, float32 on both "
+          f"sides, torch threads {torch.get_num_threads()}, {machine()}")
     print(f"  rlhflab  {ours:6.2f} steps/s")
     print(f"  TRL      {theirs:6.2f} steps/s  (trl.DPOTrainer, trl==1.12.0)")
     print(f"  ratio rlhflab / TRL = {ours / theirs:.2f}")

@@ -2,8 +2,11 @@
 
 Same tiny Llama (policy = reference = SFT weights; RM and value model = a sequence classifier on
 the same backbone), same prompts, same settings (B = 32 prompts per rollout batch, minibatch 16,
-1 inner epoch, 40 new tokens at τ = 0.7, β = 0.05, EOS penalty −10), same process, same threads.
-Prints rollouts/s for each and the ratio.
+1 inner epoch, 40 new tokens at τ = 0.7, β = 0.05, EOS penalty −10), same process, same threads,
+same dtype: float32 on both sides (TRL's configs default to bf16 autocast, which on a CPU without
+fast bf16 measures the dtype rather than the trainer: ~13× slower on the AMD EPYC here). Each side
+first runs one untimed rollout batch in the same process (warm-up), then the timed ones. Prints
+rollouts/s for each, the dtype and threads, and the ratio.
 
     pip install trl==1.12.0      # benchmark-only dependency
     python benchmarks/ppo_vs_trl.py [--steps 8] [--device cpu|cuda]
@@ -30,6 +33,7 @@ from rlhflab.data.records import PromptRecord, read_records  # noqa: E402
 from rlhflab.tasks.synthetic import build_synthetic_task  # noqa: E402
 from rlhflab.models import build_llama, load_causal_lm, load_tokenizer, save_model, train_tokenizer  # noqa: E402
 from rlhflab.ppo_trainer import PPOTrainer as RlhflabPPO  # noqa: E402
+from rlhflab.report.readme import machine  # noqa: E402
 
 B, MB, NEW_TOKENS = 32, 16, 40
 
@@ -81,12 +85,13 @@ def bench_trl(root: Path, steps: int, device: str) -> float:
         temperature=0.7, kl_coef=0.05, missing_eos_penalty=-10.0, stop_token="eos", learning_rate=1e-5,
         num_sample_generations=0, report_to="none", save_strategy="no", use_cpu=device == "cpu",
         local_rollout_forward_batch_size=B, logging_steps=10**6, seed=0, disable_tqdm=True,
-        log_level="error")
+        log_level="error", bf16=False, fp16=False)
     policy, ref = load_causal_lm(root / "sft"), load_causal_lm(root / "sft")
     rm = AutoModelForSequenceClassification.from_pretrained(root / "rm", num_labels=1)
     value = AutoModelForSequenceClassification.from_pretrained(root / "rm", num_labels=1)
     trainer = PPOTrainer(args=args, processing_class=tok, model=policy, ref_model=ref, reward_model=rm,
                          train_dataset=ds, value_model=value)
+    assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}, "TRL must run in float32 here"
     t = time.perf_counter()
     trainer.train()
     return steps * B / (time.perf_counter() - t)
@@ -103,10 +108,11 @@ def main() -> None:
         root = Path(tmp) / "bench"
         root.mkdir()
         build_world(root, a.hidden, a.layers)
+        bench_rlhflab(root, 1), bench_trl(root, 1, a.device)  # warm-up: one untimed rollout batch each
         ours = bench_rlhflab(root, a.steps)
         theirs = bench_trl(root, a.steps, a.device)
-    print(f"PPO, {a.steps} rollout batches of {B} prompts, {NEW_TOKENS} new tokens, "
-          f"{a.layers}x{a.hidden} Llama, torch threads {torch.get_num_threads()}")
+    print(f"PPO, {a.steps} rollout batches of {B} prompts, {NEW_TOKENS} new tokens, {a.layers}x{a.hidden} Llama, "
+          f"float32 on both sides, torch threads {torch.get_num_threads()}, {machine()}")
     print(f"  rlhflab  {ours:8.1f} rollouts/s")
     print(f"  TRL      {theirs:8.1f} rollouts/s  (trl.experimental.ppo, trl==1.12.0)")
     print(f"  ratio rlhflab / TRL = {ours / theirs:.2f}")

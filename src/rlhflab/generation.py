@@ -16,6 +16,7 @@ from transformers.cache_utils import DynamicLayer
 from rlhflab.algorithms.losses import sequence_logprob_sum
 from rlhflab.data.tokenize import collate
 from rlhflab.models import labelled_logits, position_ids
+from rlhflab.shared_prompt import completion_logprob_sums_shared, group_by_prompt, in_caller_order, worth_sharing
 
 
 @dataclass
@@ -203,8 +204,13 @@ def token_logprobs(model: PreTrainedModel, input_ids: torch.Tensor, attention_ma
 
 
 def completion_logprob_sums(model: PreTrainedModel, examples, device) -> torch.Tensor:
-    """Σ log π over each example's labelled (completion) tokens, one batched forward: [N].
-    Differentiable; pads are masked out, so their id does not matter."""
+    """Σ log π over each example's labelled (completion) tokens: [N]. Differentiable; pads are
+    masked out, so their id does not matter. Examples with the same prompt (a pair's two sides)
+    encode it once (rlhflab.shared_prompt)."""
+    groups = group_by_prompt(list(examples))
+    # two forwards (prompts, then completions) per step would upset DDP's gradient hooks
+    if worth_sharing(groups) and not isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        return in_caller_order(completion_logprob_sums_shared(model, groups, 0, device), groups)
     b = collate(list(examples), pad_id=0)
     mask = b["attention_mask"].to(device)
     return sequence_logprob_sum(*labelled_logits(model, b["input_ids"].to(device), mask, b["labels"].to(device),

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-from transformers import DynamicCache
 
-from rlhflab.data.tokenize import IGNORE, LMExample, collate, encode_completion, leading_space
+from rlhflab.data.tokenize import LMExample, encode_completion, leading_space
 from rlhflab.models import position_ids
+from rlhflab.shared_prompt import group_by_prompt, in_caller_order, rewards_shared, rows_of, whole, worth_sharing
 
 
 @torch.no_grad()
@@ -15,27 +15,20 @@ def score(model, tokenizer, prompts: list[str], completions: list[str], *, batch
     """Reward of each (prompt, completion): the scalar head at the last token (EOS appended). [N]
 
     Completions of the same prompt (a best-of-N pool, the two sides of a pair) share one encoding
-    of it: the prompt's tokens run once and their KV cache serves each of its completions. The
-    quickstart's prompts are ~4× longer than its completions, so scoring a pool of 16 costs about
-    a fifth of scoring each (prompt, completion) whole; the rewards equal the whole forward's to
-    float rounding (tests/test_reward_model.py).
+    of it (rlhflab.shared_prompt): scoring a pool of 16 of the quickstart's completions costs about
+    a third of scoring each (prompt, completion) whole, with the same rewards to float rounding.
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    groups: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
-    for i, (p, c) in enumerate(zip(prompts, completions)):
-        ex = encode_completion(tokenizer, p, leading_space(p, c), max_length)
-        cut = min(sum(1 for t in ex.labels if t == IGNORE), len(ex.input_ids) - 1)
-        groups.setdefault(tuple(ex.input_ids[:cut]), []).append((i, ex.input_ids[cut:]))
+    examples = [encode_completion(tokenizer, p, leading_space(p, c), max_length) for p, c in zip(prompts, completions)]
     out = torch.zeros(len(prompts))
-    batch: list[tuple[tuple[int, ...], list[tuple[int, list[int]]]]] = []
-    items = list(groups.items())
-    for j, group in enumerate(items):
+    batch: list = []
+    groups = group_by_prompt(examples)
+    for j, group in enumerate(groups):
         batch.append(group)
-        if sum(len(g) for _, g in batch) >= batch_size or j == len(items) - 1:
-            rows = [i for _, g in batch for i, _ in g]
-            out[rows] = shared_prefix_rewards(model, batch, tokenizer.pad_token_id, device).float().cpu()
+        if sum(len(members) for _, members in batch) >= batch_size or j == len(groups) - 1:
+            out[rows_of(batch)] = _group_rewards(model, batch, tokenizer.pad_token_id, device).float().cpu()
             batch = []
     model.train(was_training)
     return out
@@ -48,32 +41,19 @@ def score_pairs(model, tokenizer, prompts: list[str], first: list[str], second: 
     return r[: len(prompts)], r[len(prompts):]
 
 
-def shared_prefix_rewards(model, groups, pad_id: int, device) -> torch.Tensor:
-    """Rewards of [(prefix ids, [(row, suffix ids), ...]), ...], row order: each prefix's forward once
-    (left-padded, cached), then every suffix over its prefix's cache (right-padded). A batch where
-    nothing is shared, or with an empty prefix (no prompt tokens), is scored whole."""
-    if any(not prefix for prefix, _ in groups) or all(len(g) == 1 for _, g in groups):
-        whole = [list(prefix) + suffix for prefix, g in groups for _, suffix in g]
-        b = collate([LMExample(ids, ids) for ids in whole], pad_id)
-        return reward_forward(model, b["input_ids"].to(device), b["attention_mask"].to(device))
-    width = max(len(prefix) for prefix, _ in groups)
-    prefix_ids = torch.full((len(groups), width), pad_id, dtype=torch.long)
-    prefix_mask = torch.zeros_like(prefix_ids)
-    for u, (prefix, _) in enumerate(groups):
-        prefix_ids[u, width - len(prefix):] = torch.tensor(prefix)
-        prefix_mask[u, width - len(prefix):] = 1
-    cache = DynamicCache()
-    model.base_model(input_ids=prefix_ids.to(device), attention_mask=prefix_mask.to(device),
-                     position_ids=position_ids(prefix_mask).to(device), past_key_values=cache, use_cache=True)
-    owner = torch.tensor([u for u, (_, g) in enumerate(groups) for _ in g], device=device)
-    cache.batch_select_indices(owner)
-    suffixes = collate([LMExample(s, s) for _, g in groups for _, s in g], pad_id)
-    mask = torch.cat([prefix_mask.to(device)[owner], suffixes["attention_mask"].to(device)], dim=1)
-    hidden = model.base_model(input_ids=suffixes["input_ids"].to(device), attention_mask=mask,
-                              position_ids=position_ids(mask)[:, width:], past_key_values=cache,
-                              use_cache=True).last_hidden_state
-    last = suffixes["attention_mask"].sum(dim=1).to(device) - 1
-    return model.score(hidden[torch.arange(hidden.size(0), device=device), last]).squeeze(-1)
+def example_rewards(model, examples: list[LMExample], pad_id: int, device) -> torch.Tensor:
+    """Rewards of tokenised examples in their order, each prompt encoded once (differentiable:
+    the RM's training forward)."""
+    groups = group_by_prompt(examples)
+    return in_caller_order(_group_rewards(model, groups, pad_id, device), groups)
+
+
+def _group_rewards(model, groups, pad_id: int, device) -> torch.Tensor:
+    """Rewards in `rows_of(groups)` order; whole when nothing would be shared."""
+    if worth_sharing(groups):
+        return rewards_shared(model, groups, pad_id, device)
+    b = whole(groups, pad_id)
+    return reward_forward(model, b["input_ids"].to(device), b["attention_mask"].to(device))
 
 
 def reward_forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -23,8 +23,8 @@ from accelerate.utils import set_seed
 from rlhflab.algorithms.losses import bradley_terry_loss
 from rlhflab.contamination import input_text, normalise
 from rlhflab.data.records import PreferenceRecord
-from rlhflab.data.tokenize import collate, encode_pairs
-from rlhflab.evaluation.reward_model import pairwise_accuracy, reward_forward, score_pairs
+from rlhflab.data.tokenize import encode_pairs
+from rlhflab.evaluation.reward_model import example_rewards, pairwise_accuracy, score_pairs
 from rlhflab.inputs import base_model_dir, base_model_needs, layout, preference_needs, read_set
 from rlhflab.layout import DataSet, Layout
 from rlhflab.models import freeze_bottom, load_reward_model, load_tokenizer
@@ -67,10 +67,9 @@ def train_reward_model(ctx: StageContext, train_recs, val_recs, seed: int) -> di
         micro = local_microbatches(batch, accelerator, optim.micro_batch_size)
         for k, mb in enumerate(micro):
             pairs = [train[j] for j in mb]
-            b = collate([c for c, _ in pairs] + [r for _, r in pairs], tokenizer.pad_token_id)
             with (accelerator.no_sync(model) if k < len(micro) - 1 else contextlib.nullcontext()):
-                rewards = reward_forward(model, b["input_ids"].to(accelerator.device),
-                                         b["attention_mask"].to(accelerator.device))
+                rewards = example_rewards(model, [c for c, _ in pairs] + [r for _, r in pairs],
+                                          tokenizer.pad_token_id, accelerator.device)
                 rc, rr = rewards[: len(pairs)], rewards[len(pairs):]
                 loss = bradley_terry_loss(rc, rr, cfg.margin, reduction="sum")
                 # mean over the global batch, however it is split
