@@ -34,6 +34,8 @@ def test_implicit_accuracy_counts_ties_half():
     ref = torch.zeros(3, 2)
     pol = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
     assert implicit_accuracy(pol, ref) == 0.5  # one right, one wrong, one tie
+    noise = torch.tensor([[3e-6, -5e-6], [-2e-6, 4e-6], [6e-6, 1e-6]])
+    assert implicit_accuracy(ref + noise, ref) == 0.5  # rounding between two passes of the same weights
 
 
 def test_sequence_logprobs_match_token_by_token_forward():
