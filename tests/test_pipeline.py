@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -302,14 +303,12 @@ def test_the_summary_names_a_report_only_when_this_run_wrote_one(tmp_path):
     assert "artefacts:" in res.output and "report:" not in res.output
 
 
-def test_each_stage_records_its_own_peak_memory(cfg):
-    """A stage that holds 400 MB shows it in its manifest; the next stage's peak starts afresh."""
+def memory_registry() -> list[Stage]:
+    """Stage a holds 400 MB (touched), stage b nothing."""
     import torch
 
-    from rlhflab.memory import reset_peak
-
     def hungry(ctx):
-        x = torch.ones(100_000_000)  # 400 MB, touched
+        x = torch.ones(100_000_000)
         (ctx.out / "out.txt").write_text(str(float(x[-1])))
         return {}
 
@@ -317,10 +316,29 @@ def test_each_stage_records_its_own_peak_memory(cfg):
         (ctx.out / "out.txt").write_text("ok")
         return {}
 
-    reg = [Stage("a", lambda c: [], ("seed",), hungry), Stage("b", lambda c: ["a"], ("seed",), light)]
-    results = {r.name: r for r in run_pipeline(cfg, reg)}
+    return [Stage("a", lambda c: [], ("seed",), hungry), Stage("b", lambda c: ["a"], ("seed",), light)]
+
+
+def test_each_stage_records_its_own_peak_memory(cfg):
+    """A stage that holds 400 MB shows it in its manifest; the next stage's peak starts afresh.
+    Run in a fresh process: in a long test session the heap's state decides what RSS does."""
+    from rlhflab.memory import reset_peak
+
+    script = textwrap.dedent(f"""
+        import sys, torch
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_pipeline import memory_registry
+        from rlhflab.config import load_config
+        from rlhflab.pipeline import run_pipeline
+        cfg = load_config("quickstart", ["output_dir={cfg.output_dir}", "name={cfg.name}", "seeds=null",
+                                         "pipeline.progress=false"])
+        run_pipeline(cfg, memory_registry())
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    reg = memory_registry()
     a, b = read_manifest(cfg.run_dir / "a")["memory"], read_manifest(cfg.run_dir / "b")["memory"]
-    assert results["a"].memory == a and a["peak_rss_mb"] > 0
+    assert a["peak_rss_mb"] > 0
     if reset_peak():  # Linux: the peak is reset per stage
         assert a["peak_rss_mb"] - b["peak_rss_mb"] > 300
     cached = {r.name: r for r in run_pipeline(cfg, reg)}
