@@ -70,13 +70,13 @@ def read_manifest(folder: Path) -> dict | None:
         return None
 
 
-def donated_folder(stage: str, key: str, donors: tuple[Path, ...]) -> Path | None:
+def donated_folder(stage: str, key: str, donors: tuple[Path, ...]) -> tuple[Path, dict] | None:
     """A finished folder of this stage with this very key in another run (a multi-seed run's
-    earlier seed): its artefacts are what this run would compute."""
+    earlier seed), and its manifest: its artefacts are what this run would compute."""
     for run in donors:
         m = read_manifest(Path(run) / stage)
         if m and m.get("key") == key and check_files(Path(run) / stage, m) is None:
-            return Path(run) / stage
+            return Path(run) / stage, m
     return None
 
 

@@ -192,15 +192,17 @@ def sample_texts(model, tokenizer, prompts: list[str], *, batch_size: int = 64, 
 
 
 def token_logprobs(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                   temperature: float = 1.0) -> torch.Tensor:
-    """log π(x_t | x_<t) for t = 1..L-1 of each row: [B, L-1]. Differentiable.
+                   temperature: float = 1.0, start: int = 1) -> torch.Tensor:
+    """log π(x_t | x_<t) for t = start..L-1 of each row: [B, L-start]. Differentiable. Only the
+    positions that predict those tokens are unembedded (a response's, with `start` at its first token).
 
     Position ids follow the attention mask so left padding does not shift positions.
     """
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask)).logits
+    keep = 0 if start <= 1 else input_ids.shape[1] - start + 1  # 0: every position
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
+                   logits_to_keep=keep).logits
     logits = logits[:, :-1].float() / temperature
-    targets = input_ids[:, 1:]
-    return torch.gather(F.log_softmax(logits, dim=-1), 2, targets.unsqueeze(-1)).squeeze(-1)
+    return torch.gather(F.log_softmax(logits, dim=-1), 2, input_ids[:, max(start, 1):].unsqueeze(-1)).squeeze(-1)
 
 
 def completion_logprob_sums(model: PreTrainedModel, examples, device) -> torch.Tensor:

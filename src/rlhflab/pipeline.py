@@ -293,14 +293,14 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
         elif (problem := manifest_problem(final)) is not None:
             on_stage(stage.name, f"rerun: {problem}")
         tmp = run_dir / f".tmp-{stage.name}-{key}-{owner}"
-        if stage.name not in force and (donor := donated_folder(stage.name, key, donors)) is not None:
+        if stage.name not in force and (donated := donated_folder(stage.name, key, donors)) is not None:
+            donor, m = donated
             if state.is_main_process:
                 shutil.rmtree(tmp, ignore_errors=True)
                 link_tree(donor, tmp)
                 _publish(tmp, final)
             state.wait_for_everyone()
             on_stage(stage.name, f"shared with {donor.parent.name}")
-            m = read_manifest(final) or {}
             results.append(StageResult(stage.name, "shared", 0.0, m.get("metrics", {}), stage.headline,
                                        m.get("memory")))
             continue

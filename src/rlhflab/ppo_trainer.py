@@ -27,7 +27,6 @@ from statistics import mean
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
@@ -37,19 +36,17 @@ from rlhflab.algorithms.ppo import (AdaptiveKLController, chunks, entropy_from_l
 from rlhflab.config import Generation, PPOStage
 from rlhflab.data.gold import GoldReward
 from rlhflab.evaluation.reward_model import score
-from rlhflab.generation import Samples, sample
+from rlhflab.generation import Samples, sample, token_logprobs
 from rlhflab.models import (ActorCritic, disable_dropout, freeze_bottom, load_causal_lm, load_reward_model,
-                            load_tokenizer, position_ids)
+                            load_tokenizer)
 from rlhflab.training import (BestWeights, FiniteGuard, batch_order, make_optimizer, make_scheduler,
                               optimizer_step)
 
 
 @torch.no_grad()
 def reference_logprobs(ref: nn.Module, input_ids, attention_mask, start: int, temperature: float) -> torch.Tensor:
-    """log π_ref of the response tokens input_ids[:, start:]: [B, T] (only their positions unembedded)."""
-    logits = ref(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
-                 logits_to_keep=input_ids.shape[1] - start + 1).logits[:, :-1].float() / temperature
-    return torch.gather(F.log_softmax(logits, dim=-1), 2, input_ids[:, start:].unsqueeze(-1)).squeeze(-1)
+    """log π_ref of the response tokens input_ids[:, start:]: [B, T]."""
+    return token_logprobs(ref, input_ids, attention_mask, temperature, start=start)
 
 
 class LoopState:
@@ -127,7 +124,8 @@ class PPOTrainer:
         self.scheduler = make_scheduler(optimizer, cfg.optim, self.updates)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.raw: ActorCritic = self.accelerator.unwrap_model(self.model)
-        self.ref.to(self.accelerator.device), self.rm.to(self.accelerator.device)
+        self.ref.to(self.accelerator.device)
+        self.rm.to(self.accelerator.device)
         self.loop = LoopState(cfg.kl_coef, BestWeights(self.raw.policy, None, on_disk=True, directory=checkpoint_dir))
         self.accelerator.register_for_checkpointing(self.scheduler, self.loop)
         self.max_new_tokens = cfg.max_new_tokens or generation.max_new_tokens

@@ -24,8 +24,7 @@ Sampler = Callable[[list[str], int], list[str]]
 
 def sample_pool(model, tokenizer, prompts: list[str], k: int, temperature: float, g: Generation) -> list[list[str]]:
     """k samples per prompt: pool[i][j] is sample j of prompt i."""
-    flat = sample_texts(model, tokenizer, prompts, k=k, batch_size=g.batch_size * 4,
-                        temperature=temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens)
+    flat = model_sampler(model, tokenizer, g, temperature)(prompts, k)
     return [flat[i * k:(i + 1) * k] for i in range(len(prompts))]
 
 

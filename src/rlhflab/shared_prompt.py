@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
+from rlhflab.algorithms.losses import sequence_logprob_sum
 from rlhflab.data.tokenize import IGNORE, LMExample, collate
 from rlhflab.models import position_ids
 
@@ -83,18 +84,8 @@ def completion_logprob_sums_shared(model, groups: list[Group], pad_id: int, devi
     """Σ log π over each completion's labelled tokens, in `rows_of` order: [N]. The prompt's last
     position predicts a completion's first token; the completion's own positions the rest."""
     first, second, comp, owner = run_shared(model, groups, pad_id, device, logits_to_keep=1)
-    logits = torch.cat([first.logits[owner], second.logits[:, :-1]], dim=1).float()
-    labels = comp["labels"]
-    logp = torch.gather(F.log_softmax(logits, dim=-1), 2, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (logp * (labels != IGNORE)).sum(dim=1)
-
-
-def rewards_shared(model, groups: list[Group], pad_id: int, device) -> torch.Tensor:
-    """A sequence-classification RM's scalar at each completion's last token, in `rows_of` order: [N]."""
-    _, second, comp, _ = run_shared(model.base_model, groups, pad_id, device)
-    hidden = second.last_hidden_state
-    last = comp["attention_mask"].sum(dim=1) - 1
-    return model.score(hidden[torch.arange(hidden.size(0), device=hidden.device), last]).squeeze(-1)
+    logits = torch.cat([first.logits[owner], second.logits], dim=1)
+    return sequence_logprob_sum(logits, F.pad(comp["labels"], (1, 0), value=IGNORE))
 
 
 def in_caller_order(values: torch.Tensor, groups: list[Group]) -> torch.Tensor:

@@ -6,7 +6,7 @@ import torch
 
 from rlhflab.data.tokenize import LMExample, encode_completion, leading_space
 from rlhflab.models import position_ids
-from rlhflab.shared_prompt import group_by_prompt, in_caller_order, rewards_shared, rows_of, whole, worth_sharing
+from rlhflab.shared_prompt import group_by_prompt, in_caller_order, rows_of, run_shared, whole, worth_sharing
 
 
 @torch.no_grad()
@@ -23,13 +23,14 @@ def score(model, tokenizer, prompts: list[str], completions: list[str], *, batch
     device = next(model.parameters()).device
     examples = [encode_completion(tokenizer, p, leading_space(p, c), max_length) for p, c in zip(prompts, completions)]
     out = torch.zeros(len(prompts))
-    batch: list = []
+    batch, rows = [], 0
     groups = group_by_prompt(examples)
     for j, group in enumerate(groups):
         batch.append(group)
-        if sum(len(members) for _, members in batch) >= batch_size or j == len(groups) - 1:
+        rows += len(group[1])
+        if rows >= batch_size or j == len(groups) - 1:
             out[rows_of(batch)] = _group_rewards(model, batch, tokenizer.pad_token_id, device).float().cpu()
-            batch = []
+            batch, rows = [], 0
     model.train(was_training)
     return out
 
@@ -50,8 +51,9 @@ def example_rewards(model, examples: list[LMExample], pad_id: int, device) -> to
 
 def _group_rewards(model, groups, pad_id: int, device) -> torch.Tensor:
     """Rewards in `rows_of(groups)` order; whole when nothing would be shared."""
-    if worth_sharing(groups):
-        return rewards_shared(model, groups, pad_id, device)
+    if worth_sharing(groups):  # each prompt once, then its completions over its cache
+        _, out, completions, _ = run_shared(model.base_model, groups, pad_id, device)
+        return _head_at_last_token(model, out.last_hidden_state, completions["attention_mask"])
     b = whole(groups, pad_id)
     return reward_forward(model, b["input_ids"].to(device), b["attention_mask"].to(device))
 
@@ -64,9 +66,13 @@ def reward_forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor)
     """
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
                               position_ids=position_ids(attention_mask)).last_hidden_state
+    return _head_at_last_token(model, hidden, attention_mask)
+
+
+def _head_at_last_token(model, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The scalar head on each right-padded row's last real position: [B]."""
     last = attention_mask.sum(dim=1) - 1
-    h = hidden[torch.arange(hidden.size(0), device=hidden.device), last]
-    return model.score(h).squeeze(-1)
+    return model.score(hidden[torch.arange(hidden.size(0), device=hidden.device), last]).squeeze(-1)
 
 
 def pairwise_accuracy(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> float:

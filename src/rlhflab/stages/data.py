@@ -1,10 +1,10 @@
 """`data` stage: write the task's sets as JSONL records in the data layout (rlhflab.layout), and
 `task.json`: the layout with each set's distribution, sizes, and the task's gold reward if any.
 
-The synthetic task is generated from `data_seed` (the run's seed unless a multi-seed run shares one); a `datasets` task converts public datasets through
-their adapters, renders chat prompts and applies its OOD split; a `files` task is validated record
-by record and copied in (rlhflab.tasks). Every later stage reads the same layout and none knows
-where the data came from.
+The synthetic task is generated from `data_seed` (the run's seed unless a multi-seed run shares
+one); a `datasets` task converts public datasets through their adapters, renders chat prompts and
+applies its OOD split; a `files` task is validated record by record and copied in (rlhflab.tasks).
+Every later stage reads the same layout and none knows where the data came from.
 
 Then, whatever the task, no test input may be in the data a model trains or is selected on
 (rlhflab.contamination): the counts go into task.json under "contamination", and an overlap above
@@ -29,7 +29,8 @@ def run(ctx: StageContext) -> dict:
     if not ctx.is_main:
         return {}
     task = ctx.cfg.task
-    summary = build_task(task, ctx.cfg.data_seed, ctx.out, _chat_tokenizer(ctx), lambda s: ctx.progress(f"data: {s}", 0, 0))
+    summary = build_task(task, ctx.cfg.data_seed, ctx.out, _chat_tokenizer(ctx),
+                         lambda s: ctx.progress(f"data: {s}", 0, 0))
     ctx.progress("data: contamination check", 0, 0)
     # A datasets task's corpus is its SFT (or chosen) training texts, compared already.
     found = check_contamination(ctx.out, task.contamination_threshold, with_corpus=task.kind != "datasets")
