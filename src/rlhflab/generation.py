@@ -10,12 +10,13 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
-from transformers import DynamicCache, PreTrainedModel
+from transformers import DynamicCache, PreTrainedModel, StaticCache
 from transformers.cache_utils import DynamicLayer
 
 from rlhflab.algorithms.losses import sequence_logprob_sum
 from rlhflab.data.tokenize import collate
 from rlhflab.models import labelled_logits, position_ids
+from rlhflab.precision import inference_autocast
 from rlhflab.shared_prompt import completion_logprob_sums_shared, group_by_prompt, in_caller_order, worth_sharing
 
 
@@ -105,8 +106,8 @@ def preallocated_cache(capacity: int) -> DynamicCache:
 
 @torch.no_grad()
 def decode(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, temperature: float,
-           top_p: float, max_new_tokens: int, eos: int, pad: int, do_sample: bool = True, repeats: int = 1
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+           top_p: float, max_new_tokens: int, eos: int, pad: int, do_sample: bool = True, repeats: int = 1,
+           mode: str = "eager") -> tuple[torch.Tensor, torch.Tensor]:
     """Sample `repeats` continuations of each prompt over the KV cache, input-major: ([B·repeats, T]
     tokens, pad after EOS; [B·repeats, T] log π of each sampled token at the sampling temperature,
     before top-p).
@@ -118,45 +119,106 @@ def decode(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.
     computed from the prompt, only the sampled token's log-prob is kept (generate stacks [B, T, V]
     logits), the cache is filled in place, and no generic processors run per step. It stops once
     every row has produced EOS, as generate's output does.
+
+    `mode` (config `generation.decode`): `eager` as above; `static` keeps every tensor of a step
+    the same shape (transformers' StaticCache, sized to a multiple of 64 positions, and an
+    attention mask over all of it), the precondition for `compiled`, which runs each step through
+    `torch.compile` (CUDA graphs on a GPU, where a small model's step is launch-bound). The static
+    modes encode each repeat of a prompt, so the cache's batch stays fixed.
     """
-    cache = preallocated_cache(prompt_ids.shape[1] + max_new_tokens)
-    mask = prompt_mask
-    out = model(input_ids=prompt_ids, attention_mask=mask, position_ids=position_ids(mask), past_key_values=cache,
-                use_cache=True, logits_to_keep=1)
-    next_pos = position_ids(mask)[:, -1:] + 1
-    logits = out.logits[:, -1].float()
-    if repeats > 1:
-        cache.batch_repeat_interleave(repeats)
-        mask, next_pos, logits = (t.repeat_interleave(repeats, dim=0) for t in (mask, next_pos, logits))
-    batch = mask.shape[0]
-    unfinished = torch.ones(batch, dtype=torch.bool, device=prompt_ids.device)
-    tokens, logps = [], []
-    for step in range(max_new_tokens):
-        scaled = logits / temperature if do_sample else logits
-        if do_sample:
-            scores = top_p_filter(scaled, top_p) if top_p < 1.0 else scaled
-            nxt = torch.multinomial(scores.softmax(dim=-1), num_samples=1).squeeze(1)
+    if mode not in ("eager", "static", "compiled"):
+        raise ValueError(f"generation.decode must be eager, static or compiled, not {mode!r}")
+    device = prompt_ids.device
+    with inference_autocast(device):
+        if mode == "eager":
+            cache = preallocated_cache(prompt_ids.shape[1] + max_new_tokens)
+            step = _EagerSteps(model, cache, prompt_ids, prompt_mask, repeats)
         else:
-            nxt = scaled.argmax(dim=-1)
-        logp = scaled.gather(1, nxt[:, None]).squeeze(1) - scaled.logsumexp(dim=-1)
-        nxt = torch.where(unfinished, nxt, torch.full_like(nxt, pad))
-        tokens.append(nxt)
-        logps.append(torch.where(unfinished, logp, torch.zeros_like(logp)))
-        unfinished = unfinished & (nxt != eos)
-        if not unfinished.any() or step == max_new_tokens - 1:
-            break
-        mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)
-        out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=next_pos, past_key_values=cache,
-                    use_cache=True)
-        logits = out.logits[:, -1].float()
-        next_pos = next_pos + 1
+            if repeats > 1:
+                prompt_ids, prompt_mask = (t.repeat_interleave(repeats, dim=0) for t in (prompt_ids, prompt_mask))
+            step = _StaticSteps(model, prompt_ids, prompt_mask, max_new_tokens, compiled=mode == "compiled")
+        logits = step.first_logits
+        batch = logits.shape[0]
+        unfinished = torch.ones(batch, dtype=torch.bool, device=device)
+        tokens, logps = [], []
+        for i in range(max_new_tokens):
+            scaled = logits / temperature if do_sample else logits
+            if do_sample:
+                scores = top_p_filter(scaled, top_p) if top_p < 1.0 else scaled
+                nxt = torch.multinomial(scores.softmax(dim=-1), num_samples=1).squeeze(1)
+            else:
+                nxt = scaled.argmax(dim=-1)
+            logp = scaled.gather(1, nxt[:, None]).squeeze(1) - scaled.logsumexp(dim=-1)
+            nxt = torch.where(unfinished, nxt, torch.full_like(nxt, pad))
+            tokens.append(nxt)
+            logps.append(torch.where(unfinished, logp, torch.zeros_like(logp)))
+            unfinished = unfinished & (nxt != eos)
+            if not unfinished.any() or i == max_new_tokens - 1:
+                break
+            logits = step(nxt)
     return torch.stack(tokens, dim=1), torch.stack(logps, dim=1)
+
+
+class _EagerSteps:
+    """Prefill once per prompt, share the cache among its repeats, then one token per call."""
+
+    def __init__(self, model, cache, prompt_ids, prompt_mask, repeats: int):
+        self.model, self.cache = model, cache
+        out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=position_ids(prompt_mask),
+                    past_key_values=cache, use_cache=True, logits_to_keep=1)
+        self.mask, self.next_pos = prompt_mask, position_ids(prompt_mask)[:, -1:] + 1
+        self.first_logits = out.logits[:, -1].float()
+        if repeats > 1:
+            cache.batch_repeat_interleave(repeats)
+            self.mask, self.next_pos, self.first_logits = (
+                t.repeat_interleave(repeats, dim=0) for t in (self.mask, self.next_pos, self.first_logits))
+
+    def __call__(self, token: torch.Tensor) -> torch.Tensor:
+        self.mask = torch.cat([self.mask, self.mask.new_ones(self.mask.shape[0], 1)], dim=1)
+        out = self.model(input_ids=token[:, None], attention_mask=self.mask, position_ids=self.next_pos,
+                         past_key_values=self.cache, use_cache=True)
+        self.next_pos = self.next_pos + 1
+        return out.logits[:, -1].float()
+
+
+class _StaticSteps:
+    """The same steps over a StaticCache: fixed shapes, optionally compiled."""
+
+    def __init__(self, model, prompt_ids, prompt_mask, max_new_tokens: int, compiled: bool):
+        batch, length = prompt_ids.shape
+        capacity = -(-(length + max_new_tokens) // 64) * 64  # few distinct shapes, so few recompiles
+        self.cache = StaticCache(config=model.config, max_cache_len=capacity)
+        self.mask = prompt_mask.new_zeros(batch, capacity)
+        self.mask[:, :length] = prompt_mask
+        self.position = torch.tensor([length], device=prompt_ids.device)
+        out = model(input_ids=prompt_ids, attention_mask=self.mask, position_ids=position_ids(prompt_mask),
+                    past_key_values=self.cache, use_cache=True, logits_to_keep=1,
+                    cache_position=torch.arange(length, device=prompt_ids.device))
+        self.next_pos = position_ids(prompt_mask)[:, -1:] + 1
+        self.first_logits = out.logits[:, -1].float()
+        self.forward = compiled_forward(model) if compiled else model
+
+    def __call__(self, token: torch.Tensor) -> torch.Tensor:
+        self.mask[:, self.position] = 1
+        out = self.forward(input_ids=token[:, None], attention_mask=self.mask, position_ids=self.next_pos,
+                           past_key_values=self.cache, use_cache=True, cache_position=self.position)
+        self.position = self.position + 1
+        self.next_pos = self.next_pos + 1
+        return out.logits[:, -1].float()
+
+
+def compiled_forward(model: PreTrainedModel):
+    """`model`'s forward through torch.compile, built once per model (CUDA graphs on a GPU)."""
+    if getattr(model, "_rlhflab_compiled_forward", None) is None:
+        mode = "reduce-overhead" if next(model.parameters()).is_cuda else None
+        model._rlhflab_compiled_forward = torch.compile(model.forward, mode=mode, dynamic=False)
+    return model._rlhflab_compiled_forward
 
 
 @torch.no_grad()
 def sample(model: PreTrainedModel, tokenizer, prompts: list[str], *, temperature: float = 0.7,
            top_p: float = 1.0, max_new_tokens: int = 48, do_sample: bool = True,
-           max_prompt_length: int | None = None, k: int = 1) -> Samples:
+           max_prompt_length: int | None = None, k: int = 1, decode_mode: str = "eager") -> Samples:
     """Sample k completions per prompt, input-major (row i·k + j is sample j of prompt i); each
     prompt is encoded once for its k samples. Seed with `torch.manual_seed` for reproducibility."""
     device = next(model.parameters()).device
@@ -165,7 +227,8 @@ def sample(model: PreTrainedModel, tokenizer, prompts: list[str], *, temperature
     was_training = model.training
     model.eval()
     response, logprobs = decode(model, prompt_ids, prompt_mask, temperature=temperature, top_p=top_p,
-                                max_new_tokens=max_new_tokens, eos=eos, pad=pad, do_sample=do_sample, repeats=k)
+                                max_new_tokens=max_new_tokens, eos=eos, pad=pad, do_sample=do_sample, repeats=k,
+                                mode=decode_mode)
     model.train(was_training)
     if k > 1:
         prompt_ids, prompt_mask = prompt_ids.repeat_interleave(k, dim=0), prompt_mask.repeat_interleave(k, dim=0)

@@ -70,7 +70,7 @@ def mean_gold_of_samples(ctx: StageContext, model, tokenizer, prompts: list[str]
     g = ctx.cfg.generation
     torch.manual_seed(ctx.seed + 10_007 + seed_offset)
     texts = sample_texts(model, tokenizer, prompts, batch_size=g.batch_size, temperature=g.temperature,
-                         top_p=g.top_p, max_new_tokens=g.max_new_tokens)
+                         top_p=g.top_p, max_new_tokens=g.max_new_tokens, decode_mode=g.decode)
     return mean(gold(p, t) for p, t in zip(prompts, texts))
 
 

@@ -34,6 +34,7 @@ from rlhflab.cache_key import ConfigView, config_digest, config_value, jsonable,
 from rlhflab.config import ExperimentConfig, dump_config
 from rlhflab.data.records import write_json
 from rlhflab.memory import peak, reset_peak
+from rlhflab.precision import inference_mode
 from rlhflab.run_lock import LOCK, run_lock
 from rlhflab.sweep import key_reads, run_sweep, sweep_of, sweeps_problem
 
@@ -279,7 +280,7 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
             if m is None:
                 raise PipelineError(f"stage {stage.name!r}: upstream {dep!r} has no manifest")
             upstream[dep] = m["artefact_id"]
-        reads = key_reads(stage)
+        reads = key_reads(stage) + ("model.inference_autocast",)  # every stage's passes follow it
         key = stage_key(stage.name, stage.module, cfg, reads, upstream, stage.files(cfg))
         manifest = read_manifest(final)
         if manifest and manifest.get("key") == key and stage.name not in force:
@@ -315,7 +316,8 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
         started = time.time()
         reset_peak()
         spec = sweep_of(cfg, stage)
-        metrics = (run_sweep(ctx, cfg, spec) if spec else stage.run(ctx)) or {}
+        with inference_mode(cfg.model.inference_autocast):
+            metrics = (run_sweep(ctx, cfg, spec) if spec else stage.run(ctx)) or {}
         seconds, memory = time.time() - started, peak()
         state.wait_for_everyone()
         if state.is_main_process:

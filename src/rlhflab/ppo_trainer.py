@@ -39,14 +39,16 @@ from rlhflab.evaluation.reward_model import score
 from rlhflab.generation import Samples, sample, token_logprobs
 from rlhflab.models import (ActorCritic, disable_dropout, freeze_bottom, load_causal_lm, load_reward_model,
                             load_tokenizer)
+from rlhflab.precision import inference_autocast
 from rlhflab.training import (BestWeights, FiniteGuard, batch_order, make_optimizer, make_scheduler,
                               optimizer_step)
 
 
 @torch.no_grad()
 def reference_logprobs(ref: nn.Module, input_ids, attention_mask, start: int, temperature: float) -> torch.Tensor:
-    """log π_ref of the response tokens input_ids[:, start:]: [B, T]."""
-    return token_logprobs(ref, input_ids, attention_mask, temperature, start=start)
+    """log π_ref of the response tokens input_ids[:, start:]: [B, T], in rlhflab.precision's autocast."""
+    with inference_autocast(input_ids.device):
+        return token_logprobs(ref, input_ids, attention_mask, temperature, start=start)
 
 
 class LoopState:
@@ -136,7 +138,7 @@ class PPOTrainer:
         cfg = self.cfg
         s = sample(self.raw.policy, self.tokenizer, prompts, temperature=cfg.temperature,
                    top_p=self.generation.top_p, max_new_tokens=self.max_new_tokens,
-                   max_prompt_length=cfg.max_prompt_length)
+                   max_prompt_length=cfg.max_prompt_length, decode_mode=self.generation.decode)
         raw = score(self.rm, self.rm_tokenizer, prompts, s.texts).to(self.accelerator.device)
         return s, raw, eos_trick(raw, s.finished.to(raw.device), cfg.eos_penalty)
 
@@ -245,8 +247,7 @@ class PPOTrainer:
             self.loop.kl_coef = ctl.value
         return row
 
-    def _reduce(self, row: dict) -> dict:
-        """Average scalar metrics over processes."""
+    def _reduce(self, row: dict) -> dict:  # the mean over processes
         if self.world == 1:
             return row
         keys = sorted(row)

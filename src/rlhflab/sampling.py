@@ -64,7 +64,7 @@ def model_sampler(model, tokenizer, g: Generation, temperature: float) -> Sample
     """A loaded causal LM as a sampler at `temperature`."""
     return lambda prompts, k: sample_texts(model, tokenizer, prompts, k=k, batch_size=g.batch_size * 4,
                                            temperature=temperature, top_p=g.top_p,
-                                           max_new_tokens=g.max_new_tokens)
+                                           max_new_tokens=g.max_new_tokens, decode_mode=g.decode)
 
 
 def policy_sampler(policy_dir: Path, dtype: str, g: Generation, temperature: float,

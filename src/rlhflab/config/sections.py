@@ -27,6 +27,9 @@ class ModelSpec(Section):
     intermediate_size: int = Field(384, ge=8)
     max_position_embeddings: int = Field(512, ge=32)
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    inference_autocast: Literal["auto", "bf16", "off"] = Field(
+        "auto", description="bf16 autocast for sampling, RM scoring and PPO's reference pass: auto = on CUDA "
+        "devices with bf16, off elsewhere (rlhflab.precision)")
 
     @model_validator(mode="after")
     def _check(self) -> "ModelSpec":
@@ -46,6 +49,10 @@ class Generation(Section):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_new_tokens: int = Field(48, ge=1)
     batch_size: int = Field(64, ge=1)
+    decode: Literal["eager", "static", "compiled"] = Field(
+        "eager", description="the decode loop's KV cache: eager grows a preallocated cache; static keeps every "
+        "shape fixed (transformers' StaticCache); compiled also runs each step through torch.compile, with CUDA "
+        "graphs on a GPU (rlhflab.generation.decode)")
 
 
 # ---------------------------------------------------------------------------------- stages ---

@@ -6,6 +6,7 @@ import torch
 
 from rlhflab.data.tokenize import LMExample, encode_completion, leading_space
 from rlhflab.models import position_ids
+from rlhflab.precision import inference_autocast
 from rlhflab.shared_prompt import group_by_prompt, in_caller_order, rows_of, run_shared, whole, worth_sharing
 
 
@@ -29,7 +30,8 @@ def score(model, tokenizer, prompts: list[str], completions: list[str], *, batch
         batch.append(group)
         rows += len(group[1])
         if rows >= batch_size or j == len(groups) - 1:
-            out[rows_of(batch)] = _group_rewards(model, batch, tokenizer.pad_token_id, device).float().cpu()
+            with inference_autocast(device):
+                out[rows_of(batch)] = _group_rewards(model, batch, tokenizer.pad_token_id, device).float().cpu()
             batch, rows = [], 0
     model.train(was_training)
     return out

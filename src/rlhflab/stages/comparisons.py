@@ -78,7 +78,7 @@ def run(ctx: StageContext) -> dict:
         ctx.progress("comparisons: sampling", i, len(files))
         recs = read_records(ctx.input("data") / ds.file, PreferenceRecord)
         two = sample_texts(policy, tokenizer, [r.prompt for r in recs], k=2, batch_size=g.batch_size * 4,
-                           temperature=cfg.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens)
+                           temperature=cfg.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens, decode_mode=g.decode)
         candidates[name], metrics["dropped"][name] = candidate_pairs(recs, two[0::2], two[1::2], gold)
         if len(candidates[name]) < 2:
             raise ValueError(f"{ds.file}: the SFT model's two samples differed in gold reward for only "
