@@ -9,7 +9,7 @@ from rlhflab.evaluation.reward_model import score
 from rlhflab.generation import sample, token_logprobs
 from rlhflab.models import load_reward_model, save_model
 from rlhflab.pipeline import Stage, read_manifest, run_pipeline
-from rlhflab.ppo_trainer import reference_logprobs
+from rlhflab.ppo_models import reference_logprobs
 from helpers import tiny_model_and_tokenizer
 
 PROMPTS = ["SUBREDDIT: r/work\nPOST: my boss", "ARTICLE: the city council approved", "x"]

@@ -68,7 +68,7 @@ class FakeTrainer:
 
     def __init__(self, cfg, generation, log, **kw):
         self.cfg, self.log = cfg, log
-        self.policy, self.ref, self.tokenizer = f"beta={cfg.kl_coef}", "sft", None
+        self.policy, self.reference, self.tokenizer = f"beta={cfg.kl_coef}", "sft", None
         FakeTrainer.made.append(cfg)
 
     def train(self):

@@ -121,6 +121,9 @@ def labelled_logits(model: nn.Module, input_ids: torch.Tensor, attention_mask: t
 
 
 def backbone(model: nn.Module) -> nn.Module:
+    """The transformer under the head (for a peft-adapted model, the adapted one's)."""
+    if hasattr(model, "get_base_model"):  # a peft model: its own `base_model` is the tuner
+        model = model.get_base_model()
     return getattr(model, model.base_model_prefix)
 
 
@@ -163,6 +166,9 @@ class ActorCritic(nn.Module):
 
 
 def save_model(model: PreTrainedModel, tokenizer, out_dir: Path) -> None:
+    """`save_pretrained` of the model (with any LoRA adapter merged into its weights) and its tokenizer."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)

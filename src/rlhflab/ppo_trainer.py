@@ -27,28 +27,20 @@ from statistics import mean
 from typing import Callable
 
 import torch
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
 
 from rlhflab.algorithms.ppo import (AdaptiveKLController, chunks, entropy_from_logits, eos_trick, gae,
                                    kl_objective, masked_mean, policy_loss, token_rewards, value_loss, whiten)
-from rlhflab.config import Generation, PPOStage
+from rlhflab.config import Generation, LoRA, PPOStage, Train
 from rlhflab.data.gold import GoldReward
 from rlhflab.evaluation.reward_model import score
-from rlhflab.generation import Samples, sample, token_logprobs
-from rlhflab.models import (ActorCritic, disable_dropout, freeze_bottom, load_causal_lm, load_reward_model,
-                            load_tokenizer)
-from rlhflab.precision import inference_autocast
-from rlhflab.training import (BestWeights, FiniteGuard, batch_order, make_optimizer, make_scheduler,
-                              optimizer_step)
-
-
-@torch.no_grad()
-def reference_logprobs(ref: nn.Module, input_ids, attention_mask, start: int, temperature: float) -> torch.Tensor:
-    """log π_ref of the response tokens input_ids[:, start:]: [B, T], in rlhflab.precision's autocast."""
-    with inference_autocast(input_ids.device):
-        return token_logprobs(ref, input_ids, attention_mask, temperature, start=start)
+from rlhflab.generation import Samples, sample
+from rlhflab.lora import adapter_disabled
+from rlhflab.models import ActorCritic
+from rlhflab.ppo_models import load_ppo_models, reference_logprobs
+from rlhflab.training import (BestWeights, FiniteGuard, batch_order, make_accelerator, make_optimizer,
+                              make_scheduler, optimizer_step)
 
 
 class LoopState:
@@ -81,7 +73,8 @@ class PPOTrainer:
     """The PPO loop over plain functions; see the module docstring for the algorithm."""
 
     def __init__(self, cfg: PPOStage, generation: Generation, *, sft_dir: Path, rm_dir: Path, seed: int,
-                 prompts: list[str], val_prompts: list[str], dtype: str = "float32", gold: GoldReward | None = None,
+                 prompts: list[str], val_prompts: list[str], dtype: str = "float32", lora: LoRA | None = None,
+                 train: Train = Train(), gold: GoldReward | None = None,
                  log: Callable[[int, dict], None] = lambda step, row: None,
                  progress: Callable[[int, int], None] = lambda done, total: None,
                  checkpoint_dir: Path | None = None, metrics_file: Path | None = None):
@@ -91,27 +84,15 @@ class PPOTrainer:
         self.log, self.progress = log, progress
         self.checkpoint_dir, self.metrics_file = checkpoint_dir, metrics_file
         set_seed(seed)
-        self.accelerator = Accelerator()
+        self.accelerator = make_accelerator(train)
         self.world = self.accelerator.num_processes
         for name, n in (("prompt_batch_size", cfg.prompt_batch_size), ("minibatch_size", cfg.minibatch_size)):
             if n % self.world:
                 raise ValueError(f"ppo.{name} ({n}) must be divisible by the number of processes ({self.world})")
-        self.tokenizer = load_tokenizer(sft_dir)
-        policy = load_causal_lm(sft_dir, dtype)
-        self.ref = load_causal_lm(sft_dir, dtype).requires_grad_(False).eval()
-        self.rm_tokenizer = load_tokenizer(rm_dir)
-        self.rm = load_reward_model(rm_dir, self.rm_tokenizer, dtype).requires_grad_(False).eval()
-        self.params = freeze_bottom(policy, cfg.freeze_fraction)
-        value_model = None
-        if cfg.value_model == "separate":
-            value_model = load_reward_model(rm_dir, self.rm_tokenizer, dtype)
-            if self.rm_tokenizer.get_vocab() != self.tokenizer.get_vocab():
-                raise ValueError("ppo.value_model=separate reads the policy's tokens with the RM's backbone, "
-                                 "so the RM must share the policy's tokenizer; use ppo.value_model: shared")
-            freeze_bottom(value_model, cfg.freeze_fraction)
-            value_model.score.requires_grad_(True)
-        model = ActorCritic(policy, value_model)
-        disable_dropout(model, self.ref, self.rm)
+        m = load_ppo_models(cfg, sft_dir, rm_dir, dtype, lora, train)
+        self.tokenizer, self.rm_tokenizer, self.ref, self.rm, self.params = (
+            m.tokenizer, m.rm_tokenizer, m.reference, m.rm, m.params)
+        model = m.actor_critic
 
         self.prompts = prompts
         self.val_prompts = val_prompts[: cfg.val_prompts]
@@ -126,7 +107,8 @@ class PPOTrainer:
         self.scheduler = make_scheduler(optimizer, cfg.optim, self.updates)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.raw: ActorCritic = self.accelerator.unwrap_model(self.model)
-        self.ref.to(self.accelerator.device)
+        if self.ref is not None:
+            self.ref.to(self.accelerator.device)
         self.rm.to(self.accelerator.device)
         self.loop = LoopState(cfg.kl_coef, BestWeights(self.raw.policy, None, on_disk=True, directory=checkpoint_dir))
         self.accelerator.register_for_checkpointing(self.scheduler, self.loop)
@@ -139,7 +121,8 @@ class PPOTrainer:
         s = sample(self.raw.policy, self.tokenizer, prompts, temperature=cfg.temperature,
                    top_p=self.generation.top_p, max_new_tokens=self.max_new_tokens,
                    max_prompt_length=cfg.max_prompt_length, decode_mode=self.generation.decode)
-        raw = score(self.rm, self.rm_tokenizer, prompts, s.texts).to(self.accelerator.device)
+        with adapter_disabled(self.rm):
+            raw = score(self.rm, self.rm_tokenizer, prompts, s.texts).to(self.accelerator.device)
         return s, raw, eos_trick(raw, s.finished.to(raw.device), cfg.eos_penalty)
 
     def sequences(self, s: Samples):
@@ -166,10 +149,11 @@ class PPOTrainer:
         ids, attn, mask, scores = ids[idx], attn[idx], mask[idx], scores[idx]
         logps, values, refs = [], [], []
         for c in chunks(ids.shape[0], cfg.minibatch_size // self.world):
-            lp, v, _ = self.raw(ids[c], attn[c], start, cfg.temperature)
+            with self.accelerator.autocast():  # the update's precision, so its first ratio is 1
+                lp, v, _ = self.raw(ids[c], attn[c], start, cfg.temperature)
             logps.append(lp)
             values.append(v)
-            refs.append(reference_logprobs(self.ref, ids[c], attn[c], start, cfg.temperature))
+            refs.append(self.reference_logprobs(ids[c], attn[c], start))
         logp, value, ref = torch.cat(logps), torch.cat(values) * mask, torch.cat(refs)
         rewards, kl = token_rewards(scores, logp, ref, mask, self.loop.kl_coef, cfg.kl_estimator, cfg.kl_clamp_min)
         if cfg.whiten_rewards:
@@ -181,7 +165,7 @@ class PPOTrainer:
 
     # ------------------------------------------------------------------------- training ---
 
-    def train_step(self, step: int) -> dict:
+    def train_step(self, step: int) -> dict:  # one rollout batch and its updates
         cfg, acc = self.cfg, self.accelerator
         batch = self.batches[step - 1]
         per = len(batch) // self.world
@@ -210,7 +194,7 @@ class PPOTrainer:
                 else:
                     sub = {key: v[rows] for key, v in stats.items()}
                 sync = (k + 1) % cfg.grad_accum == 0
-                with acc.no_sync(self.model) if not sync else contextlib.nullcontext():
+                with acc.no_sync(self.model) if not sync else contextlib.nullcontext(), acc.autocast():
                     logp, values, logits = self.model(ids[rows], attn[rows], start, cfg.temperature)
                     m = mask[rows]
                     pl, ps = policy_loss(logp, sub["logp"], sub["adv"], m, cfg.clip_range)
@@ -263,8 +247,9 @@ class PPOTrainer:
         ids, attn, start, mask = self.sequences(s)
         kls = []
         for c in chunks(ids.shape[0], 64):
-            lp, _, _ = self.raw(ids[c], attn[c], start, cfg.temperature)
-            ref = reference_logprobs(self.ref, ids[c], attn[c], start, cfg.temperature)
+            with self.accelerator.autocast():
+                lp, _, _ = self.raw(ids[c], attn[c], start, cfg.temperature)
+            ref = self.reference_logprobs(ids[c], attn[c], start)
             kls.append(((lp - ref) * mask[c]).sum(dim=1))
         kl = torch.cat(kls)
         out = {"val_rm_score": raw.mean().item(), "val_kl": kl.mean().item(), "val_kl_coef": self.loop.kl_coef,
@@ -345,5 +330,14 @@ class PPOTrainer:
                    ("rm_score", "kl", "gold", "val_rm_score", "val_kl", "val_gold", "entropy")}}
 
     @property
-    def policy(self):
+    def policy(self):  # with LoRA, a peft model; save_model merges it
         return self.raw.policy
+
+    @property
+    def reference(self) -> nn.Module:
+        """The reference policy; with LoRA, the policy itself, to be run under adapter_disabled."""
+        return self.ref if self.ref is not None else self.raw.policy
+
+    def reference_logprobs(self, ids, attn, start: int) -> torch.Tensor:
+        with adapter_disabled(self.reference):
+            return reference_logprobs(self.reference, ids, attn, start, self.cfg.temperature)

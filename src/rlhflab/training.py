@@ -18,10 +18,11 @@ from typing import Callable, Sequence
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from transformers import get_scheduler
 
 from rlhflab.algorithms.losses import lm_token_loss_sum
-from rlhflab.config import Optim, Optimizer
+from rlhflab.config import Optim, Optimizer, Train
 from rlhflab.data.tokenize import LMExample, collate
 from rlhflab.models import labelled_logits
 
@@ -115,6 +116,24 @@ class FiniteGuard:
         self.last = {"step": step, **{k: round(v, 6) for k, v in values.items() if v is not None}}
 
 
+def make_accelerator(train: Train) -> Accelerator:
+    """The trainers' accelerator, with `train.mixed_precision` (autocast of training forwards)."""
+    if train.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise ValueError("train.mixed_precision: fp16 needs a CUDA device; use bf16 or no on a CPU")
+    if AcceleratorState._shared_state.get("_mixed_precision", train.mixed_precision) != train.mixed_precision:
+        # accelerate keeps one precision per process; runs of another config in this process (the
+        # seeds of an experiment, tests) reset it, keeping the process group (PartialState)
+        AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(mixed_precision=train.mixed_precision)
+
+
+def use_gradient_checkpointing(model, train: Train) -> None:
+    """Recompute activations in the backward pass when `train.gradient_checkpointing` asks."""
+    if train.gradient_checkpointing:
+        # non-reentrant: correct when the inputs' embeddings are frozen (LoRA, freeze_fraction)
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def optimizer_step(accelerator: Accelerator, model, optimizer, scheduler, max_grad_norm: float | None):
     """Clip, step, advance the schedule, clear gradients; returns the pre-clip gradient norm (or None)."""
     grad_norm = accelerator.clip_grad_norm_(model.parameters(), max_grad_norm) if max_grad_norm else None
@@ -177,8 +196,9 @@ def lm_eval_loss(model, examples: Sequence[LMExample], accelerator: Accelerator,
     for i in range(0, len(mine), batch_size):
         b = collate([examples[j] for j in mine[i:i + batch_size]], pad_id)
         b = {k: v.to(accelerator.device) for k, v in b.items()}
-        s, n = lm_token_loss_sum(*labelled_logits(model, b["input_ids"], b["attention_mask"], b["labels"]))
-        total += torch.stack([s, n.float()])
+        with accelerator.autocast():
+            s, n = lm_token_loss_sum(*labelled_logits(model, b["input_ids"], b["attention_mask"], b["labels"]))
+        total += torch.stack([s.float(), n.float()])
     total = accelerator.reduce(total, reduction="sum")
     model.train()
     return (total[0] / total[1].clamp(min=1)).item()
@@ -213,7 +233,7 @@ def train_lm(model, train: Sequence[LMExample], val: Sequence[LMExample], optim:
         for k, mb in enumerate(micro):
             b = {key: v.to(accelerator.device) for key, v in collate([train[j] for j in mb], pad_id).items()}
             ctx = accelerator.no_sync(model) if k < len(micro) - 1 else contextlib.nullcontext()
-            with ctx:
+            with ctx, accelerator.autocast():
                 s, _ = lm_token_loss_sum(*labelled_logits(model, b["input_ids"], b["attention_mask"], b["labels"]))
                 accelerator.backward(s * scale)
             loss_sum += s.item()

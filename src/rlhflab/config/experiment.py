@@ -10,6 +10,7 @@ from rlhflab.config.base import Section
 from rlhflab.config.sections import (BoNStage, ComparisonsStage, DiversityStage, DPOStage, EvalStage, Generation,
                                      KLSweepStage, ModelSpec, Pipeline, PPOStage, PretrainStage, RMEvalStage,
                                      RMStage, SFTStage)
+from rlhflab.config.scale import Train
 from rlhflab.config.sweeps import Sweeps
 from rlhflab.config.tasks import SyntheticTask, Task
 
@@ -29,6 +30,7 @@ class ExperimentConfig(Section):
     task: Task = Field(default_factory=SyntheticTask)
     model: ModelSpec = Field(default_factory=ModelSpec)
     generation: Generation = Field(default_factory=Generation)
+    train: Train = Field(default_factory=Train)
     pretrain: PretrainStage = Field(default_factory=PretrainStage)
     sft: SFTStage = Field(default_factory=SFTStage)
     comparisons: ComparisonsStage = Field(default_factory=ComparisonsStage)

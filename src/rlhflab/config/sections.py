@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from rlhflab.config.base import Section
+from rlhflab.config.scale import LoRA
 
 
 class ModelSpec(Section):
@@ -27,6 +28,7 @@ class ModelSpec(Section):
     intermediate_size: int = Field(384, ge=8)
     max_position_embeddings: int = Field(512, ge=32)
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    lora: LoRA | None = Field(None, description="train low-rank adapters instead of full weights (off: null)")
     inference_autocast: Literal["auto", "bf16", "off"] = Field(
         "auto", description="bf16 autocast for sampling, RM scoring and PPO's reference pass: auto = on CUDA "
         "devices with bf16, off elsewhere (rlhflab.precision)")

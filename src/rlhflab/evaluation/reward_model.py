@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from rlhflab.data.tokenize import LMExample, encode_completion, leading_space
-from rlhflab.models import position_ids
+from rlhflab.models import backbone, position_ids
 from rlhflab.precision import inference_autocast
 from rlhflab.shared_prompt import group_by_prompt, in_caller_order, rows_of, run_shared, whole, worth_sharing
 
@@ -54,7 +54,7 @@ def example_rewards(model, examples: list[LMExample], pad_id: int, device) -> to
 def _group_rewards(model, groups, pad_id: int, device) -> torch.Tensor:
     """Rewards in `rows_of(groups)` order; whole when nothing would be shared."""
     if worth_sharing(groups):  # each prompt once, then its completions over its cache
-        _, out, completions, _ = run_shared(model.base_model, groups, pad_id, device)
+        _, out, completions, _ = run_shared(backbone(model), groups, pad_id, device)
         return _head_at_last_token(model, out.last_hidden_state, completions["attention_mask"])
     b = whole(groups, pad_id)
     return reward_forward(model, b["input_ids"].to(device), b["attention_mask"].to(device))
@@ -66,7 +66,7 @@ def reward_forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor)
     Indexes by the attention mask rather than by the pad id, so tokenizers whose pad equals EOS
     still score at EOS.
     """
-    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
+    hidden = backbone(model)(input_ids=input_ids, attention_mask=attention_mask,
                               position_ids=position_ids(attention_mask)).last_hidden_state
     return _head_at_last_token(model, hidden, attention_mask)
 

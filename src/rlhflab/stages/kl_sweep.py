@@ -23,6 +23,7 @@ from rlhflab.evaluation.diversity import configured_diversity, load_sentence_enc
 from rlhflab.inputs import gold_reward_of, layout, read_set, task_info
 from rlhflab.judging import JUDGE_READS, judge_needs, judges_for, pvr_by_set
 from rlhflab.layout import roles
+from rlhflab.lora import adapter_disabled
 from rlhflab.pipeline import Stage, StageContext
 from rlhflab.ppo_trainer import PPOTrainer
 from rlhflab.sampling import model_sampler
@@ -85,12 +86,14 @@ def run(ctx: StageContext) -> dict:
             ctx.log(step, row, f)
 
         trainer = PPOTrainer(ppo, ctx.cfg.generation, sft_dir=ctx.input("sft"), rm_dir=ctx.input("rm"),
-                             seed=ctx.seed, dtype=ctx.cfg.model.dtype, prompts=train_prompts,
+                             seed=ctx.seed, dtype=ctx.cfg.model.dtype, lora=ctx.cfg.model.lora,
+                             train=ctx.cfg.train, prompts=train_prompts,
                              val_prompts=val_prompts, gold=gold, log=log)
         m = trainer.train()
         if sft is None:
-            sft = {"rm_score": start.get("val_rm_score"), "kl": 0.0, "gold": start.get("val_gold"),
-                   **measure(trainer.ref, trainer.tokenizer)}
+            with adapter_disabled(trainer.reference):
+                sft = {"rm_score": start.get("val_rm_score"), "kl": 0.0, "gold": start.get("val_gold"),
+                       **measure(trainer.reference, trainer.tokenizer)}
         chosen = m["selected"]
         points.append({"kl_coef": beta, "step": chosen["step"], "steps": m["steps"], "is_sft": chosen["step"] == 0,
                        "rm_score": chosen.get("val_rm_score"), "kl": chosen.get("val_kl"),
@@ -121,5 +124,5 @@ def _needs(cfg) -> list[str]:
 
 
 STAGE = Stage(name="kl_sweep", needs=_needs,
-              reads=("seed", "generation", "ppo", "kl_sweep") + JUDGE_READS + DIVERSITY_READS,
+              reads=("seed", "generation", "ppo", "kl_sweep", "model.lora", "train") + JUDGE_READS + DIVERSITY_READS,
               run=run, enabled=lambda cfg: cfg.kl_sweep.enabled)

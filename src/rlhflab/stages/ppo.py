@@ -14,7 +14,7 @@ def run(ctx: StageContext) -> dict:
     data = layout(ctx)
     trainer = PPOTrainer(
         ctx.cfg.ppo, ctx.cfg.generation, sft_dir=ctx.input("sft"), rm_dir=ctx.input("rm"), seed=ctx.seed,
-        dtype=ctx.cfg.model.dtype,
+        dtype=ctx.cfg.model.dtype, lora=ctx.cfg.model.lora, train=ctx.cfg.train,
         prompts=[r.prompt for r in read_set(ctx, data.require("prompt", "train"))],
         val_prompts=[r.prompt for r in read_set(ctx, data.require("prompt", "validation"))],
         gold=gold_reward_of(ctx), log=ctx.log, progress=lambda i, n: ctx.progress("ppo", i, n),
@@ -27,7 +27,8 @@ def run(ctx: StageContext) -> dict:
     return summary
 
 
-STAGE = Stage(name="ppo", needs=lambda cfg: ["data", "sft", "rm"], reads=("seed", "generation", "ppo", "model.dtype"),
+STAGE = Stage(name="ppo", needs=lambda cfg: ["data", "sft", "rm"], reads=("seed", "generation", "ppo", "model.dtype",
+                                                                                  "model.lora", "train"),
               run=run, enabled=lambda cfg: cfg.ppo.enabled,
               select=("selected_val_rm_score", "max"),
               headline=("final_val_rm_score", "final_val_kl", "final_val_gold", "best_step"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import random
 
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from rlhflab.data.tokenize import encode_text
@@ -16,7 +15,12 @@ from rlhflab.inputs import layout
 from rlhflab.layout import PRETRAIN_CORPUS
 from rlhflab.models import build_llama, save_model, train_tokenizer
 from rlhflab.pipeline import PipelineError, Stage, StageContext
-from rlhflab.training import train_lm
+from rlhflab.training import make_accelerator, train_lm, use_gradient_checkpointing
+
+
+# what of `model` the base is built from (not model.lora, not inference settings: they do not change it)
+ARCHITECTURE = tuple(f"model.{k}" for k in ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
+                                            "intermediate_size", "max_position_embeddings", "dtype"))
 
 
 def _texts(path) -> list[str]:
@@ -45,7 +49,8 @@ def run(ctx: StageContext) -> dict:
     val = [encode_text(tokenizer, t, cfg.max_length) for t in texts[:n_val]]
     train = [encode_text(tokenizer, t, cfg.max_length) for t in texts[n_val:]]
 
-    accelerator = Accelerator()
+    use_gradient_checkpointing(model, ctx.cfg.train)
+    accelerator = make_accelerator(ctx.cfg.train)
     summary = train_lm(model, train, val, cfg.optim, accelerator=accelerator,
                        pad_id=tokenizer.pad_token_id, seed=ctx.cfg.data_seed,
                        eval_every=max(1, len(train) // cfg.optim.batch_size // 4), log=ctx.log,
@@ -56,6 +61,6 @@ def run(ctx: StageContext) -> dict:
     return {**summary, "params": n_params, "vocab_size": len(tokenizer), "train_docs": len(train)}
 
 
-STAGE = Stage(name="pretrain", needs=lambda cfg: ["data"], reads=("data_seed", "model", "pretrain"),
+STAGE = Stage(name="pretrain", needs=lambda cfg: ["data"], reads=("data_seed", *ARCHITECTURE, "train", "pretrain"),
               run=run, enabled=lambda cfg: cfg.model.name_or_path is None and cfg.model.gguf is None,
               headline=("best_val_loss", "params"))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 
 import torch
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from rlhflab.algorithms.losses import bradley_terry_loss
@@ -27,11 +26,12 @@ from rlhflab.data.tokenize import encode_pairs
 from rlhflab.evaluation.reward_model import example_rewards, pairwise_accuracy, score_pairs
 from rlhflab.inputs import base_model_dir, base_model_needs, layout, preference_needs, read_set
 from rlhflab.layout import DataSet, Layout
-from rlhflab.models import freeze_bottom, load_reward_model, load_tokenizer
+from rlhflab.lora import prepare_trainable
+from rlhflab.models import load_reward_model, load_tokenizer, save_model
 from rlhflab.pipeline import Stage, StageContext
 from rlhflab.tasks.common import carve_validation
-from rlhflab.training import (BestWeights, FiniteGuard, batch_order, local_microbatches, make_optimizer, make_scheduler,
-                              optimizer_step, total_steps)
+from rlhflab.training import (BestWeights, FiniteGuard, batch_order, local_microbatches, make_accelerator,
+                              make_optimizer, make_scheduler, optimizer_step, total_steps, use_gradient_checkpointing)
 
 
 def val_accuracy(model, tokenizer, recs: list[PreferenceRecord], max_length: int) -> float:
@@ -46,15 +46,15 @@ def train_reward_model(ctx: StageContext, train_recs, val_recs, seed: int) -> di
     init = str(ctx.input("sft")) if cfg.init == "sft" else base_model_dir(ctx)
     tokenizer = load_tokenizer(init)
     model = load_reward_model(init, tokenizer, ctx.cfg.model.dtype)
-    metrics = freeze_bottom(model, cfg.freeze_fraction)
-    model.score.requires_grad_(True)
+    model, metrics = prepare_trainable(model, ctx.cfg.model.lora, cfg.freeze_fraction, reward=True)
+    use_gradient_checkpointing(model, ctx.cfg.train)
     train = encode_pairs(tokenizer, train_recs, cfg.max_length)
 
     optim = cfg.optim
     steps = total_steps(optim, len(train))
     optimizer = make_optimizer(model, optim)
     scheduler = make_scheduler(optimizer, optim, steps)
-    accelerator = Accelerator()
+    accelerator = make_accelerator(ctx.cfg.train)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw = accelerator.unwrap_model(model)
     initial_acc = val_accuracy(raw, tokenizer, val_recs, cfg.max_length)
@@ -67,9 +67,9 @@ def train_reward_model(ctx: StageContext, train_recs, val_recs, seed: int) -> di
         micro = local_microbatches(batch, accelerator, optim.micro_batch_size)
         for k, mb in enumerate(micro):
             pairs = [train[j] for j in mb]
-            with (accelerator.no_sync(model) if k < len(micro) - 1 else contextlib.nullcontext()):
+            with (accelerator.no_sync(model) if k < len(micro) - 1 else contextlib.nullcontext()), accelerator.autocast():
                 rewards = example_rewards(model, [c for c, _ in pairs] + [r for _, r in pairs],
-                                          tokenizer.pad_token_id, accelerator.device)
+                                          tokenizer.pad_token_id, accelerator.device).float()
                 rc, rr = rewards[: len(pairs)], rewards[len(pairs):]
                 loss = bradley_terry_loss(rc, rr, cfg.margin, reduction="sum")
                 # mean over the global batch, however it is split
@@ -90,8 +90,7 @@ def train_reward_model(ctx: StageContext, train_recs, val_recs, seed: int) -> di
     best.restore()
     raw.requires_grad_(True)
     if ctx.is_main:
-        raw.save_pretrained(ctx.out, safe_serialization=True)
-        tokenizer.save_pretrained(ctx.out)
+        save_model(raw, tokenizer, ctx.out)
     return {**metrics, "steps": steps, "initial_val_accuracy": initial_acc, "best_val_accuracy": best.score,
             "best_step": best.step, "train_pairs": len(train), "init": init}
 
@@ -128,7 +127,7 @@ def _needs(cfg) -> list[str]:
     return list(dict.fromkeys(needs))
 
 
-_READS = ("seed", "model.name_or_path", "model.dtype", "rm.init", "rm.optim", "rm.freeze_fraction",
+_READS = ("seed", "model.name_or_path", "model.dtype", "model.lora", "train", "rm.init", "rm.optim", "rm.freeze_fraction",
           "rm.margin", "rm.max_length", "rm.eval_every")
 _HEADLINE = ("best_val_accuracy", "train_pairs")
 STAGE = Stage(name="rm", needs=_needs, reads=_READS, run=run_rm, headline=_HEADLINE,

@@ -8,14 +8,14 @@ scored, so the manifest shows what SFT bought.
 
 from __future__ import annotations
 
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from rlhflab.data.tokenize import encode_completion
 from rlhflab.inputs import base_model_dir, base_model_needs, gold_reward_of, layout, mean_gold_of_samples, read_set
-from rlhflab.models import freeze_bottom, load_causal_lm, load_tokenizer, save_model
+from rlhflab.lora import prepare_trainable
+from rlhflab.models import load_causal_lm, load_tokenizer, save_model
 from rlhflab.pipeline import Stage, StageContext
-from rlhflab.training import train_lm
+from rlhflab.training import make_accelerator, train_lm, use_gradient_checkpointing
 
 
 def run(ctx: StageContext) -> dict:
@@ -36,8 +36,10 @@ def run(ctx: StageContext) -> dict:
     if gold and check_prompts:
         metrics["gold_reward_base"] = mean_gold_of_samples(ctx, model, tokenizer, check_prompts, gold)
 
-    metrics.update(freeze_bottom(model, cfg.freeze_fraction))
-    accelerator = Accelerator()
+    model, counts = prepare_trainable(model, ctx.cfg.model.lora, cfg.freeze_fraction)
+    metrics.update(counts)
+    use_gradient_checkpointing(model, ctx.cfg.train)
+    accelerator = make_accelerator(ctx.cfg.train)
     metrics.update(train_lm(model, train, val, cfg.optim, accelerator=accelerator,
                             pad_id=tokenizer.pad_token_id, seed=ctx.seed, eval_every=cfg.eval_every,
                             log=ctx.log, progress=lambda i, n: ctx.progress("sft", i, n), name="sft"))
@@ -54,6 +56,7 @@ def _needs(cfg) -> list[str]:
     return ["data"] + base_model_needs(cfg)
 
 
-STAGE = Stage(name="sft", needs=_needs, reads=("seed", "model.name_or_path", "model.dtype", "sft", "generation"),
+STAGE = Stage(name="sft", needs=_needs, reads=("seed", "model.name_or_path", "model.dtype", "model.lora", "train", "sft",
+                                                    "generation"),
               run=run, select=("best_val_loss", "min"),
               headline=("best_val_loss", "gold_reward_base", "gold_reward_sft"))

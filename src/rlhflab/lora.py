@@ -1,0 +1,68 @@
+"""Low-rank adapters (peft) for every trainer, and what they change around the trainer.
+
+`prepare_trainable` replaces `freeze_bottom` in the stages: without `model.lora` it freezes the
+bottom `freeze_fraction` of the layers as before; with it, the base weights stay frozen and LoRA
+adapters go on the layers `freeze_fraction` leaves trainable (all of them at 0). A reward model's
+scalar head is trained in full beside its adapters (peft's `modules_to_save`).
+
+With an adapter the reference model is free: `adapter_disabled(policy)` runs the policy as the
+weights it started from, so DPO and PPO hold one copy of the SFT weights instead of two, and PPO's
+separate value model is the RM itself with an adapter of its own (the RM's scores are read with
+the adapter off). Artefacts are saved merged (W + (alpha/r)·B·A), so every stage downstream loads
+an ordinary model with `from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+from torch import nn
+
+from rlhflab.config import LoRA
+from rlhflab.models import decoder_layers, freeze_bottom
+
+
+def prepare_trainable(model: nn.Module, lora: LoRA | None, freeze_fraction: float,
+                      reward: bool = False) -> tuple[nn.Module, dict[str, int]]:
+    """(the model to train, trainable/total parameter counts). A reward model (`reward`) keeps
+    its scalar head `score` fully trainable."""
+    if lora is None:
+        counts = freeze_bottom(model, freeze_fraction)
+        if reward:
+            model.score.requires_grad_(True)
+            counts = parameter_counts(model)
+        return model, counts
+    n_layers = len(decoder_layers(model))
+    first = int(round(freeze_fraction * n_layers))
+    if first >= n_layers:
+        raise ValueError(f"freeze_fraction {freeze_fraction} leaves no layer for model.lora's adapters; lower it")
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=list(lora.target_modules),
+                        layers_to_transform=list(range(first, n_layers)) if first else None,
+                        task_type=TaskType.SEQ_CLS if reward else TaskType.CAUSAL_LM)
+    try:
+        peft_model = get_peft_model(model, config)
+    except ValueError as e:
+        raise ValueError(f"model.lora.target_modules {lora.target_modules}: {e}") from None
+    return peft_model, parameter_counts(peft_model)
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    return {"trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "total_params": sum(p.numel() for p in model.parameters())}
+
+
+def has_adapter(model: nn.Module) -> bool:
+    return isinstance(model, PeftModel)
+
+
+def adapter_disabled(model: nn.Module) -> contextlib.AbstractContextManager:
+    """Inside the block, an adapted model computes as its base weights (a no-op without an adapter)."""
+    return model.disable_adapter() if isinstance(model, PeftModel) else contextlib.nullcontext()
+
+
+def merged(model: nn.Module) -> nn.Module:
+    """The plain Hugging Face model with each adapter folded into its weight (call last: the
+    adapted model is consumed)."""
+    return model.merge_and_unload() if isinstance(model, PeftModel) else model
