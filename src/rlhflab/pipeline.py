@@ -26,7 +26,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-import yaml
 from accelerate import PartialState
 
 from rlhflab.artefacts import check_files, donated_folder, file_table, link_tree, manifest_problem, read_manifest
@@ -35,8 +34,10 @@ from rlhflab.config import ExperimentConfig, dump_config
 from rlhflab.data.records import write_json
 from rlhflab.memory import peak, reset_peak
 from rlhflab.precision import inference_mode
+from rlhflab.run_folder import RunFolderError, check_same_config, clean_leftovers, publish
 from rlhflab.run_lock import LOCK, run_lock
 from rlhflab.sweep import key_reads, run_sweep, sweep_of, sweeps_problem
+from rlhflab.tracking import StageTracker, require_backend
 
 
 class PipelineError(RuntimeError):
@@ -87,6 +88,7 @@ class StageContext:
     on_progress: Callable[[str, int, int], None] = lambda desc, done, total: None
     key: str = ""
     forced: bool = False  # --force: redo work a stage would otherwise reuse (cached judgements)
+    tracker: StageTracker | None = None  # tracking.backend's run for this stage (main process only)
 
     @property
     def is_main(self) -> bool:
@@ -125,6 +127,8 @@ class StageContext:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as f:
             f.write(json.dumps({"step": step, **metrics}) + "\n")
+        if self.tracker is not None:
+            self.tracker.log(step, metrics, prefix="" if file is None else f"{path.parent.name}/")
 
     def progress(self, desc: str, done: int, total: int) -> None:
         self.on_progress(desc, done, total)
@@ -185,58 +189,6 @@ class StageResult:
     memory: dict | None = None  # peak_rss_mb (and peak_cuda_mb) while the stage ran
 
 
-def _clean_leftovers(run_dir: Path) -> None:
-    """Remove temporary folders of stages killed mid-write."""
-    for p in run_dir.glob(".tmp-*"):
-        shutil.rmtree(p, ignore_errors=True)
-    for p in run_dir.glob(".old-*"):
-        shutil.rmtree(p, ignore_errors=True)
-
-
-def _publish(tmp: Path, final: Path) -> None:
-    """Swap the finished temporary folder into place (rename is atomic on one filesystem)."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".old-{final.name}-{uuid.uuid4().hex[:8]}")
-        final.rename(old)
-    tmp.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _flat(d, prefix: str = "") -> dict:
-    if not isinstance(d, dict):
-        return {prefix: d}
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}."))
-    return {k.rstrip("."): v for k, v in out.items()}
-
-
-def check_same_config(cfg: ExperimentConfig, run_dir: Path) -> None:
-    """Refuse a run folder that holds a run of another config file (a small override file or an
-    unnamed config would otherwise write over another experiment's artefacts)."""
-    path = run_dir / "config.yaml"
-    source = getattr(cfg, "_source", None)
-    if source is None or not path.exists():
-        return
-    text = path.read_text(encoding="utf-8")
-    first = text.splitlines()[0] if text else ""
-    previous = first.removeprefix("# source: ") if first.startswith("# source: ") else None
-    if previous is None or previous == source:
-        return
-    try:
-        old = _flat(yaml.safe_load(text) or {})
-    except yaml.YAMLError:
-        old = {}
-    new = _flat(cfg.model_dump(mode="json"))
-    differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    shown = ", ".join(differ[:6]) + (f" and {len(differ) - 6} more" if len(differ) > 6 else "")
-    raise PipelineError(f"{run_dir} holds a run of {previous}, not of {source}"
-                        + (f" (they differ in {shown})" if differ else "")
-                        + "; pass --overwrite to replace it, or give this run another name (--set name=...)")
-
-
 def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | None = None,
                  force: set[str] = frozenset(), overwrite: bool = False, donors: tuple[Path, ...] = (),
                  on_stage: Callable[[str, str], None] = lambda name, status: None,
@@ -247,6 +199,7 @@ def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | N
     stages = select(active, cfg, until)
     if (problem := sweeps_problem(cfg, active)) is not None:
         raise PipelineError(problem)
+    require_backend(cfg.tracking)
     unknown = set(force) - active_names
     if unknown:
         raise PipelineError(f"--force {', '.join(sorted(unknown))}: no such active stage")
@@ -257,8 +210,11 @@ def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | N
         state.wait_for_everyone()
         if state.is_main_process:
             if not overwrite:
-                check_same_config(cfg, run_dir)
-            _clean_leftovers(run_dir)
+                try:
+                    check_same_config(cfg, run_dir)
+                except RunFolderError as e:
+                    raise PipelineError(str(e)) from None
+            clean_leftovers(run_dir)
             source = getattr(cfg, "_source", None)
             header = f"# source: {source}\n" if source else ""
             (run_dir / "config.yaml").write_text(header + dump_config(cfg), encoding="utf-8")
@@ -299,7 +255,7 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
             if state.is_main_process:
                 shutil.rmtree(tmp, ignore_errors=True)
                 link_tree(donor, tmp)
-                _publish(tmp, final)
+                publish(tmp, final)
             state.wait_for_everyone()
             on_stage(stage.name, f"shared with {donor.parent.name}")
             results.append(StageResult(stage.name, "shared", 0.0, m.get("metrics", {}), stage.headline,
@@ -311,13 +267,20 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         state.wait_for_everyone()
+        tracker = StageTracker(cfg.tracking, run_dir, cfg.name, stage.name) \
+            if cfg.tracking.backend != "none" and state.is_main_process else None
         ctx = StageContext(ConfigView(cfg, stage.reads, stage.name), stage, tmp, run_dir, state, tuple(inputs),
-                           on_progress, key, forced=stage.name in force)
+                           on_progress, key, forced=stage.name in force, tracker=tracker)
         started = time.time()
         reset_peak()
         spec = sweep_of(cfg, stage)
-        with inference_mode(cfg.model.inference_autocast):
-            metrics = (run_sweep(ctx, cfg, spec) if spec else stage.run(ctx)) or {}
+        metrics = {}
+        try:
+            with inference_mode(cfg.model.inference_autocast):
+                metrics = (run_sweep(ctx, cfg, spec) if spec else stage.run(ctx)) or {}
+        finally:
+            if tracker is not None:
+                tracker.finish(metrics)
         seconds, memory = time.time() - started, peak()
         state.wait_for_everyone()
         if state.is_main_process:
@@ -338,7 +301,7 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
                 "metrics": metrics,
                 "files": file_table(tmp),
             })
-            _publish(tmp, final)
+            publish(tmp, final)
             shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)
             for point_dir in ctx.checkpoint_dir.parent.glob(f"{ctx.checkpoint_dir.name}-p*"):
                 shutil.rmtree(point_dir, ignore_errors=True)

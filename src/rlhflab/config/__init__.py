@@ -12,7 +12,7 @@ from rlhflab.config.loading import BUILTIN, apply_override, builtin_path, dump_c
 from rlhflab.config.sections import (BoNStage, ComparisonsStage, DiversityStage, DPOStage, EvalStage, Generation,
                                      KLSweepStage, ModelSpec, OpenAIJudgeSpec, Optim, Optimizer, Pipeline,
                                      PPOStage, PretrainStage, RMEvalStage, RMStage, SFTStage)
-from rlhflab.config.scale import LoRA, Train
+from rlhflab.config.scale import LoRA, Tracking, Train
 from rlhflab.config.sweeps import StageSweep, Sweeps
 from rlhflab.config.tasks import (DatasetRef, DatasetsTask, DatasetTestSet, FilesTask, FileTestSet, OODSplit,
                                   SyntheticTask, Task, TestSetRole)
@@ -21,5 +21,5 @@ __all__ = ["BUILTIN", "BoNStage", "ComparisonsStage", "ConfigError", "DPOStage",
            "DatasetsTask", "DiversityStage", "EvalStage", "ExperimentConfig", "FileTestSet", "FilesTask",
            "Generation", "KLSweepStage", "LoRA", "ModelSpec", "OODSplit", "OpenAIJudgeSpec", "Optim", "Optimizer",
            "PPOStage", "Pipeline", "PretrainStage", "RMEvalStage", "RMStage", "SFTStage", "Section",
-           "StageSweep", "Sweeps", "Train",
+           "StageSweep", "Sweeps", "Tracking", "Train",
            "SyntheticTask", "Task", "TestSetRole", "apply_override", "builtin_path", "dump_config", "load_config"]

@@ -10,7 +10,7 @@ from rlhflab.config.base import Section
 from rlhflab.config.sections import (BoNStage, ComparisonsStage, DiversityStage, DPOStage, EvalStage, Generation,
                                      KLSweepStage, ModelSpec, Pipeline, PPOStage, PretrainStage, RMEvalStage,
                                      RMStage, SFTStage)
-from rlhflab.config.scale import Train
+from rlhflab.config.scale import Tracking, Train
 from rlhflab.config.sweeps import Sweeps
 from rlhflab.config.tasks import SyntheticTask, Task
 
@@ -31,6 +31,7 @@ class ExperimentConfig(Section):
     model: ModelSpec = Field(default_factory=ModelSpec)
     generation: Generation = Field(default_factory=Generation)
     train: Train = Field(default_factory=Train)
+    tracking: Tracking = Field(default_factory=Tracking)
     pretrain: PretrainStage = Field(default_factory=PretrainStage)
     sft: SFTStage = Field(default_factory=SFTStage)
     comparisons: ComparisonsStage = Field(default_factory=ComparisonsStage)

@@ -1,4 +1,5 @@
-"""Config sections for training at real sizes: LoRA adapters, mixed precision, activation checkpointing."""
+"""Config sections for training at real sizes: LoRA adapters, mixed precision, activation checkpointing,
+experiment tracking."""
 
 from __future__ import annotations
 
@@ -30,3 +31,13 @@ class Train(Section):
         "no", description="autocast for training forwards (accelerate); fp16 needs a CUDA device")
     gradient_checkpointing: bool = Field(
         False, description="recompute each decoder layer's activations in the backward pass instead of keeping them")
+
+
+class Tracking(Section):
+    """Where every stage's per-step metrics and summary also go (metrics.jsonl and the manifest
+    always get them). Not part of any cache key: tracking changes no result."""
+
+    backend: Literal["none", "tensorboard", "trackio", "wandb"] = Field(
+        "none", description="tensorboard: event files under <run>/tensorboard/<stage>, so `tensorboard --logdir "
+        "runs` shows every stage of every run; trackio / wandb: one run per stage, grouped by experiment")
+    project: str = Field("rlhflab", min_length=1, description="the trackio / wandb project")
