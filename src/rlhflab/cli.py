@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from rlhflab.cli_data import data_app, prompts_app
 from rlhflab.config import ConfigError, dump_config, load_config
 from rlhflab.data.records import RecordError
+from rlhflab.display import RunDisplay, quiet_libraries
 from rlhflab.memory import describe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -60,8 +61,8 @@ def run(
     """Run the experiment's pipeline; stages whose inputs are unchanged are skipped. With several
     seeds, one run per seed (`<name>-s<seed>`), then the aggregate over them."""
     from rlhflab.evaluation.annotations import JudgeUnavailable
-    from rlhflab.experiment import run_experiment, with_seed_count
-    from rlhflab.pipeline import PipelineError
+    from rlhflab.experiment import run_experiment, seed_configs, with_seed_count
+    from rlhflab.pipeline import PipelineError, active_stages, select
     from rlhflab.run_lock import RunInUse
     from rlhflab.stages import REGISTRY
     from rlhflab.training import NonFiniteError
@@ -74,34 +75,15 @@ def run(
     if not yes and (problem := preflight(cfg.task)):
         _error(problem)
         raise typer.Exit(1)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                        TimeElapsedColumn(), console=console, disable=not cfg.pipeline.progress)
-    tasks: dict[str, int] = {}
-
-    def on_stage(name: str, status: str) -> None:
-        if status == "cached" or status.startswith("shared"):  # shared: a multi-seed run's data / base model
-            console.print(f"[dim]{name}: {'up to date, skipped' if status == 'cached' else status}[/dim]")
-        elif status == "running":
-            console.print(f"[bold]{name}[/bold]: running")
-        elif status.startswith("rerun: "):
-            console.print(f"[yellow]{name}: {status.removeprefix('rerun: ')}; running it again[/yellow]",
-                          highlight=False, soft_wrap=True)
-
-    def on_progress(desc: str, done: int, total: int) -> None:
-        if not total:  # a step without a count: say it once
-            if desc not in tasks:
-                tasks[desc] = -1
-                console.print(f"  [dim]{desc}[/dim]")
-            return
-        if desc not in tasks:
-            tasks[desc] = progress.add_task(desc, total=total or None)
-        progress.update(tasks[desc], completed=done, total=total or None)
-
     try:
-        with progress:
+        # a live display on a terminal, plain lines elsewhere; library noise to <output_dir>/<name>.log
+        stages = sum(len(select(active_stages(sub, REGISTRY), sub, until)) for sub in seed_configs(cfg))
+        display = RunDisplay(console, live=console.is_terminal and cfg.pipeline.progress,
+                             steps=10 if cfg.pipeline.progress else 0, stages=stages)
+        with quiet_libraries(Path(cfg.output_dir) / f"{cfg.name}.log"), display:
             target = run_experiment(cfg, REGISTRY, until=until, force=set(force), overwrite=overwrite,
-                                    on_done=_print_run,
-                                    on_stage=on_stage, on_progress=on_progress)
+                                    on_done=_print_run, on_stage=display.on_stage,
+                                    on_progress=display.on_progress, on_log=display.on_log)
     except (PipelineError, RecordError, RunInUse, NonFiniteError, JudgeUnavailable) as e:
         if debug:
             raise

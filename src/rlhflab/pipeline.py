@@ -89,6 +89,7 @@ class StageContext:
     key: str = ""
     forced: bool = False  # --force: redo work a stage would otherwise reuse (cached judgements)
     tracker: StageTracker | None = None  # tracking.backend's run for this stage (main process only)
+    on_log: Callable[[str, int, dict], None] = lambda stage, step, row: None  # the display's live metrics
 
     @property
     def is_main(self) -> bool:
@@ -129,6 +130,8 @@ class StageContext:
             f.write(json.dumps({"step": step, **metrics}) + "\n")
         if self.tracker is not None:
             self.tracker.log(step, metrics, prefix="" if file is None else f"{path.parent.name}/")
+        if file is None:
+            self.on_log(self.stage.name, step, metrics)
 
     def progress(self, desc: str, done: int, total: int) -> None:
         self.on_progress(desc, done, total)
@@ -192,7 +195,8 @@ class StageResult:
 def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | None = None,
                  force: set[str] = frozenset(), overwrite: bool = False, donors: tuple[Path, ...] = (),
                  on_stage: Callable[[str, str], None] = lambda name, status: None,
-                 on_progress: Callable[[str, int, int], None] = lambda d, i, n: None) -> list[StageResult]:
+                 on_progress: Callable[[str, int, int], None] = lambda d, i, n: None,
+                 on_log: Callable[[str, int, dict], None] = lambda s, i, r: None) -> list[StageResult]:
     state = PartialState()
     active = active_stages(cfg, registry)
     active_names = {s.name for s in active}
@@ -221,11 +225,12 @@ def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | N
         state.wait_for_everyone()
         # temporary folders carry the run's pid (the lock holder's, so every process agrees)
         owner = json.loads((run_dir / LOCK).read_text(encoding="utf-8"))["pid"]
-        return _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stage, on_progress, donors)
+        return _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stage, on_progress, donors,
+                           on_log)
 
 
 def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stage, on_progress,
-                donors=()) -> list[StageResult]:
+                donors=(), on_log=lambda s, i, r: None) -> list[StageResult]:
     results: list[StageResult] = []
     for stage in stages:
         final = run_dir / stage.name
@@ -236,7 +241,7 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
             if m is None:
                 raise PipelineError(f"stage {stage.name!r}: upstream {dep!r} has no manifest")
             upstream[dep] = m["artefact_id"]
-        reads = key_reads(stage) + ("model.inference_autocast",)  # every stage's passes follow it
+        reads = key_reads(stage)
         key = stage_key(stage.name, stage.module, cfg, reads, upstream, stage.files(cfg))
         manifest = read_manifest(final)
         if manifest and manifest.get("key") == key and stage.name not in force:
@@ -270,7 +275,7 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
         tracker = StageTracker(cfg.tracking, run_dir, cfg.name, stage.name) \
             if cfg.tracking.backend != "none" and state.is_main_process else None
         ctx = StageContext(ConfigView(cfg, stage.reads, stage.name), stage, tmp, run_dir, state, tuple(inputs),
-                           on_progress, key, forced=stage.name in force, tracker=tracker)
+                           on_progress, key, forced=stage.name in force, tracker=tracker, on_log=on_log)
         started = time.time()
         reset_peak()
         spec = sweep_of(cfg, stage)

@@ -87,8 +87,9 @@ def sweep_of(cfg, stage):
 
 
 def key_reads(stage) -> tuple[str, ...]:
-    """The config keys a stage's cache key covers: what it reads, and its sweep when it can be swept."""
-    return stage.reads + ((f"sweep.{stage.name}",) if stage.select else ())
+    """The config keys a stage's cache key covers: what it reads, its sweep when it can be swept,
+    and the inference precision every stage's forward passes follow (rlhflab.precision)."""
+    return stage.reads + ((f"sweep.{stage.name}",) if stage.select else ()) + ("model.inference_autocast",)
 
 
 def sweeps_problem(cfg, stages) -> str | None:
