@@ -164,9 +164,10 @@ class _EagerSteps:
 
     def __init__(self, model, cache, prompt_ids, prompt_mask, repeats: int):
         self.model, self.cache = model, cache
-        out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=position_ids(prompt_mask),
+        positions = position_ids(prompt_mask)
+        out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions,
                     past_key_values=cache, use_cache=True, logits_to_keep=1)
-        self.mask, self.next_pos = prompt_mask, position_ids(prompt_mask)[:, -1:] + 1
+        self.mask, self.next_pos = prompt_mask, positions[:, -1:] + 1
         self.first_logits = out.logits[:, -1].float()
         if repeats > 1:
             cache.batch_repeat_interleave(repeats)
@@ -191,10 +192,11 @@ class _StaticSteps:
         self.mask = prompt_mask.new_zeros(batch, capacity)
         self.mask[:, :length] = prompt_mask
         self.position = torch.tensor([length], device=prompt_ids.device)
-        out = model(input_ids=prompt_ids, attention_mask=self.mask, position_ids=position_ids(prompt_mask),
+        positions = position_ids(prompt_mask)
+        out = model(input_ids=prompt_ids, attention_mask=self.mask, position_ids=positions,
                     past_key_values=self.cache, use_cache=True, logits_to_keep=1,
                     cache_position=torch.arange(length, device=prompt_ids.device))
-        self.next_pos = position_ids(prompt_mask)[:, -1:] + 1
+        self.next_pos = positions[:, -1:] + 1
         self.first_logits = out.logits[:, -1].float()
         self.forward = compiled_forward(model) if compiled else model
 

@@ -20,7 +20,7 @@ from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from torch import nn
 
 from rlhflab.config import LoRA
-from rlhflab.models import decoder_layers, freeze_bottom
+from rlhflab.models import decoder_layers, freeze_bottom, parameter_counts
 
 
 def prepare_trainable(model: nn.Module, lora: LoRA | None, freeze_fraction: float,
@@ -28,11 +28,10 @@ def prepare_trainable(model: nn.Module, lora: LoRA | None, freeze_fraction: floa
     """(the model to train, trainable/total parameter counts). A reward model (`reward`) keeps
     its scalar head `score` fully trainable."""
     if lora is None:
-        counts = freeze_bottom(model, freeze_fraction)
+        freeze_bottom(model, freeze_fraction)
         if reward:
             model.score.requires_grad_(True)
-            counts = parameter_counts(model)
-        return model, counts
+        return model, parameter_counts(model)
     n_layers = len(decoder_layers(model))
     first = int(round(freeze_fraction * n_layers))
     if first >= n_layers:
@@ -48,11 +47,6 @@ def prepare_trainable(model: nn.Module, lora: LoRA | None, freeze_fraction: floa
     return peft_model, parameter_counts(peft_model)
 
 
-def parameter_counts(model: nn.Module) -> dict[str, int]:
-    return {"trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-            "total_params": sum(p.numel() for p in model.parameters())}
-
-
 def has_adapter(model: nn.Module) -> bool:
     return isinstance(model, PeftModel)
 
@@ -60,9 +54,3 @@ def has_adapter(model: nn.Module) -> bool:
 def adapter_disabled(model: nn.Module) -> contextlib.AbstractContextManager:
     """Inside the block, an adapted model computes as its base weights (a no-op without an adapter)."""
     return model.disable_adapter() if isinstance(model, PeftModel) else contextlib.nullcontext()
-
-
-def merged(model: nn.Module) -> nn.Module:
-    """The plain Hugging Face model with each adapter folded into its weight (call last: the
-    adapted model is consumed)."""
-    return model.merge_and_unload() if isinstance(model, PeftModel) else model

@@ -204,9 +204,12 @@ def freeze_bottom(model: PreTrainedModel, fraction: float) -> dict[str, int]:
         out = model.get_output_embeddings()
         if out is not None:
             out.requires_grad_(False)
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"trainable_params": trainable, "total_params": total}
+    return parameter_counts(model)
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    return {"trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "total_params": sum(p.numel() for p in model.parameters())}
 
 
 def disable_dropout(*models: nn.Module | None) -> None:

@@ -34,7 +34,7 @@ from rlhflab.config import ExperimentConfig, dump_config
 from rlhflab.data.records import write_json
 from rlhflab.memory import peak, reset_peak
 from rlhflab.precision import inference_mode
-from rlhflab.run_folder import RunFolderError, check_same_config, clean_leftovers, publish
+from rlhflab.run_folder import clean_leftovers, other_config_problem, publish
 from rlhflab.run_lock import LOCK, run_lock
 from rlhflab.sweep import key_reads, run_sweep, sweep_of, sweeps_problem
 from rlhflab.tracking import StageTracker, require_backend
@@ -213,11 +213,8 @@ def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | N
     with run_lock(run_dir) if state.is_main_process else contextlib.nullcontext():
         state.wait_for_everyone()
         if state.is_main_process:
-            if not overwrite:
-                try:
-                    check_same_config(cfg, run_dir)
-                except RunFolderError as e:
-                    raise PipelineError(str(e)) from None
+            if not overwrite and (problem := other_config_problem(cfg, run_dir)) is not None:
+                raise PipelineError(problem)
             clean_leftovers(run_dir)
             source = getattr(cfg, "_source", None)
             header = f"# source: {source}\n" if source else ""

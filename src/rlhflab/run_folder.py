@@ -10,10 +10,7 @@ from pathlib import Path
 import yaml
 
 from rlhflab.config import ExperimentConfig
-
-
-class RunFolderError(RuntimeError):
-    """The run folder belongs to another experiment."""
+from rlhflab.data.records import flatten
 
 
 def clean_leftovers(run_dir: Path) -> None:
@@ -35,34 +32,25 @@ def publish(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _flat(d, prefix: str = "") -> dict:
-    if not isinstance(d, dict):
-        return {prefix: d}
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}."))
-    return {k.rstrip("."): v for k, v in out.items()}
-
-
-def check_same_config(cfg: ExperimentConfig, run_dir: Path) -> None:
-    """Refuse a run folder that holds a run of another config file (a small override file or an
-    unnamed config would otherwise write over another experiment's artefacts)."""
+def other_config_problem(cfg: ExperimentConfig, run_dir: Path) -> str | None:
+    """Why the run folder must be refused, or None: it holds a run of another config file (a small
+    override file or an unnamed config would otherwise write over another experiment's artefacts)."""
     path = run_dir / "config.yaml"
     source = getattr(cfg, "_source", None)
     if source is None or not path.exists():
-        return
+        return None
     text = path.read_text(encoding="utf-8")
     first = text.splitlines()[0] if text else ""
     previous = first.removeprefix("# source: ") if first.startswith("# source: ") else None
     if previous is None or previous == source:
-        return
+        return None
     try:
-        old = _flat(yaml.safe_load(text) or {})
+        loaded = yaml.safe_load(text)
     except yaml.YAMLError:
-        old = {}
-    new = _flat(cfg.model_dump(mode="json"))
+        loaded = None
+    old = flatten(loaded) if isinstance(loaded, dict) else {}
+    new = flatten(cfg.model_dump(mode="json"))
     differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     shown = ", ".join(differ[:6]) + (f" and {len(differ) - 6} more" if len(differ) > 6 else "")
-    raise RunFolderError(f"{run_dir} holds a run of {previous}, not of {source}"
-                        + (f" (they differ in {shown})" if differ else "")
-                        + "; pass --overwrite to replace it, or give this run another name (--set name=...)")
+    return (f"{run_dir} holds a run of {previous}, not of {source}" + (f" (they differ in {shown})" if differ else "")
+            + "; pass --overwrite to replace it, or give this run another name (--set name=...)")

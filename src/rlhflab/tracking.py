@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 from rlhflab.config import Tracking
+from rlhflab.data.records import flatten
 
 PACKAGE = {"tensorboard": "tensorboard", "trackio": "trackio", "wandb": "wandb"}
 
@@ -50,20 +51,9 @@ class StageTracker:
 
     def finish(self, summary: dict) -> None:
         """The stage's summary metrics (its manifest's), under `summary/`, then close the run."""
-        flat = _flatten(summary)
-        self.log(0, flat, prefix="summary/")
+        self.log(0, flatten(summary, sep="/"), prefix="summary/")
         self.tracker.finish()
 
 
 def _scalar(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}/"))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out

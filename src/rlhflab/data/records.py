@@ -166,3 +166,15 @@ def write_json(path: str | Path, obj: Any) -> None:
 def read_json(path: str | Path) -> Any:
     with Path(path).open(encoding="utf-8") as f:
         return json.load(f)
+
+
+def flatten(d: dict, sep: str = ".", prefix: str = "") -> dict:
+    """A nested dict's leaves under their joined keys: {"a": {"b": 1}} -> {"a.b": 1}."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{sep}{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            out.update(flatten(v, sep, key))
+        else:
+            out[key] = v
+    return out
