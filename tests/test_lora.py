@@ -128,12 +128,14 @@ def test_lora_dpo_learns_against_the_sft_weights_held_once(tiny_run, tmp_path):
     from rlhflab.stages.dpo import STAGE
 
     cfg, _ = tiny_run
-    lora_cfg = tiny_config(tmp_path, "lora", ["model.lora={r: 16, alpha: 32}", "dpo.optim.lr=2e-3"])
+    lora_cfg = tiny_config(tmp_path, "lora", ["model.lora={r: 16, alpha: 32, save: adapter}", "dpo.optim.lr=2e-3"])
     m = _run_stage(STAGE, lora_cfg, cfg.run_dir, tmp_path / "dpo")
     assert m["trainable_params"] < m["total_params"] / 5
     assert m["initial_val_accuracy"] == 0.5 and m["best_val_accuracy"] > 0.55
     # the reference is the SFT model exactly: its samples score what the full-weight run's did
     assert m["gold_reward_sft"] == read_manifest(cfg.run_dir / "dpo")["metrics"]["gold_reward_sft"]
+    # saved as the adapter alone, on the SFT folder it was trained on
+    assert (tmp_path / "dpo" / "adapter_model.safetensors").exists() and not (tmp_path / "dpo" / "model.safetensors").exists()
     AutoModelForCausalLM.from_pretrained(tmp_path / "dpo")
 
 
@@ -151,3 +153,43 @@ def test_lora_ppo_learns_with_the_rm_as_its_value_model(tiny_run, tmp_path):
     assert first["kl"] == 0.0 and first["ratio_first_minibatch"] == 1.0  # adapter off = policy at the start
     assert rows[-1]["val_rm_score"] > rows[0]["val_rm_score"] + 0.05
     assert summary["trainable_params"] < summary["total_params"] / 5
+
+
+def test_adapter_only_saves_load_as_the_adapted_models_and_chain_through_adapter_bases(tmp_path):
+    from rlhflab.models import adapter_base, load_causal_lm
+
+    model, tok = tiny_model_and_tokenizer()
+    save_model(model, tok, tmp_path / "base")
+    ids, mask = _batch(tok)
+    sft, _ = prepare_trainable(load_causal_lm(tmp_path / "base"), LoRA(r=4), 0.0)
+    train = _examples(tok)
+    train_lm(sft, train, train[:6], Optim(lr=1e-2, batch_size=12, micro_batch_size=6, max_steps=4, warmup_ratio=0.0),
+             accelerator=make_accelerator(Train()), pad_id=tok.pad_token_id, seed=0, eval_every=100, log=lambda s, r: None)
+    with torch.no_grad():
+        adapted = token_logprobs(sft, ids, mask)
+    save_model(sft, tok, tmp_path / "sft", adapter_only=True)
+    files = {p.name for p in (tmp_path / "sft").iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= files and "model.safetensors" not in files
+    assert adapter_base(tmp_path / "sft") == str((tmp_path / "base").resolve())
+    assert adapter_base(tmp_path / "base") is None
+    with torch.no_grad():  # rlhflab's loader and plain transformers both give the adapted model
+        assert torch.allclose(token_logprobs(load_causal_lm(tmp_path / "sft"), ids, mask), adapted, atol=1e-5)
+        assert torch.allclose(token_logprobs(AutoModelForCausalLM.from_pretrained(tmp_path / "sft"), ids, mask),
+                              adapted, atol=1e-5)
+
+    # an RM adapter trained on the SFT adapter folder: base -> SFT adapter -> RM adapter with its head
+    rm, _ = prepare_trainable(load_reward_model(tmp_path / "sft", tok), LoRA(r=4), 0.0, reward=True)
+    with torch.no_grad():
+        rm.base_model.model.score.modules_to_save["default"].weight.normal_()
+        for name, p in rm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.1)
+        scores = rm(input_ids=ids, attention_mask=mask).logits
+    save_model(rm, tok, tmp_path / "rm", adapter_only=True)
+    with torch.no_grad():
+        reloaded = load_reward_model(tmp_path / "rm", tok)(input_ids=ids, attention_mask=mask).logits
+    assert torch.allclose(reloaded, scores, atol=1e-5)
+
+    (tmp_path / "base").rename(tmp_path / "moved")
+    with pytest.raises(ValueError, match="does not exist .*base_model_name_or_path"):
+        load_causal_lm(tmp_path / "sft")

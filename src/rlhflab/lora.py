@@ -9,7 +9,8 @@ With an adapter the reference model is free: `adapter_disabled(policy)` runs the
 weights it started from, so DPO and PPO hold one copy of the SFT weights instead of two, and PPO's
 separate value model is the RM itself with an adapter of its own (the RM's scores are read with
 the adapter off). Artefacts are saved merged (W + (alpha/r)·B·A), so every stage downstream loads
-an ordinary model with `from_pretrained`.
+an ordinary model with `from_pretrained`; with `lora.save: adapter` each is the adapter alone and
+`models.load_causal_lm` / `load_reward_model` merge it into its base (itself perhaps an adapter).
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ def prepare_trainable(model: nn.Module, lora: LoRA | None, freeze_fraction: floa
     except ValueError as e:
         raise ValueError(f"model.lora.target_modules {lora.target_modules}: {e}") from None
     return peft_model, parameter_counts(peft_model)
+
+
+def saves_adapter(lora: LoRA | None) -> bool:
+    """Whether trained models are saved as their adapter alone (`model.lora.save: adapter`)."""
+    return lora is not None and lora.save == "adapter"
 
 
 def has_adapter(model: nn.Module) -> bool:

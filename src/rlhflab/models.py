@@ -8,6 +8,7 @@ models). Every loader takes the configured dtype (`model.dtype`).
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Iterable
@@ -78,8 +79,43 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
     return tok
 
 
+ADAPTER_CONFIG = "adapter_config.json"
+
+
 def load_causal_lm(path: str | Path, dtype: str = "float32") -> PreTrainedModel:
+    if adapter_base(path) is not None:
+        return _with_adapter_merged(load_causal_lm(adapter_base(path), dtype), path)
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=DTYPES[dtype])
+
+
+def adapter_base(path: str | Path) -> str | None:
+    """The folder or hub name a LoRA adapter folder (`model.lora.save: adapter`) was trained on; None
+    for a full model folder."""
+    config = Path(path) / ADAPTER_CONFIG
+    if not config.exists():
+        return None
+    base = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{config} names no base_model_name_or_path; the adapter cannot be loaded without its base")
+    if (base.startswith(("/", ".")) or Path(base).exists()) and not Path(base).is_dir():
+        raise ValueError(f"{config}: its base model folder {base} does not exist (moved or deleted); "
+                         f"put it back or set base_model_name_or_path in {config} to where it is now")
+    return base
+
+
+def _with_adapter_merged(base: PreTrainedModel, path: str | Path) -> PreTrainedModel:
+    """The base model with the adapter in `path` folded into its weights: a plain model, as a merged
+    artefact would have loaded (a chain of adapter folders resolves one link per call)."""
+    from peft import PeftConfig, PeftModel
+
+    # the generic PeftModel, not the task's subclass: an SFT (causal LM) adapter is also merged
+    # into the sequence-classification model an RM starts from
+    config = PeftConfig.from_pretrained(str(path))
+    config.task_type = None
+    merged = PeftModel.from_pretrained(base, str(path), config=config).merge_and_unload()
+    # an adapter trained on this model names this folder, not the first base, as its own base
+    merged.config._name_or_path = merged.name_or_path = str(path)
+    return merged
 
 
 def load_reward_model(path: str | Path, tokenizer, dtype: str = "float32") -> PreTrainedModel:
@@ -90,7 +126,10 @@ def load_reward_model(path: str | Path, tokenizer, dtype: str = "float32") -> Pr
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1, dtype=DTYPES[dtype])
+        if adapter_base(path) is not None:
+            model = _with_adapter_merged(load_reward_model(adapter_base(path), tokenizer, dtype), path)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1, dtype=DTYPES[dtype])
     finally:
         hf_logging.set_verbosity(level)
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -165,12 +204,21 @@ class ActorCritic(nn.Module):
         return logprobs, values.float(), logits
 
 
-def save_model(model: PreTrainedModel, tokenizer, out_dir: Path) -> None:
-    """`save_pretrained` of the model (with any LoRA adapter merged into its weights) and its tokenizer."""
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
+def save_model(model: PreTrainedModel, tokenizer, out_dir: Path, adapter_only: bool = False) -> None:
+    """`save_pretrained` of the model and its tokenizer. A LoRA-adapted model is saved with its
+    adapter merged into the weights, or with `adapter_only` as the adapter alone, whose config names
+    the absolute path of the folder it was trained on (so `from_pretrained` finds the base)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
+    if adapter_only and hasattr(model, "peft_config"):
+        config = model.peft_config["default"]
+        base = config.base_model_name_or_path
+        if base and Path(base).is_dir():
+            config.base_model_name_or_path = str(Path(base).resolve())
+        model.save_pretrained(out_dir, safe_serialization=True)
+    else:
+        if hasattr(model, "merge_and_unload"):
+            model = model.merge_and_unload()
+        model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
 
 

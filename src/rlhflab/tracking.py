@@ -43,15 +43,18 @@ class StageTracker:
         else:
             self.tracker = tracking.TrackioTracker(cfg.project, name=f"{experiment}/{stage}", group=experiment)
         self.tracker.start()
+        self.last_step = 0
 
     def log(self, step: int, row: dict, prefix: str = "") -> None:
         values = {f"{prefix}{k}": float(v) for k, v in row.items() if _scalar(v)}
         if values:
             self.tracker.log(values, step=step)
+            self.last_step = max(self.last_step, step)
 
     def finish(self, summary: dict) -> None:
-        """The stage's summary metrics (its manifest's), under `summary/`, then close the run."""
-        self.log(0, flatten(summary, sep="/"), prefix="summary/")
+        """The stage's summary metrics (its manifest's), under `summary/` at the stage's last step
+        (wandb drops a row whose step is below one it has seen), then close the run."""
+        self.log(self.last_step, flatten(summary, sep="/"), prefix="summary/")
         self.tracker.finish()
 
 

@@ -22,6 +22,10 @@ class LoRA(Section):
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         min_length=1, description="names of the linear layers that get adapters (Llama's attention and MLP)")
+    save: Literal["merged", "adapter"] = Field(
+        "merged", description="merged: each trained model is saved with its adapter folded into the weights (a "
+        "plain model folder); adapter: the adapter alone (adapter_config.json + adapter_model.safetensors, a few "
+        "MB), naming the folder it was trained on as its base")
 
 
 class Train(Section):

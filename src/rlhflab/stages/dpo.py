@@ -19,7 +19,7 @@ from rlhflab.algorithms.losses import dpo_loss
 from rlhflab.data.tokenize import encode_pairs
 from rlhflab.generation import completion_logprob_sums
 from rlhflab.inputs import gold_reward_of, layout, mean_gold_of_samples, preference_needs, read_set
-from rlhflab.lora import adapter_disabled, prepare_trainable
+from rlhflab.lora import adapter_disabled, prepare_trainable, saves_adapter
 from rlhflab.models import load_causal_lm, load_tokenizer, save_model
 from rlhflab.pipeline import Stage, StageContext
 from rlhflab.training import (BestWeights, FiniteGuard, batch_order, local_microbatches, make_accelerator,
@@ -130,7 +130,7 @@ def run(ctx: StageContext) -> dict:
             metrics["gold_reward_sft"] = mean_gold_of_samples(ctx, ref, tokenizer, check_prompts, gold)
         metrics["gold_reward_dpo"] = mean_gold_of_samples(ctx, raw, tokenizer, check_prompts, gold)
     if ctx.is_main:
-        save_model(raw, tokenizer, ctx.out)
+        save_model(raw, tokenizer, ctx.out, adapter_only=saves_adapter(ctx.cfg.model.lora))
     return metrics
 
 

@@ -5,6 +5,7 @@ crash; saves the policy selected on validation RM score − β·KL."""
 from __future__ import annotations
 
 from rlhflab.inputs import gold_reward_of, layout, read_set
+from rlhflab.lora import saves_adapter
 from rlhflab.models import save_model
 from rlhflab.pipeline import Stage, StageContext
 from rlhflab.ppo_trainer import PPOTrainer
@@ -23,7 +24,7 @@ def run(ctx: StageContext) -> dict:
     # what a sweep of this stage selects on: the kept checkpoint's validation reward (kirk2024 E.3)
     summary["selected_val_rm_score"] = summary["selected"].get("val_rm_score")
     if ctx.is_main:
-        save_model(trainer.policy, trainer.tokenizer, ctx.out)
+        save_model(trainer.policy, trainer.tokenizer, ctx.out, adapter_only=saves_adapter(ctx.cfg.model.lora))
     return summary
 
 

@@ -26,7 +26,7 @@ from rlhflab.data.tokenize import encode_pairs
 from rlhflab.evaluation.reward_model import example_rewards, pairwise_accuracy, score_pairs
 from rlhflab.inputs import base_model_dir, base_model_needs, layout, preference_needs, read_set
 from rlhflab.layout import DataSet, Layout
-from rlhflab.lora import prepare_trainable
+from rlhflab.lora import prepare_trainable, saves_adapter
 from rlhflab.models import load_reward_model, load_tokenizer, save_model
 from rlhflab.pipeline import Stage, StageContext
 from rlhflab.tasks.common import carve_validation
@@ -90,7 +90,7 @@ def train_reward_model(ctx: StageContext, train_recs, val_recs, seed: int) -> di
     best.restore()
     raw.requires_grad_(True)
     if ctx.is_main:
-        save_model(raw, tokenizer, ctx.out)
+        save_model(raw, tokenizer, ctx.out, adapter_only=saves_adapter(ctx.cfg.model.lora))
     return {**metrics, "steps": steps, "initial_val_accuracy": initial_acc, "best_val_accuracy": best.score,
             "best_step": best.step, "train_pairs": len(train), "init": init}
 

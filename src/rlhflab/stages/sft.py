@@ -12,7 +12,7 @@ from accelerate.utils import set_seed
 
 from rlhflab.data.tokenize import encode_completion
 from rlhflab.inputs import base_model_dir, base_model_needs, gold_reward_of, layout, mean_gold_of_samples, read_set
-from rlhflab.lora import prepare_trainable
+from rlhflab.lora import prepare_trainable, saves_adapter
 from rlhflab.models import load_causal_lm, load_tokenizer, save_model
 from rlhflab.pipeline import Stage, StageContext
 from rlhflab.training import make_accelerator, train_lm, use_gradient_checkpointing
@@ -48,7 +48,7 @@ def run(ctx: StageContext) -> dict:
     if gold and check_prompts:
         metrics["gold_reward_sft"] = mean_gold_of_samples(ctx, model, tokenizer, check_prompts, gold)
     if ctx.is_main:
-        save_model(model, tokenizer, ctx.out)
+        save_model(model, tokenizer, ctx.out, adapter_only=saves_adapter(ctx.cfg.model.lora))
     return metrics
 
 
