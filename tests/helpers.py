@@ -17,3 +17,16 @@ def tiny_model_and_tokenizer(seed: int = 0, layers: int = 2):
     tok = train_tokenizer(TEXTS, vocab_size=300, min_frequency=1)
     spec = ModelSpec(hidden_size=32, num_layers=layers, num_heads=2, num_kv_heads=2, intermediate_size=64)
     return build_llama(spec, tok), tok
+
+
+def run_stage_on(stage, cfg, run_dir, out):
+    """One stage's run on another run's upstream artefacts, its output in `out`."""
+    from accelerate import PartialState
+
+    from rlhflab.cache_key import ConfigView
+    from rlhflab.pipeline import StageContext
+
+    out.mkdir(parents=True)
+    ctx = StageContext(ConfigView(cfg, stage.reads, stage.name), stage, out, run_dir, PartialState(),
+                       tuple(stage.needs(cfg)), key="rerun-test")
+    return stage.run(ctx)

@@ -10,7 +10,7 @@ from rlhflab.generation import token_logprobs
 from rlhflab.lora import adapter_disabled, has_adapter, prepare_trainable
 from rlhflab.models import load_reward_model, save_model
 from rlhflab.training import make_accelerator, train_lm, use_gradient_checkpointing
-from helpers import tiny_model_and_tokenizer
+from helpers import run_stage_on, tiny_model_and_tokenizer
 
 PAIRS = [("SUBREDDIT: r/work\nPOST: my boss cut my hours", " boss cut hours"),
          ("ARTICLE: the city council approved a new budget", " council approved budget"),
@@ -108,19 +108,6 @@ def test_fp16_on_a_cpu_is_refused_with_the_fix():
         make_accelerator(Train(mixed_precision="fp16"))
 
 
-def _run_stage(stage, cfg, run_dir, out):
-    """One stage's run on another run's upstream artefacts, its output in `out`."""
-    from accelerate import PartialState
-
-    from rlhflab.cache_key import ConfigView
-    from rlhflab.pipeline import StageContext
-
-    out.mkdir(parents=True)
-    ctx = StageContext(ConfigView(cfg, stage.reads, stage.name), stage, out, run_dir, PartialState(),
-                       tuple(stage.needs(cfg)), key="lora-test")
-    return stage.run(ctx)
-
-
 @pytest.mark.slow
 def test_lora_dpo_learns_against_the_sft_weights_held_once(tiny_run, tmp_path):
     from conftest import tiny_config
@@ -129,7 +116,7 @@ def test_lora_dpo_learns_against_the_sft_weights_held_once(tiny_run, tmp_path):
 
     cfg, _ = tiny_run
     lora_cfg = tiny_config(tmp_path, "lora", ["model.lora={r: 16, alpha: 32, save: adapter}", "dpo.optim.lr=2e-3"])
-    m = _run_stage(STAGE, lora_cfg, cfg.run_dir, tmp_path / "dpo")
+    m = run_stage_on(STAGE, lora_cfg, cfg.run_dir, tmp_path / "dpo")
     assert m["trainable_params"] < m["total_params"] / 5
     assert m["initial_val_accuracy"] == 0.5 and m["best_val_accuracy"] > 0.55
     # the reference is the SFT model exactly: its samples score what the full-weight run's did

@@ -226,7 +226,9 @@ def test_build_report_reads_the_given_stage_folders(tmp_path):
             "sets": {"validation": {"distribution": "id"}, "test_main": {"distribution": "id"},
                      "test_idiom": {"distribution": "ood", "shift": "length", "compare_to": "test_main"}},
             "models": {"rm": {"accuracy": {"validation": 0.7, "test_main": 0.68, "test_idiom": 0.6},
-                              "rewardbench_score": None}}}}),
+                              "rewardbench_score": None,
+                              "rewardbench": {"sections": {"Chat": 74.3, "Safety": 52.2, "Prior Sets": 67.9},
+                                              "score": 59.8}}}}}),
     }
     out = tmp_path / "report"
     findings = build_report(inputs, out, title="my study")
@@ -248,6 +250,7 @@ def test_build_report_reads_the_given_stage_folders(tmp_path):
     assert "| ppo | 70.0 ± 5.0 | 32.5 ± 5.0 | 37.5 |" in md
     assert "Holm-adjusted p-value over the 6 comparisons" in md and "| **reproduced** |" in md
     assert "| rm | 0.700 | 0.680 | 0.600 | – |" in md
+    assert "| reward model | Chat | Safety | Prior Sets | RewardBench score |" in md and "| rm | 74.3 | 52.2 | 67.9 | 59.8 |" in md
     assert "Summarise &lt;this&gt;" in page and "75% beats reference" in page  # the sample browser
     assert "kirk2024 fig. 2–3" in md and "review2024" in md and not re.search(r"(?<![\d.])00[014]\b", md)
 

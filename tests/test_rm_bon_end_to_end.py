@@ -52,3 +52,24 @@ def test_best_of_n_selects_by_reward_and_reports_spread(tiny_run):
     assert full["gap"]["ood_news"]["4"] == sweep["4"]["mean"] - full["curves"]["ood_news"]["4"]["mean"]
     rows = [json.loads(l) for l in (cfg.run_dir / "bon" / "outputs" / "id.jsonl").read_text().splitlines()]
     assert len(rows) == 16 and all(r["output"] for r in rows)
+
+
+def test_rm_eval_scores_the_rms_on_rewardbench_files(tiny_run, tmp_path):
+    from pathlib import Path
+
+    from conftest import tiny_config
+    from helpers import run_stage_on
+    from rlhflab.stages.rm_eval import STAGE
+
+    cfg, _ = tiny_run
+    fix = Path(__file__).parent / "fixtures" / "sources"
+    bench_cfg = tiny_config(tmp_path, "bench", [f"rm_eval.rewardbench={{core: {fix / 'rewardbench.jsonl'}, "
+                                                f"prior_sets: {fix / 'rewardbench_prior_sets.jsonl'}}}"])
+    headline = run_stage_on(STAGE, bench_cfg, cfg.run_dir, tmp_path / "rm_eval")
+    table = json.loads((tmp_path / "rm_eval" / "table.json").read_text())
+    for name in ("rm", "rm_proxy"):
+        bench = table["models"][name]["rewardbench"]
+        assert set(bench["sections"]) == {"Chat", "Chat Hard", "Safety", "Reasoning", "Prior Sets"}
+        assert len(bench["subsets"]) == 9 and all(a in (0.0, 0.5, 1.0) for a in bench["subsets"].values())
+        assert headline[f"{name}/rewardbench"] == bench["score"]
+        assert 0 <= bench["score"] <= 100

@@ -18,7 +18,7 @@ def test_every_adapter_has_a_fixture_test():
     tested = {"tldr", "summarize_from_feedback", "cnn_dailymail", "alpaca_farm", "alpaca_farm_human_preference",
               "alpaca_farm_gpt4_preference", "alpaca_farm_evaluation", "alpaca_eval", "sequential_instructions",
               "ultrafeedback_overall", "ultrafeedback_fine_grained", "hh_rlhf", "helpsteer", "nectar", "shp2",
-              "stack_exchange", "chatbot_arena", "chatbot_arena_2024"}
+              "stack_exchange", "chatbot_arena", "chatbot_arena_2024", "rewardbench", "rewardbench_prior_sets"}
     assert set(ADAPTERS) == tested
 
 
@@ -165,3 +165,18 @@ def test_hub_loading_offline_says_to_use_a_local_file():
         load_source("tldr", "sft", split="train")
     with pytest.raises(SourceError, match="has no split 'dev'"):
         load_source("tldr", "sft", split="dev")
+
+
+def test_rewardbench_core_set_keeps_every_pair_with_its_subset():
+    recs = load("rewardbench", "preference")
+    assert len(recs) == 9 and recs[0].meta["category"] == "alpacaeval-easy" and recs[0].id == "100"
+    assert recs[0].meta["messages"] == [{"role": "user", "content": "Name a primary colour."}]
+    assert (recs[0].chosen, recs[0].rejected) == ("Red is a primary colour.", "Pink.")
+    assert recs[-1].chosen == "def square(x):\n    return x * x"
+
+
+def test_rewardbench_prior_sets_split_conversations_at_the_last_turn():
+    recs = load("rewardbench_prior_sets", "preference")
+    assert [r.meta["category"] for r in recs] == ["anthropic_helpful", "anthropic_helpful", "shp", "anthropic_harmless"]
+    assert recs[0].meta["messages"] == [{"role": "user", "content": "How do I boil an egg?"}]
+    assert (recs[0].chosen, recs[0].rejected) == ("Put it in boiling water for nine minutes.", "Cook it.")

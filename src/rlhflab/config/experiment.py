@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, PrivateAttr, model_validator
 
 from rlhflab.config.base import Section
+from rlhflab.config.benchmarks import DownstreamStage
 from rlhflab.config.sections import (BoNStage, ComparisonsStage, DiversityStage, DPOStage, EvalStage, Generation,
                                      KLSweepStage, ModelSpec, Pipeline, PPOStage, PretrainStage, RMEvalStage,
                                      RMStage, SFTStage)
@@ -43,6 +44,7 @@ class ExperimentConfig(Section):
     eval: EvalStage = Field(default_factory=EvalStage)
     kl_sweep: KLSweepStage = Field(default_factory=KLSweepStage)
     rm_eval: RMEvalStage = Field(default_factory=RMEvalStage)
+    downstream: DownstreamStage = Field(default_factory=DownstreamStage)
     sweep: Sweeps = Field(default_factory=Sweeps)
     pipeline: Pipeline = Field(default_factory=Pipeline)
 

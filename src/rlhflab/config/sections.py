@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from rlhflab.config.base import Section
+from rlhflab.config.benchmarks import RewardBench
 from rlhflab.config.scale import LoRA
 
 
@@ -336,6 +337,8 @@ class RMEvalStage(Section):
         default_factory=list, description="subsets weighted 0.5 in the score (ivison2024 table 13)")
     extra_preference_files: dict[str, Path] = Field(
         default_factory=dict, description="more named preference files to score as subsets")
+    rewardbench: RewardBench | None = Field(
+        None, description="also score every RM on RewardBench's sections (off: null; the real-data configs turn it on)")
 
 
 class Pipeline(Section):

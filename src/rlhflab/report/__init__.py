@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 from rlhflab.report import sections, sweeps
+from rlhflab.report.downstream import downstream_claims, downstream_section
 from rlhflab.report.figures import grouped_bars, save_figure, twin_plot
 from rlhflab.report.findings import compute_findings, method_note
 from rlhflab.report.hparams import hparam_sweeps
@@ -40,6 +41,7 @@ STAGES = {
     "diversity": ("diversity.json",),
     "eval": ("results.json", "annotations/<policy>_vs_reference/<set>.json"),
     "kl_sweep": ("sweep.json",),
+    "downstream": ("table.json", "items.json"),
 }
 
 
@@ -81,7 +83,10 @@ def build_report(inputs: dict[str, Path], out_dir: Path, title: str) -> list[dic
     sections.training_curves(rep, src.rows("rm", "metrics.jsonl"), src.rows("ppo", "metrics.jsonl"))
     sections.reward_models(rep, src.json("rm_eval", "table.json"))
     hparam_sweeps(rep, {s: g for s in STAGES if "grid.json" in STAGES[s] and (g := src.json(s, "grid.json"))})
-    findings = compute_findings(results, div, kl, ppo_manifest.get("metrics"))
+    downstream = src.json("downstream", "table.json")
+    downstream_section(rep, downstream)
+    findings = compute_findings(results, div, kl, ppo_manifest.get("metrics"),
+                                extra=downstream_claims(downstream, src.json("downstream", "items.json")))
     note = method_note(findings)
 
     (out / "findings.json").write_text(json.dumps(findings, indent=2), encoding="utf-8")

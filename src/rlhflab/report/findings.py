@@ -86,8 +86,10 @@ def _interval_text(row: dict) -> str:
 
 
 def compute_findings(eval_results: dict | None, diversity: dict | None, kl_sweep: dict | None,
-                     ppo_metrics: dict | None, *, seed: int = 0, floor: float = FLOOR) -> list[dict]:
-    """The claims this study can check, each with its paired interval and a verdict (see module doc)."""
+                     ppo_metrics: dict | None, *, seed: int = 0, floor: float = FLOOR,
+                     extra: list[dict] = ()) -> list[dict]:
+    """The claims this study can check, each with its paired interval and a verdict (see module doc);
+    `extra` rows (other evaluations' claims, undecided) join the same Holm correction."""
     rows: list[dict] = []
     e, d = eval_results, diversity
     prefs = (e or {}).get("preferences") or {}
@@ -125,7 +127,7 @@ def compute_findings(eval_results: dict | None, diversity: dict | None, kl_sweep
                              f"PPO {v['per_input']['mean']:.3f} vs SFT {d['policies']['sft'][m]['per_input']['mean']:.3f}"
                              f" over {st['n']} inputs", unit="score"))
     rows.append(_kl_claim(kl_sweep, seed))
-    return _decide(rows)
+    return _decide(rows + list(extra))
 
 
 def _gap_claim(e: dict, prefs: dict, skip: set[str], seed: int) -> dict | None:

@@ -242,4 +242,13 @@ def reward_models(rep: Sections, table: dict | None) -> None:
     for name, row in table["models"].items():
         lines.append(f"| {name} | " + " | ".join(fmt(row["accuracy"].get(s)) for s in subsets)
                      + f" | {fmt(row.get('rewardbench_score'))} |")
-    rep.add("Reward models", "Pairwise accuracy against the annotators' labels:\n\n" + "\n".join(lines))
+    text = "Pairwise accuracy against the annotators' labels:\n\n" + "\n".join(lines)
+    bench = {name: row["rewardbench"] for name, row in table["models"].items() if "rewardbench" in row}
+    if bench:
+        sections = list(dict.fromkeys(k for r in bench.values() for k in r["sections"]))
+        rows = ["| reward model | " + " | ".join(sections) + " | RewardBench score |", "|---" * (len(sections) + 2) + "|"]
+        rows += [f"| {name} | " + " | ".join(f"{r['sections'][k]:.1f}" if k in r["sections"] else "–" for k in sections)
+                 + f" | {r['score']:.1f} |" for name, r in bench.items()]
+        text += ("\n\nRewardBench (ivison2024 table 13): sections in percent, each the mean of its subsets "
+                 "weighted by RewardBench's example counts; the score weights Prior Sets 0.5:\n\n" + "\n".join(rows))
+    rep.add("Reward models", text)

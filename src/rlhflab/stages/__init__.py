@@ -1,7 +1,7 @@
 """The stage registry, in topological order. A new stage is one file plus one line here."""
 
-from rlhflab.stages import (bon, comparisons, data, diversity, dpo, eval, gguf, kl_sweep, ppo, pretrain, report, rm,
-                            rm_eval, sft)
+from rlhflab.stages import (bon, comparisons, data, diversity, downstream, dpo, eval, gguf, kl_sweep, ppo, pretrain,
+                            report, rm, rm_eval, sft)
 
 REGISTRY = [
     gguf.STAGE,
@@ -18,5 +18,6 @@ REGISTRY = [
     diversity.STAGE,
     eval.STAGE,
     kl_sweep.STAGE,
+    downstream.STAGE,
     report.STAGE,
 ]

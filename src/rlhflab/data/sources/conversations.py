@@ -1,5 +1,5 @@
 """Conversation and forum sources: Anthropic HH-RLHF, SHP-2, StackExchange and Chatbot Arena
-(2023 and 2024)."""
+(2023 and 2024); RewardBench's core set and prior preference test sets (reward-model evaluation)."""
 
 from __future__ import annotations
 
@@ -106,4 +106,28 @@ def chatbot_arena_2024(rows, kind, rng):
         out.append(chat_pref(messages, chosen, rejected, "chatbot_arena_2024", str(r.get("id", "")),
                              models=[r.get("model_a"), r.get("model_b")]) if kind == "preference"
                    else chat_prompt(messages, None, "chatbot_arena_2024", str(r.get("id", ""))))
+    return out
+
+
+def rewardbench(rows, kind, rng):
+    """allenai/reward-bench (split `filtered`): one prompt string, two response strings, `subset`;
+    every pair is kept (RewardBench scores them all), its subset as the record's category."""
+    return [chat_pref(user(r["prompt"]), r["chosen"], r["rejected"], "rewardbench", str(r.get("id", i)),
+                      category=r["subset"]) for i, r in enumerate(rows)]
+
+
+def pref_test_sets(rows, kind, rng):
+    """allenai/pref-test-sets (one hub split per subset; a local file's rows carry `subset`):
+    chosen and rejected are whole conversations that differ in their last assistant turn."""
+    out = []
+    for i, r in enumerate(rows):
+        chosen, rejected = r["chosen"], r["rejected"]
+        if isinstance(chosen, list):
+            messages, chosen, rejected = chosen[:-1], chosen[-1]["content"], rejected[-1]["content"]
+        else:
+            messages = r["prompt"] if isinstance(r["prompt"], list) else user(r["prompt"])
+        if not messages or messages[-1]["role"] != "user":
+            raise ValueError("the conversation before the responses must end with a user turn")
+        out.append(chat_pref(messages, chosen, rejected, "rewardbench_prior_sets", str(r.get("id", i)),
+                             category=r.get("subset")))
     return out

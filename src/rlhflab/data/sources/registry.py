@@ -13,6 +13,8 @@ from rlhflab.data.sources import summarisation as summ
 from rlhflab.data.sources.common import Adapter
 
 _SPLITS = {"train": "train", "validation": "validation", "test": "test"}
+PREF_TEST_SETS = ("anthropic_harmless", "anthropic_helpful", "anthropic_hhh", "mtbench_gpt4", "mtbench_human", "shp",
+                  "summarize")  # the hub's splits, one per subset (pku_* left out, as RewardBench does)
 ADAPTERS: dict[str, Adapter] = {a.name: a for a in [
     Adapter("tldr", ("vwxyzjn/summarize_from_feedback_tldr_3_filtered", None, _SPLITS), ("sft", "prompt"), summ.tldr,
             "filtered TL;DR posts with reference summaries (Stiennon et al.; kirk2024 §4)"),
@@ -67,5 +69,10 @@ ADAPTERS: dict[str, Adapter] = {a.name: a for a in [
     Adapter("chatbot_arena_2024", ("lmsys/lmsys-arena-human-preference-55k", None, {"train": "train"}),
             ("preference", "prompt"), conv.chatbot_arena_2024,
             "Chatbot Arena 2024 (55k), single-turn, no ties (ivison2024 appendix B)"),
+    Adapter("rewardbench", ("allenai/reward-bench", None, {"test": "filtered", "filtered": "filtered"}),
+            ("preference",), conv.rewardbench, "RewardBench's core set: 23 subsets in 4 sections (ivison2024 table 13)"),
+    Adapter("rewardbench_prior_sets", ("allenai/pref-test-sets", None, {s: s for s in PREF_TEST_SETS}),
+            ("preference",), conv.pref_test_sets,
+            "RewardBench's prior preference test sets (Anthropic, MT-Bench, SHP, Summarize), weighted 0.5"),
 ]}
 
