@@ -11,6 +11,7 @@ and task, category averages, the overall average, the change against SFT, second
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 
@@ -65,7 +66,13 @@ def run(ctx: StageContext) -> dict:
     return {f"{p}/average": a for p, a in table["average"].items()}
 
 
+def _task_files(cfg) -> list[str]:
+    """The local task definitions (their stamps join the cache key; data files they name do not)."""
+    return sorted(str(f) for d in cfg.downstream.task_dirs for f in Path(d).rglob("*.yaml"))
+
+
 STAGE = Stage(name="downstream", needs=lambda cfg: ["sft"],
               wants=lambda cfg: [p for p in cfg.downstream.policies if p != "sft"],
               reads=("seed", "downstream", "model.dtype"), run=run, enabled=lambda cfg: cfg.downstream.enabled,
+              files=_task_files,
               headline=("sft/average", "ppo/average", "dpo/average"))

@@ -125,6 +125,13 @@ def rewardbench_records(cfg: RewardBench, seed: int) -> list[PreferenceRecord]:
     return records
 
 
+def _files(cfg) -> list[str]:
+    """Local files the stage reads that the config only names (their stamps join the cache key)."""
+    bench = cfg.rm_eval.rewardbench
+    named = [str(p) for p in cfg.rm_eval.extra_preference_files.values()]
+    return named + ([s for s in (bench.core, bench.prior_sets) if s and _local(s)] if bench else [])
+
+
 STAGE = Stage(name="rm_eval", needs=lambda cfg: preference_needs(cfg) + ["rm"], wants=lambda cfg: ["rm_proxy"],
-              reads=("rm_eval", "model.dtype"), run=run,
+              reads=("seed", "rm_eval", "model.dtype"), run=run, files=_files,
               headline=("rm/accuracy_id", "rm/mean_ood_drop", "rm_proxy/accuracy_id"))
