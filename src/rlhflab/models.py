@@ -83,8 +83,8 @@ ADAPTER_CONFIG = "adapter_config.json"
 
 
 def load_causal_lm(path: str | Path, dtype: str = "float32") -> PreTrainedModel:
-    if adapter_base(path) is not None:
-        return _with_adapter_merged(load_causal_lm(adapter_base(path), dtype), path)
+    if (base := adapter_base(path)) is not None:
+        return _with_adapter_merged(load_causal_lm(base, dtype), path)
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=DTYPES[dtype])
 
 
@@ -126,8 +126,8 @@ def load_reward_model(path: str | Path, tokenizer, dtype: str = "float32") -> Pr
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        if adapter_base(path) is not None:
-            model = _with_adapter_merged(load_reward_model(adapter_base(path), tokenizer, dtype), path)
+        if (base := adapter_base(path)) is not None:
+            model = _with_adapter_merged(load_reward_model(base, tokenizer, dtype), path)
         else:
             model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1, dtype=DTYPES[dtype])
     finally:

@@ -67,7 +67,7 @@ def _items(samples: dict, task: DownstreamTask) -> list[float]:
             v = s.get(task.metric)
             if isinstance(v, (list, tuple)):  # pass@k over several samples of one item: the item's mean
                 v = sum(v) / len(v) if v else None
-            if isinstance(v, bool) or isinstance(v, (int, float)):
+            if isinstance(v, (int, float)):  # bools included
                 values.append(float(v))
     if not values:
         raise ValueError(f"downstream task {task.name!r}: lm-eval's samples hold no {task.metric!r} values "

@@ -25,7 +25,7 @@ IF = "instruction following"
 def downstream_section(rep, table: dict | None) -> None:
     if not table or not table.get("policies"):
         return
-    tasks = [t for t in table["tasks"]]
+    tasks = table["tasks"]
     cats = list(dict.fromkeys(t["category"] for t in tasks))
     pols = list(table["policies"])
 

@@ -17,6 +17,7 @@ import torch
 
 from rlhflab.data.records import write_json
 from rlhflab.evaluation.downstream import averages, run_task, task_manager
+from rlhflab.inputs import available_policies
 from rlhflab.models import load_causal_lm, load_tokenizer
 from rlhflab.pipeline import Stage, StageContext
 
@@ -33,7 +34,7 @@ def policy_lm(folder, dtype: str, batch_size: int):
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.downstream
     manager = task_manager(cfg.task_dirs, cfg.builtin_tasks)
-    policies = [p for p in cfg.policies if p == "sft" or ctx.has_input(p)]
+    policies = available_policies(ctx, cfg.policies)
     table: dict = {"tasks": [t.model_dump() for t in cfg.tasks], "limit": cfg.limit, "policies": {},
                    "categories": {}, "average": {}, "seconds": {}}
     items: dict = {}
