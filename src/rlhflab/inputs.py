@@ -16,7 +16,7 @@ from rlhflab.layout import TASK_INFO, DataSet, Layout
 from rlhflab.pipeline import StageContext
 from rlhflab.sampling import Sampler, policy_sampler
 
-POLICIES = ("sft", "bon", "ppo", "dpo")
+POLICIES = ("sft", "bon", "ppo", "dpo", "grpo", "rloo", "online_dpo")
 
 
 def task_info(ctx: StageContext) -> dict:

@@ -11,7 +11,8 @@ from rlhflab.config.experiment import ExperimentConfig
 from rlhflab.config.loading import BUILTIN, apply_override, builtin_path, dump_config, load_config
 from rlhflab.config.sections import (BoNStage, ComparisonsStage, DiversityStage, DPOStage, EvalStage, Generation,
                                      KLSweepStage, ModelSpec, OpenAIJudgeSpec, Optim, Optimizer, Pipeline,
-                                     PPOStage, PretrainStage, RMEvalStage, RMStage, SFTStage)
+                                     PretrainStage, RMEvalStage, RMStage, SFTStage)
+from rlhflab.config.online import GRPOStage, OnlineDPOStage, OnlineRL, PPOStage, RLOOStage
 from rlhflab.config.scale import LoRA, Tracking, Train
 from rlhflab.config.sweeps import StageSweep, Sweeps
 from rlhflab.config.tasks import (DatasetRef, DatasetsTask, DatasetTestSet, FilesTask, FileTestSet, OODSplit,
@@ -19,7 +20,7 @@ from rlhflab.config.tasks import (DatasetRef, DatasetsTask, DatasetTestSet, File
 
 __all__ = ["BUILTIN", "BoNStage", "ComparisonsStage", "ConfigError", "DPOStage", "DatasetRef", "DatasetTestSet",
            "DatasetsTask", "DiversityStage", "EvalStage", "ExperimentConfig", "FileTestSet", "FilesTask",
-           "Generation", "KLSweepStage", "LoRA", "ModelSpec", "OODSplit", "OpenAIJudgeSpec", "Optim", "Optimizer",
-           "PPOStage", "Pipeline", "PretrainStage", "RMEvalStage", "RMStage", "SFTStage", "Section",
+           "GRPOStage", "Generation", "KLSweepStage", "LoRA", "ModelSpec", "OODSplit", "OnlineDPOStage", "OnlineRL", "OpenAIJudgeSpec", "Optim", "Optimizer",
+           "PPOStage", "Pipeline", "PretrainStage", "RLOOStage", "RMEvalStage", "RMStage", "SFTStage", "Section",
            "StageSweep", "Sweeps", "Tracking", "Train",
            "SyntheticTask", "Task", "TestSetRole", "apply_override", "builtin_path", "dump_config", "load_config"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -11,3 +13,8 @@ class ConfigError(ValueError):
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# Every policy the study can evaluate: sft, best-of-N over SFT samples, and one per training stage.
+Policy = Literal["sft", "bon", "ppo", "dpo", "grpo", "rloo", "online_dpo"]
+TrainedPolicy = Literal["sft", "ppo", "dpo", "grpo", "rloo", "online_dpo"]  # those with a saved model

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlhflab.config.base import Section
+from rlhflab.config.base import Section, TrainedPolicy
 
 
 class RewardBench(Section):
@@ -54,7 +54,7 @@ class DownstreamStage(Section):
     """Downstream benchmarks of every policy through lm-evaluation-harness (ivison2024 table 1)."""
 
     enabled: bool = Field(False, description="off in the quickstart; on in the real-data configs")
-    policies: list[Literal["sft", "ppo", "dpo"]] = Field(default_factory=lambda: ["sft", "ppo", "dpo"],
+    policies: list[TrainedPolicy] = Field(default_factory=lambda: ["sft", "ppo", "dpo"],
                                 description="policy stages whose saved model is evaluated (best-of-N has none)")
     tasks: list[DownstreamTask] = Field(default_factory=second_paper_suite, min_length=1)
     task_dirs: list[Path] = Field(default_factory=list, description="folders of lm-eval task YAML files to add")

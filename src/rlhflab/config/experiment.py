@@ -9,8 +9,9 @@ from pydantic import Field, PrivateAttr, model_validator
 from rlhflab.config.base import Section
 from rlhflab.config.benchmarks import DownstreamStage
 from rlhflab.config.sections import (BoNStage, ComparisonsStage, DiversityStage, DPOStage, EvalStage, Generation,
-                                     KLSweepStage, ModelSpec, Pipeline, PPOStage, PretrainStage, RMEvalStage,
+                                     KLSweepStage, ModelSpec, Pipeline, PretrainStage, RMEvalStage,
                                      RMStage, SFTStage)
+from rlhflab.config.online import GRPOStage, OnlineDPOStage, PPOStage, RLOOStage
 from rlhflab.config.scale import Tracking, Train
 from rlhflab.config.sweeps import Sweeps
 from rlhflab.config.tasks import SyntheticTask, Task
@@ -40,6 +41,9 @@ class ExperimentConfig(Section):
     bon: BoNStage = Field(default_factory=BoNStage)
     ppo: PPOStage = Field(default_factory=PPOStage)
     dpo: DPOStage = Field(default_factory=DPOStage)
+    rloo: RLOOStage = Field(default_factory=RLOOStage)
+    grpo: GRPOStage = Field(default_factory=GRPOStage)
+    online_dpo: OnlineDPOStage = Field(default_factory=OnlineDPOStage)
     diversity: DiversityStage = Field(default_factory=DiversityStage)
     eval: EvalStage = Field(default_factory=EvalStage)
     kl_sweep: KLSweepStage = Field(default_factory=KLSweepStage)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from rlhflab.config.base import Section
+from rlhflab.config.base import Policy, Section
 from rlhflab.config.benchmarks import RewardBench
 from rlhflab.config.scale import LoRA
 
@@ -165,66 +165,6 @@ class BoNStage(Section):
         return self
 
 
-class PPOStage(Section):
-    """RLHF with PPO. Defaults: ivison2024 appendix F.2 / table 9 unless noted; kirk2024 table 4 in comments."""
-
-    enabled: bool = True
-    value_model: Literal["separate", "shared"] = Field(
-        "separate", description="separate: a value model initialised from the RM (ivison2024 F.2, InstructGPT); "
-        "shared: a randomly initialised value head on the policy backbone (kirk2024 appendix E.2/F)")
-    freeze_fraction: float = Field(0.0, ge=0.0, le=1.0, description="bottom layers frozen (kirk2024 table 4: 80%)")
-    # --- batch shape (ivison2024 table 9) ---
-    prompt_batch_size: int = Field(64, ge=1, description="B: prompts per rollout batch")
-    rollouts_per_prompt: int = Field(1, ge=1, description="r")
-    minibatch_size: int = Field(64, ge=1, description="b: rollouts per forward-backward pass")
-    grad_accum: int = Field(1, ge=1, description="g: minibatches per optimiser step")
-    inner_epochs: int = Field(1, ge=1, description="e: passes over each rollout batch (kirk2024 table 4: 4)")
-    epochs: float = Field(1.0, gt=0.0, description="E: passes over the prompt set")
-    max_steps: int | None = Field(None, ge=1, description="cap on rollout batches (overrides epochs)")
-    max_prompt_length: int = Field(1024, ge=8, description="L_p; longer prompts keep their last tokens")
-    max_new_tokens: int | None = Field(None, ge=1, description="L_c; default generation.max_new_tokens")
-    temperature: float = Field(0.7, gt=0.0, description="τ for rollouts")
-    # --- RL ---
-    kl_coef: float = Field(0.05, ge=0.0, description="β (ivison2024: 0.05; 0.0325 with 70B RMs; kirk2024: 0.05)")
-    adaptive_kl: bool = Field(False, description="Ziegler et al.'s adaptive controller (ivison2024 uses fixed β)")
-    kl_target: float = Field(6.0, gt=0.0, description="adaptive KL target (nats per sequence)")
-    kl_horizon: int = Field(10000, ge=1, description="adaptive KL horizon (samples)")
-    kl_estimator: Literal["k1", "k3"] = "k1"
-    kl_clamp_min: float | None = Field(None, description="clamp per-token KL from below (AlpacaFarm); off")
-    gamma: float = Field(1.0, ge=0.0, le=1.0)
-    lam: float = Field(0.95, ge=0.0, le=1.0)
-    clip_range: float = Field(0.2, gt=0.0, description="ε for the policy ratio")
-    value_clip_range: float = Field(0.2, gt=0.0, description="ε for the value loss")
-    vf_coef: float = Field(0.1, ge=0.0, description="α, value loss coefficient")
-    whiten_advantages: bool = True
-    whiten_rewards: bool = Field(False, description="whiten step-level rewards per batch (ivison2024 does not)")
-    normalize_rewards: bool = Field(
-        False, description="standardise RM scores with the mean/std of the first rollout batch (ivison2024 does not)")
-    eos_penalty: float | None = Field(-10.0, description="EOS trick: score of a truncated completion; null = off")
-    minibatch_forward: bool = Field(
-        False, description="recompute log-probs, values and advantages per minibatch with current weights (ivison2024 G)")
-    optim: Optimizer = Field(default_factory=lambda: Optimizer(
-        lr=1e-6, warmup_ratio=0.1, schedule="constant", adam_beta1=0.9, adam_beta2=0.95, adam_epsilon=1e-5,
-        weight_decay=0.0, max_grad_norm=1.0), description="ivison2024 table 9: lr 1e-6, Adam β2 0.95, ε 1e-5, constant")
-    # --- bookkeeping ---
-    eval_every: int = Field(10, ge=1, description="rollout batches between validation passes")
-    val_prompts: int | None = Field(None, ge=1, description="validation prompts per pass (default: all)")
-    select_on: Literal["val_objective", "last"] = Field(
-        "val_objective", description="keep the checkpoint with the best validation RM score − β·KL, or the last")
-    save_every: int = Field(10, ge=1, description="rollout batches between resumable checkpoints")
-
-    @model_validator(mode="after")
-    def _check(self) -> "PPOStage":
-        rollouts = self.prompt_batch_size * self.rollouts_per_prompt
-        if rollouts % self.minibatch_size:
-            raise ValueError(f"prompt_batch_size × rollouts_per_prompt ({rollouts}) must be a multiple "
-                             f"of minibatch_size ({self.minibatch_size})")
-        if (rollouts // self.minibatch_size) % self.grad_accum:
-            raise ValueError(f"minibatches per batch ({rollouts // self.minibatch_size}) must be a "
-                             f"multiple of grad_accum ({self.grad_accum})")
-        return self
-
-
 class DPOStage(Section):
     """Direct preference optimisation from the SFT model (ivison2024 §2.1 eq. 3, appendix F.1)."""
 
@@ -254,7 +194,7 @@ class DiversityStage(Section):
     """Per-input and across-input output diversity (kirk2024 §5.2 eq. 2–3, appendix J.4)."""
 
     enabled: bool = True
-    policies: list[Literal["sft", "ppo", "dpo", "bon"]] = Field(
+    policies: list[Policy] = Field(
         default_factory=lambda: ["sft", "bon", "ppo", "dpo"],
         description="bon costs bon.n × samples_per_input samples per input")
     test_set: str = Field("id", description="the test set whose inputs are used")
@@ -318,14 +258,14 @@ class EvalStage(Section):
     """PvR win rates ID/OOD, head-to-head, generalisation gaps and judge validation (kirk2024 §5.1, §6.1)."""
 
     enabled: bool = True
-    policies: list[Literal["sft", "ppo", "dpo", "bon"]] = Field(default_factory=lambda: ["sft", "bon", "ppo", "dpo"])
+    policies: list[Policy] = Field(default_factory=lambda: ["sft", "bon", "ppo", "dpo"])
     judge: Literal["gold", "rm", "rm_proxy", "openai", "local"] = Field(
         "gold", description="gold: the synthetic task's gold reward; rm_proxy: the held-out proxy RM (kirk2024 J.3); "
         "local: a Hugging Face causal LM (local_model) scoring the two possible rankings")
     local_model: str | None = Field(None, description="HF causal LM name or folder for judge: local")
     gold_noise: bool = Field(False, description="gold judge with the simulated annotators' noise (σ(Δ/s))")
     openai: OpenAIJudgeSpec = Field(default_factory=OpenAIJudgeSpec)
-    baseline: Literal["sft", "ppo", "dpo", "bon"] = Field("sft", description="head-to-head opponent (kirk2024 fig. 4)")
+    baseline: Policy = Field("sft", description="head-to-head opponent (kirk2024 fig. 4)")
     max_inputs_per_test_set: int | None = Field(None, ge=1)
     bootstrap: int = Field(1000, ge=0, description="bootstrap resamples for confidence intervals")
 

@@ -1,7 +1,7 @@
 """The stage registry, in topological order. A new stage is one file plus one line here."""
 
-from rlhflab.stages import (bon, comparisons, data, diversity, downstream, dpo, eval, gguf, kl_sweep, ppo, pretrain,
-                            report, rm, rm_eval, sft)
+from rlhflab.stages import (bon, comparisons, data, diversity, downstream, dpo, eval, gguf, grpo, kl_sweep, online_dpo,
+                            ppo, pretrain, report, rloo, rm, rm_eval, sft)
 
 REGISTRY = [
     gguf.STAGE,
@@ -15,6 +15,9 @@ REGISTRY = [
     bon.STAGE,
     ppo.STAGE,
     dpo.STAGE,
+    rloo.STAGE,
+    grpo.STAGE,
+    online_dpo.STAGE,
     diversity.STAGE,
     eval.STAGE,
     kl_sweep.STAGE,

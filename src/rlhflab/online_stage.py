@@ -1,0 +1,42 @@
+"""The stage around an on-policy trainer (PPO, RLOO, GRPO, online DPO): the same inputs, outputs,
+selection and headline for each, so the study treats them alike. The stage's name is its config
+section's."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from rlhflab.inputs import gold_reward_of, layout, read_set
+from rlhflab.lora import saves_adapter
+from rlhflab.models import save_model
+from rlhflab.online_trainer import OnlineTrainer
+from rlhflab.pipeline import Stage, StageContext
+
+
+def train_policy(ctx: StageContext, trainer_class: type[OnlineTrainer], name: str) -> dict:
+    """Train `name` from the SFT model against the RM on the task's policy prompts; resume from the
+    last checkpoint after a crash; save the policy selected on validation RM score − β·KL."""
+    data = layout(ctx)
+    trainer = trainer_class(
+        getattr(ctx.cfg, name), ctx.cfg.generation, sft_dir=ctx.input("sft"), rm_dir=ctx.input("rm"), seed=ctx.seed,
+        dtype=ctx.cfg.model.dtype, lora=ctx.cfg.model.lora, train=ctx.cfg.train,
+        prompts=[r.prompt for r in read_set(ctx, data.require("prompt", "train"))],
+        val_prompts=[r.prompt for r in read_set(ctx, data.require("prompt", "validation"))],
+        gold=gold_reward_of(ctx), log=ctx.log, progress=lambda i, n: ctx.progress(name, i, n),
+        checkpoint_dir=ctx.checkpoint_dir, metrics_file=ctx.metrics_file)
+    summary = trainer.train()
+    # what a sweep of this stage selects on: the kept checkpoint's validation reward (kirk2024 E.3)
+    summary["selected_val_rm_score"] = summary["selected"].get("val_rm_score")
+    if ctx.is_main:
+        save_model(trainer.policy, trainer.tokenizer, ctx.out, adapter_only=saves_adapter(ctx.cfg.model.lora))
+    return summary
+
+
+def online_stage(name: str, run: Callable[[StageContext], dict]) -> Stage:
+    """The Stage of `run`, a function of the stage's own module that calls `train_policy` (so the
+    stage's cache key covers its trainer's code)."""
+    return Stage(name=name, needs=lambda cfg: ["data", "sft", "rm"],
+                 reads=("seed", "generation", name, "model.dtype", "model.lora", "train"), run=run,
+                 enabled=lambda cfg: getattr(cfg, name).enabled,
+                 select=("selected_val_rm_score", "max"),
+                 headline=("final_val_rm_score", "final_val_kl", "final_val_gold", "best_step"))
