@@ -8,6 +8,7 @@ each with the comparison it rests on and its uncertainty; nothing is written by 
 
     figures   save_figure, grouped_bars, twin_plot and the report's plots
     findings  compute_findings: the papers' claims decided from the loaded results (pure)
+    methods   RLOO, GRPO and online DPO against PPO and SFT, the same paired tests (pure)
     sections  the report's sections (tables and the figures beside them)
     sweeps    the best-of-N and KL-penalty sweep sections
     hparams   the hyper-parameter sweep tables (kirk2024 tables 8–10 and 14)
@@ -24,6 +25,7 @@ from rlhflab.report.downstream import downstream_claims, downstream_section
 from rlhflab.report.figures import grouped_bars, save_figure, twin_plot
 from rlhflab.report.findings import compute_findings, method_note
 from rlhflab.report.hparams import hparam_sweeps
+from rlhflab.report.methods import method_comparisons, methods_section
 from rlhflab.report.page import render_html, render_markdown, sample_browser
 
 __all__ = ["build_report", "compute_findings", "grouped_bars", "save_figure", "twin_plot", "STAGES"]
@@ -38,6 +40,9 @@ STAGES = {
     "bon": ("sweep.json", "grid.json"),
     "ppo": ("metrics.jsonl", "manifest.json", "grid.json"),
     "dpo": ("grid.json",),
+    "rloo": ("metrics.jsonl",),
+    "grpo": ("metrics.jsonl",),
+    "online_dpo": ("metrics.jsonl",),
     "diversity": ("diversity.json",),
     "eval": ("results.json", "annotations/<policy>_vs_reference/<set>.json"),
     "kl_sweep": ("sweep.json",),
@@ -80,16 +85,21 @@ def build_report(inputs: dict[str, Path], out_dir: Path, title: str) -> list[dic
     sections.diversity(rep, div, results)
     sweeps.best_of_n(rep, src.json("bon", "sweep.json"))
     sweeps.kl_sweep(rep, kl)
-    sections.training_curves(rep, src.rows("rm", "metrics.jsonl"), src.rows("ppo", "metrics.jsonl"))
+    sections.training_curves(rep, src.rows("rm", "metrics.jsonl"),
+                             {m: src.rows(m, "metrics.jsonl") for m in ("ppo", "rloo", "grpo", "online_dpo")})
     sections.reward_models(rep, src.json("rm_eval", "table.json"))
     hparam_sweeps(rep, {s: g for s in STAGES if "grid.json" in STAGES[s] and (g := src.json(s, "grid.json"))})
     downstream = src.json("downstream", "table.json")
     downstream_section(rep, downstream)
     findings = compute_findings(results, div, kl, ppo_manifest.get("metrics"),
                                 extra=downstream_claims(downstream, src.json("downstream", "items.json")))
+    comparisons = method_comparisons(results, div)
+    methods_section(rep, comparisons)
     note = method_note(findings)
 
     (out / "findings.json").write_text(json.dumps(findings, indent=2), encoding="utf-8")
+    if comparisons:
+        (out / "methods.json").write_text(json.dumps(comparisons, indent=2), encoding="utf-8")
     (out / "report.md").write_text(render_markdown(title, findings, rep.sections, rep.figures, note), encoding="utf-8")
     samples = sample_browser(results, src.dirs.get("eval"))
     (out / "index.html").write_text(render_html(title, findings, rep.sections, rep.figures, out, samples, note),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from rlhflab.report import figures as F
-from rlhflab.report.findings import RESAMPLES, _row
+from rlhflab.report.findings import RESAMPLES, claim_row
 from rlhflab.stats import paired_differences, stratified_bootstrap
 
 PPO_DPO_CLAIM = "PPO ≥ DPO on the downstream average (ivison2024 table 1)"
@@ -96,7 +96,7 @@ def downstream_claims(table: dict | None, items: dict | None, seed: int = 0) -> 
 
         st = stratified_bootstrap(diffs, overall, resamples=RESAMPLES, seed=seed, key="downstream-ppo-dpo") \
             if diffs else None
-        rows.append(_row(PPO_DPO_CLAIM, 1, st and {**st, "n": sum(st["n"].values())},
+        rows.append(claim_row(PPO_DPO_CLAIM, 1, st and {**st, "n": sum(st["n"].values())},
                          f"PPO − DPO over {len(diffs)} benchmarks, items paired"))
     for method in ("ppo", "dpo"):
         if method not in items or "sft" not in items:
@@ -106,10 +106,10 @@ def downstream_claims(table: dict | None, items: dict | None, seed: int = 0) -> 
         outside = [n for n in diffs if category[n] != IF]
         claim = f"{method.upper()}'s gains over SFT concentrate in instruction following (ivison2024 §4)"
         if not inside or not outside:
-            rows.append(_row(claim, 1, None, "needs instruction-following and other benchmarks"))
+            rows.append(claim_row(claim, 1, None, "needs instruction-following and other benchmarks"))
             continue
         st = stratified_bootstrap(diffs, lambda m: _mean([m[n] for n in inside]) - _mean([m[n] for n in outside]),
                                   resamples=RESAMPLES, seed=seed, key=f"downstream-{method}-if")
-        rows.append(_row(claim, 1, {**st, "n": sum(st["n"].values())},
+        rows.append(claim_row(claim, 1, {**st, "n": sum(st["n"].values())},
                          f"mean gain on {', '.join(inside)} minus mean gain on {len(outside)} other benchmarks"))
     return rows

@@ -15,8 +15,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-POLICY_ORDER = ["sft", "bon", "ppo", "dpo"]
-POLICY_LABEL = {"sft": "SFT", "bon": "best-of-N", "ppo": "PPO", "dpo": "DPO"}
+from rlhflab.report.findings import NAMES  # noqa: E402
+
+POLICY_ORDER = ["sft", "bon", "ppo", "dpo", "grpo", "rloo", "online_dpo"]
+POLICY_LABEL = NAMES
 METRIC_LABEL = {"ead": "EAD", "sentence_bert": "Sentence-BERT", "nli": "NLI"}
 KINDS = {"per_input": "per-input", "across_input": "across-input"}
 
@@ -27,7 +29,7 @@ def metrics_in_order(names) -> list[str]:
 
 
 def ordered(names: Iterable[str]) -> list[str]:
-    """Policies in the study's order (sft, bon, ppo, dpo), then any others by name."""
+    """Policies in the study's order (sft, bon, ppo, dpo, grpo, rloo, online_dpo), then any others by name."""
     return sorted(names, key=lambda n: (POLICY_ORDER.index(n) if n in POLICY_ORDER else 99, n))
 
 
@@ -145,7 +147,7 @@ def draw_shift(ax, gap: dict[str, dict[str, float]], shift: dict[str, float], un
     ax.legend(fontsize=8)
 
 
-POLICY_COLOUR = {"sft": "C0", "bon": "C1", "ppo": "C2", "dpo": "C3"}
+POLICY_COLOUR = {"sft": "C0", "bon": "C1", "ppo": "C2", "dpo": "C3", "grpo": "C4", "rloo": "C5", "online_dpo": "C6"}
 
 
 def draw_tradeoff(ax, diversity_policies: dict, pvr: dict, test_set: str, metric: str, kind: str) -> None:
@@ -207,13 +209,28 @@ def draw_rm_accuracy(ax, rows: list[dict]) -> None:
     ax.set_ylabel("accuracy")
 
 
-def draw_ppo(ax, rows: list[dict]) -> None:
-    """RM score (and gold reward, when logged) per PPO step, KL on the right-hand axis."""
+def draw_ppo(ax, rows: list[dict], xlabel: str = "PPO step") -> None:
+    """RM score (and gold reward, when logged) per step of an on-policy trainer, KL on the right-hand axis."""
     left = {"RM score": ([r["rm_score"] for r in rows], "-")}
     if "gold" in rows[0]:
         left["gold reward"] = ([r["gold"] for r in rows], "-")
     twin_plot(ax, [r["step"] for r in rows], left, ("KL", [r["kl"] for r in rows], "--"),
-              "PPO step", "reward", "KL (nats)")
+              xlabel, "reward", "KL (nats)")
+
+
+def draw_frontier(ax, val_rows: dict[str, list[dict]]) -> None:
+    """Each on-policy method's validation passes: reward (gold where every pass has it, else RM
+    score) against KL to the SFT model, step 0 (SFT itself) included; the last pass is marked."""
+    gold = all("val_gold" in r for rows in val_rows.values() for r in rows)
+    key = "val_gold" if gold else "val_rm_score"
+    for m in ordered(val_rows):
+        rows = val_rows[m]
+        colour = POLICY_COLOUR.get(m)
+        ax.plot([r["val_kl"] for r in rows], [r[key] for r in rows], "o-", color=colour, label=label(m), ms=3)
+        ax.plot([rows[-1]["val_kl"]], [rows[-1][key]], "*", color=colour, ms=10)
+    ax.set_xlabel("validation KL to SFT (nats)")
+    ax.set_ylabel("validation gold reward" if gold else "validation RM score")
+    ax.legend(fontsize=8)
 
 
 def draw_kl_sweep(ax, points: list[dict]) -> None:

@@ -23,7 +23,6 @@ claim and is left out of the mean-gap claim, and `uninformative_sets` lists it f
 
 from __future__ import annotations
 
-from rlhflab.report.page import fmt
 from rlhflab.stats import holm, paired_bootstrap, paired_differences, stratified_bootstrap, verdict
 
 KL_CLAIM = "A higher KL penalty does not restore SFT's diversity"
@@ -33,6 +32,8 @@ FLOOR = 2.0  # PvR win rate (%) below which a policy "does not succeed" on a set
 ALPHA = 0.05
 RESAMPLES = 2000
 TEST = "paired bootstrap over inputs"
+NAMES = {"sft": "SFT", "bon": "best-of-N", "ppo": "PPO", "dpo": "DPO", "grpo": "GRPO", "rloo": "RLOO",
+         "online_dpo": "online DPO"}
 
 
 def distribution(results: dict, test_set: str) -> str | None:
@@ -71,7 +72,7 @@ def uninformative_sets(results: dict | None, floor: float = FLOOR) -> list[str]:
 DIGITS = {"points": 1, "score": 3}  # win-rate points, or a diversity score
 
 
-def _row(claim: str, direction: int, stat: dict | None, evidence: str, scale: float = 1.0,
+def claim_row(claim: str, direction: int, stat: dict | None, evidence: str, scale: float = 1.0,
          unit: str = "points") -> dict:
     if stat is None:
         return {"claim": claim, "verdict": "not run", "direction": direction, "unit": unit, "evidence": evidence}
@@ -101,7 +102,7 @@ def compute_findings(eval_results: dict | None, diversity: dict | None, kl_sweep
     def pvr_claim(claim: str, a: str, b: str, s: str, extra: str = "") -> None:
         st = paired_bootstrap(prefs[a][s], prefs[b][s], resamples=RESAMPLES, seed=seed, key=f"{a}-{b}-{s}")
         wa, wb = e["pvr"][a][s]["win_rate"], e["pvr"][b][s]["win_rate"]
-        rows.append(_row(claim, 1, st, f"PvR {wa:.1f} vs {wb:.1f} on {st['n']} paired inputs" + extra, 100.0))
+        rows.append(claim_row(claim, 1, st, f"PvR {wa:.1f} vs {wb:.1f} on {st['n']} paired inputs" + extra, 100.0))
 
     if e and {"ppo", "sft"} <= set(prefs):
         for s in evaluated_sets(e):
@@ -115,7 +116,7 @@ def compute_findings(eval_results: dict | None, diversity: dict | None, kl_sweep
         for s in ids:
             pvr_claim("Best-of-N beats SFT" if len(ids) == 1 else f"Best-of-N beats SFT ({s})", "bon", "sft", s)
     if e and {"ppo", "sft"} <= set(prefs):
-        rows += [r for r in (_gap_claim(e, prefs, skip, seed), _length_control_claim(e, ids)) if r]
+        rows += [r for r in (gap_claim(e, prefs, skip, seed), _length_control_claim(e, ids)) if r]
     if d and "ppo" in d["policies"] and "sft" in d["policies"]:
         for m, v in d["policies"]["ppo"].items():
             s_vals = (d["policies"]["sft"].get(m) or {}).get("per_input", {}).get("values")
@@ -123,32 +124,34 @@ def compute_findings(eval_results: dict | None, diversity: dict | None, kl_sweep
             if not s_vals or not p_vals:
                 continue
             st = paired_bootstrap(p_vals, s_vals, resamples=RESAMPLES, seed=seed, key=f"diversity-{m}")
-            rows.append(_row(f"RLHF lowers per-input diversity ({m})", -1, st,
+            rows.append(claim_row(f"RLHF lowers per-input diversity ({m})", -1, st,
                              f"PPO {v['per_input']['mean']:.3f} vs SFT {d['policies']['sft'][m]['per_input']['mean']:.3f}"
                              f" over {st['n']} inputs", unit="score"))
     rows.append(_kl_claim(kl_sweep, seed))
-    return _decide(rows + list(extra))
+    return decide(rows + list(extra))
 
 
-def _gap_claim(e: dict, prefs: dict, skip: set[str], seed: int) -> dict | None:
-    """Mean over informative OOD sets of (PPO's gap − SFT's gap), each gap against the set's own
-    `compare_to` ID set; negative = PPO loses less ground. Each set's per-input PPO − SFT
-    differences are resampled within the set."""
+def gap_claim(e: dict, prefs: dict, skip: set[str], seed: int, a: str = "ppo", b: str = "sft",
+              claim: str = GAP_CLAIM) -> dict | None:
+    """Mean over informative OOD sets of (a's gap − b's gap), each gap against the set's own
+    `compare_to` ID set; negative = a loses less ground. Each set's per-input a − b differences
+    are resampled within the set."""
     pairs = {s: (e["sets"][s].get("compare_to")) for s in sets_in(e, "ood")}
     pairs = {s: base for s, base in pairs.items() if base and s not in skip and base not in skip}
     if not pairs:
         return None
-    diffs = {s: paired_differences(prefs["ppo"][s], prefs["sft"][s]) for s in set(pairs) | set(pairs.values())}
+    diffs = {s: paired_differences(prefs[a][s], prefs[b][s]) for s in set(pairs) | set(pairs.values())}
 
     def mean_gap_difference(m: dict[str, float]) -> float:
         return sum(m[base] - m[s] for s, base in pairs.items()) / len(pairs)
 
-    st = stratified_bootstrap(diffs, mean_gap_difference, resamples=RESAMPLES, seed=seed, key="gap")
-    gp = sum(e["gap"]["ppo"][s] for s in pairs) / len(pairs)
-    gs = sum(e["gap"]["sft"][s] for s in pairs) / len(pairs)
+    st = stratified_bootstrap(diffs, mean_gap_difference, resamples=RESAMPLES, seed=seed,
+                              key="gap" if (a, b) == ("ppo", "sft") else f"gap-{a}-{b}")
+    gp = sum(e["gap"][a][s] for s in pairs) / len(pairs)
+    gs = sum(e["gap"][b][s] for s in pairs) / len(pairs)
     left_out = sorted(set(sets_in(e, "ood")) - set(pairs))
     note = f"; left out (no policy succeeds): {', '.join(left_out)}" if left_out else ""
-    return _row(GAP_CLAIM, -1, st, f"mean gap PPO {gp:.1f} vs SFT {gs:.1f} points over {len(pairs)} OOD sets"
+    return claim_row(claim, -1, st, f"mean gap {NAMES[a]} {gp:.1f} vs {NAMES[b]} {gs:.1f} points over {len(pairs)} OOD sets"
                 + note, 100.0)
 
 
@@ -160,7 +163,7 @@ def _length_control_claim(e: dict, ids: list[str]) -> dict | None:
     if s is None:
         return None
     st = lc[s]
-    return _row(LC_CLAIM + ("" if len(ids) == 1 else f" ({s})"), 1, st,
+    return claim_row(LC_CLAIM + ("" if len(ids) == 1 else f" ({s})"), 1, st,
                 f"LC PvR {st['lc_a']:.1f} vs {st['lc_b']:.1f} (raw {st['raw_a']:.1f} vs {st['raw_b']:.1f})")
 
 
@@ -176,15 +179,15 @@ def _kl_claim(kl_sweep: dict | None, seed: int) -> dict:
     sft = ((kl_sweep or {}).get("sft") or {}).get("diversity") or {}
     m = kl_metric(set(sft) & set(pts[-1].get("diversity") or {})) if pts else None
     if m is None:
-        return _row(KL_CLAIM, -1, None, "not run: enable the kl_sweep stage", unit="score")
+        return claim_row(KL_CLAIM, -1, None, "not run: enable the kl_sweep stage", unit="score")
     top, ref = pts[-1]["diversity"][m]["per_input"], sft[m]["per_input"]
     st = paired_bootstrap(top["values"], ref["values"], resamples=RESAMPLES, seed=seed, key="kl")
     at = f"step {pts[-1]['step']}" + (", SFT itself" if pts[-1].get("is_sft") else "")
-    return _row(KL_CLAIM, -1, st, f"per-input {m} diversity at β = {pts[-1]['kl_coef']} ({at}): {top['mean']:.3f} "
+    return claim_row(KL_CLAIM, -1, st, f"per-input {m} diversity at β = {pts[-1]['kl_coef']} ({at}): {top['mean']:.3f} "
                 f"vs SFT {ref['mean']:.3f} over {st['n']} inputs", unit="score")
 
 
-def _decide(rows: list[dict]) -> list[dict]:
+def decide(rows: list[dict]) -> list[dict]:
     """Holm-adjust the p-values of every tested claim and give each its verdict."""
     tested = [r for r in rows if r["verdict"] is None]
     for r, p in zip(tested, holm([r["p_value"] for r in tested])):

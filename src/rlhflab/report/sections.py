@@ -222,16 +222,28 @@ def _tradeoff_grid(rep: Sections, d: dict, e: dict) -> None:
              sharex="col", sharey="row")
 
 
-def training_curves(rep: Sections, rm_rows: list[dict], ppo_rows: list[dict]) -> None:
+def training_curves(rep: Sections, rm_rows: list[dict], online: dict[str, list[dict]]) -> None:
+    """RM accuracy, each on-policy method's curves (`online`: stage name -> its metrics.jsonl rows)
+    and, with two or more methods, their reward-against-KL paths."""
     rm_rows = [r for r in rm_rows if "val_accuracy" in r]
     if rm_rows:
         rep.figure("rm_accuracy", "Reward model validation accuracy",
                    "ID validation pairwise accuracy during RM training (kirk2024 fig. 23).",
                    lambda ax: F.draw_rm_accuracy(ax, rm_rows))
-    ppo_rows = [r for r in ppo_rows if "rm_score" in r]
-    if ppo_rows:
-        rep.figure("ppo_curves", "PPO training", "Rollout RM score, gold reward and KL to the SFT model "
-                   "per step (kirk2024 fig. 24).", lambda ax: F.draw_ppo(ax, ppo_rows))
+    for m, rows in online.items():
+        rows = [r for r in rows if "rm_score" in r]
+        if rows:
+            name = F.label(m)
+            rep.figure(f"{m}_curves", f"{name} training", "Rollout RM score, gold reward and KL to the SFT model "
+                       "per step" + (" (kirk2024 fig. 24)." if m == "ppo" else "."),
+                       lambda ax, rows=rows, name=name: F.draw_ppo(ax, rows, f"{name} step"))
+    val = {m: [r for r in rows if "val_rm_score" in r and "val_kl" in r] for m, rows in online.items()}
+    val = {m: rows for m, rows in val.items() if rows}
+    if len(val) >= 2:
+        rep.figure("online_frontier", "Reward against KL", "Every validation pass of each on-policy method: "
+                   "reward against KL to the SFT model, from step 0 (the SFT model) to the last pass (star); "
+                   "a method further up at the same KL buys more reward for the same drift (Gao et al. 2023).",
+                   lambda ax: F.draw_frontier(ax, val))
 
 
 def reward_models(rep: Sections, table: dict | None) -> None:
