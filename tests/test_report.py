@@ -322,7 +322,7 @@ def test_kl_sweep_section_draws_figures_11_to_13_and_tables_one_checkpoint(tmp_p
         "kl_sweep", "kl_sweep_win_rates", "kl_sweep_per_input", "kl_sweep_across_input"}
     assert seen["kl_sweep_win_rates"]["col_titles"] == ["ID win rate", "OOD win rate", "gap ID − OOD"]
     assert seen["kl_sweep_per_input"]["col_titles"] == ["EAD", "Sentence-BERT"]
-    assert "Every number of a β comes from one checkpoint of its run: the last checkpoint" in md
+    assert "PPO at each β; every number of a β comes from one checkpoint of its run: the last checkpoint" in md
     assert "| β | step | RM score | KL | gold | main PvR | idiom PvR | mean gap |" in md
     assert "| β | EAD per-input | EAD across-input | Sentence-BERT per-input | Sentence-BERT across-input |" in md
     # sorted by β; the SFT row is the β = ∞ end

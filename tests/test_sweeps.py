@@ -211,3 +211,23 @@ def test_bon_without_gold_or_a_separate_proxy_rm_skips_the_curve_and_says_why(mo
     cfg = load_config("quickstart", ["bon.sweep_evaluator=rm_proxy", "bon.reward_model=rm_proxy"])
     with pytest.raises(ValueError, match="cannot judge its own picks"):
         stage.run(_ctx(stage, cfg, tmp_path, inputs=("data", "sft", "rm_proxy")))
+
+
+def test_kl_sweep_sweeps_grpo_with_its_own_settings(monkeypatch, tmp_path):
+    import rlhflab.stages.kl_sweep as stage
+
+    cfg = load_config("quickstart", ["kl_sweep.kl_coefs=[0.01,1.0]", "kl_sweep.n_inputs=3", "kl_sweep.method=grpo",
+                                     "grpo.rollouts_per_prompt=3", "grpo.minibatch_size=16", "kl_sweep.samples_per_input=2",
+                                     "diversity.metrics=[ead]", "eval.judge=gold"])
+    judge = GoldJudge(lambda p, t: float(t == "good"), "toy")
+    FakeTrainer.made = []
+    for name, value in {"layout": lambda ctx: LAYOUT, "read_set": _records, "gold_reward_of": lambda ctx: None,
+                        "task_info": lambda ctx: {}, "GRPOTrainer": FakeTrainer, "model_sampler": fake_sampler,
+                        "judges_for": lambda ctx, sets: {s: judge for s in sets}}.items():
+        monkeypatch.setattr(stage, name, value)
+    stage.run(_ctx(stage, cfg, tmp_path))
+    sweep = __import__("json").loads((tmp_path / "out" / "sweep.json").read_text())
+    assert sweep["method"] == "grpo" and [p["kl_coef"] for p in sweep["points"]] == [0.01, 1.0]
+    assert [type(c).__name__ for c in FakeTrainer.made] == ["GRPOStage", "GRPOStage"]
+    assert [(c.kl_coef, c.rollouts_per_prompt, c.select_on) for c in FakeTrainer.made] == [(0.01, 3, "last"),
+                                                                                            (1.0, 3, "last")]

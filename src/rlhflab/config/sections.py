@@ -228,6 +228,8 @@ class KLSweepStage(Section):
     """PPO at several KL coefficients: win rates ID/OOD, the gap and diversity against β (kirk2024 fig. 11–13)."""
 
     enabled: bool = False
+    method: Literal["ppo", "grpo", "rloo"] = Field(
+        "ppo", description="the on-policy method swept, with its own section's settings at each β (ppo: kirk2024)")
     kl_coefs: list[float] = Field(default_factory=lambda: [0.01, 0.05, 0.2, 1.0])
     max_steps: int | None = Field(None, ge=1, description="rollout batches per run (default: as ppo)")
     select_on: Literal["val_objective", "last"] = Field(

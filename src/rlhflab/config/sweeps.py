@@ -44,4 +44,7 @@ class Sweeps(Section):
     rm_proxy: StageSweep | None = None
     ppo: StageSweep | None = None
     dpo: StageSweep | None = None
+    rloo: StageSweep | None = None
+    grpo: StageSweep | None = None
+    online_dpo: StageSweep | None = None
     bon: StageSweep | None = None

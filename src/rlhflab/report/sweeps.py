@@ -67,7 +67,9 @@ def kl_sweep(rep: Sections, sweep: dict | None) -> None:
         return
     sft, roles, betas = sweep.get("sft") or {}, sweep.get("sets") or {}, [p["kl_coef"] for p in pts]
     which = {"last": "the last checkpoint", "val_objective": "the checkpoint with the best validation RM − β·KL"}
-    where = f"Every number of a β comes from one checkpoint of its run: {which.get(sweep.get('select_on'), '?')}"
+    method = F.label(sweep.get("method", "ppo"))
+    where = (f"{method} at each β; every number of a β comes from one checkpoint of its run: "
+             f"{which.get(sweep.get('select_on'), '?')}")
     rep.figure("kl_sweep", "KL-penalty sweep: reward and KL", where + "; validation RM score, gold reward and KL to "
                "SFT (kirk2024 appendix I).", lambda ax: F.draw_kl_sweep(ax, pts))
     sets = _sets_in_order(roles, pts[0].get("pvr") or {})
@@ -95,9 +97,9 @@ def kl_sweep(rep: Sections, sweep: dict | None) -> None:
     for kind, fig in (("per_input", "12"), ("across_input", "13")):
         spread = "inputs" if kind == "per_input" else "redraws of the across-input sample"
         row = [lambda ax, m=m, kind=kind: F.draw_lines(
-            ax, betas, {"PPO": ([p["diversity"][m][kind]["mean"] for p in pts],
+            ax, betas, {method: ([p["diversity"][m][kind]["mean"] for p in pts],
                                 [p["diversity"][m][kind]["std"] for p in pts])},
-            "β", "diversity", reference_label="SFT", reference={"PPO": (
+            "β", "diversity", reference_label="SFT", reference={method: (
                 (sft.get("diversity") or {}).get(m, {}).get(kind, {}).get("mean"),
                 (sft.get("diversity") or {}).get(m, {}).get(kind, {}).get("std"))}) for m in metrics]
         if row:

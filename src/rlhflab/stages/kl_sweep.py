@@ -1,4 +1,4 @@
-"""`kl_sweep` stage: PPO at several KL coefficients β (kirk2024 appendix I, fig. 11–13): does a
+"""`kl_sweep` stage: PPO (or `kl_sweep.method`: GRPO, RLOO) at several KL coefficients β (kirk2024 appendix I, fig. 11–13): does a
 stronger KL penalty trade generalisation for diversity, or bring back the SFT model's diversity?
 
 Every number of a β comes from ONE checkpoint of its run, `kl_sweep.select_on` (the last by
@@ -25,6 +25,7 @@ from rlhflab.judging import JUDGE_READS, judge_needs, judges_for, pvr_by_set
 from rlhflab.layout import roles
 from rlhflab.lora import adapter_disabled
 from rlhflab.pipeline import Stage, StageContext
+from rlhflab.group_trainer import GRPOTrainer, RLOOTrainer
 from rlhflab.ppo_trainer import PPOTrainer
 from rlhflab.sampling import model_sampler
 
@@ -75,9 +76,10 @@ def run(ctx: StageContext) -> dict:
     points, sft = [], None
     for i, beta in enumerate(cfg.kl_coefs):
         ctx.progress("kl_sweep", i, len(cfg.kl_coefs))
-        ppo = ctx.cfg.ppo.model_copy(update={"kl_coef": beta, "max_steps": cfg.max_steps or ctx.cfg.ppo.max_steps,
-                                             "select_on": cfg.select_on})
-        metrics_file = ctx.out / f"beta_{beta:g}" / "metrics.jsonl"  # each β's PPO curve beside the sweep
+        section = getattr(ctx.cfg, cfg.method)
+        settings = section.model_copy(update={"kl_coef": beta, "max_steps": cfg.max_steps or section.max_steps,
+                                              "select_on": cfg.select_on})
+        metrics_file = ctx.out / f"beta_{beta:g}" / "metrics.jsonl"  # each β's training curve beside the sweep
         start: dict = {}
 
         def log(step, row, f=metrics_file, start=start):
@@ -85,7 +87,8 @@ def run(ctx: StageContext) -> dict:
                 start.update(row)  # the SFT model's validation pass: the reference line's RM score and gold
             ctx.log(step, row, f)
 
-        trainer = PPOTrainer(ppo, ctx.cfg.generation, sft_dir=ctx.input("sft"), rm_dir=ctx.input("rm"),
+        trainer_class = {"ppo": PPOTrainer, "grpo": GRPOTrainer, "rloo": RLOOTrainer}[cfg.method]
+        trainer = trainer_class(settings, ctx.cfg.generation, sft_dir=ctx.input("sft"), rm_dir=ctx.input("rm"),
                              seed=ctx.seed, dtype=ctx.cfg.model.dtype, lora=ctx.cfg.model.lora,
                              train=ctx.cfg.train, prompts=train_prompts,
                              val_prompts=val_prompts, gold=gold, log=log)
@@ -102,7 +105,7 @@ def run(ctx: StageContext) -> dict:
     ctx.progress("kl_sweep", len(cfg.kl_coefs), len(cfg.kl_coefs))
     if ctx.is_main:
         write_json(ctx.out / "sweep.json", {
-            "select_on": cfg.select_on, "judge": ctx.cfg.eval.judge, "sets": measure.sets,
+            "method": cfg.method, "select_on": cfg.select_on, "judge": ctx.cfg.eval.judge, "sets": measure.sets,
             "win_rate_inputs": {s: len(r) for s, r in measure.test_sets.items()},
             "diversity_test_set": cfg.test_set, "n_inputs": len(measure.div_prompts),
             "samples_per_input": cfg.samples_per_input, "temperature": ctx.cfg.diversity.temperature,
@@ -124,5 +127,6 @@ def _needs(cfg) -> list[str]:
 
 
 STAGE = Stage(name="kl_sweep", needs=_needs,
-              reads=("seed", "generation", "ppo", "kl_sweep", "model.lora", "train") + JUDGE_READS + DIVERSITY_READS,
+              reads=("seed", "generation", "ppo", "grpo", "rloo", "kl_sweep", "model.lora", "train") + JUDGE_READS
+              + DIVERSITY_READS,
               run=run, enabled=lambda cfg: cfg.kl_sweep.enabled)
