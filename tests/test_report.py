@@ -420,3 +420,30 @@ def test_report_shows_each_sweep_with_the_used_point_marked(tmp_path):
     assert "| **0.8** | **0.610** | **✓** |" in md
     assert (tmp_path / "r" / "figures" / "sweep_sft.png").stat().st_size > 1000
     assert (tmp_path / "r" / "figures" / "sweep_rm.png").exists()
+
+
+def test_method_comparisons_test_each_method_against_sft_and_ppo():
+    """GRPO wins 12 more ID inputs than SFT and as many as PPO; on the OOD set it loses 10 that SFT
+    wins. Its diversity is PPO's. Verdicts follow the intervals, Holm over this table alone."""
+    from rlhflab.report.methods import method_comparisons
+
+    e, d = _eval(), _div()
+    e["preferences"]["grpo"] = {"main": _prefs(28, flip=(0, 30)), "idiom": _prefs(2)}
+    e["pvr"]["grpo"] = {s: _wr(100 * sum(v) / len(v), 5.0) for s, v in e["preferences"]["grpo"].items()}
+    e["gap"]["grpo"] = {"idiom": e["pvr"]["grpo"]["main"]["win_rate"] - e["pvr"]["grpo"]["idiom"]["win_rate"]}
+    d["policies"]["grpo"] = d["policies"]["ppo"]
+    rows = {r["claim"]: r for r in method_comparisons(e, d)}
+    assert set(rows) == {f"GRPO {what}" for what in (
+        "beats SFT in distribution (main)", "beats PPO in distribution (main)",
+        "beats SFT out of distribution (mean over OOD sets)", "beats PPO out of distribution (mean over OOD sets)",
+        "generalises better than SFT (smaller ID − OOD gap)", "generalises better than PPO (smaller ID − OOD gap)",
+        "has lower per-input diversity than SFT (ead)", "has lower per-input diversity than PPO (ead)")}
+    main_sft = rows["GRPO beats SFT in distribution (main)"]
+    assert main_sft["estimate"] == pytest.approx(100 * (28 - 16) / 40) and main_sft["verdict"] == "holds"
+    assert rows["GRPO beats PPO in distribution (main)"]["estimate"] == pytest.approx(0.0)
+    assert rows["GRPO beats PPO in distribution (main)"]["verdict"] == "inconclusive"
+    ood = rows["GRPO beats SFT out of distribution (mean over OOD sets)"]
+    assert ood["estimate"] == pytest.approx(100 * (2 - 12) / 40) and ood["verdict"] == "opposite holds"
+    assert rows["GRPO has lower per-input diversity than SFT (ead)"]["verdict"] == "holds"
+    assert rows["GRPO has lower per-input diversity than PPO (ead)"]["estimate"] == pytest.approx(0.0)
+    assert method_comparisons(_eval(), _div()) == []  # none of the methods ran
