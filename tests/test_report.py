@@ -447,3 +447,5 @@ def test_method_comparisons_test_each_method_against_sft_and_ppo():
     assert rows["GRPO has lower per-input diversity than SFT (ead)"]["verdict"] == "holds"
     assert rows["GRPO has lower per-input diversity than PPO (ead)"]["estimate"] == pytest.approx(0.0)
     assert method_comparisons(_eval(), _div()) == []  # none of the methods ran
+    kept = method_comparisons(e, d, kept_start=("grpo",))
+    assert all(r["evidence"].count("selection kept its starting point") == 1 for r in kept)

@@ -40,9 +40,9 @@ STAGES = {
     "bon": ("sweep.json", "grid.json"),
     "ppo": ("metrics.jsonl", "manifest.json", "grid.json"),
     "dpo": ("grid.json",),
-    "rloo": ("metrics.jsonl",),
-    "grpo": ("metrics.jsonl",),
-    "online_dpo": ("metrics.jsonl",),
+    "rloo": ("metrics.jsonl", "manifest.json"),
+    "grpo": ("metrics.jsonl", "manifest.json"),
+    "online_dpo": ("metrics.jsonl", "manifest.json"),
     "diversity": ("diversity.json",),
     "eval": ("results.json", "annotations/<policy>_vs_reference/<set>.json"),
     "kl_sweep": ("sweep.json",),
@@ -93,7 +93,9 @@ def build_report(inputs: dict[str, Path], out_dir: Path, title: str) -> list[dic
     downstream_section(rep, downstream)
     findings = compute_findings(results, div, kl, ppo_manifest.get("metrics"),
                                 extra=downstream_claims(downstream, src.json("downstream", "items.json")))
-    comparisons = method_comparisons(results, div)
+    kept_start = tuple(m for m in ("rloo", "grpo", "online_dpo")
+                       if ((src.json(m, "manifest.json") or {}).get("metrics") or {}).get("best_step") == 0)
+    comparisons = method_comparisons(results, div, kept_start=kept_start)
     methods_section(rep, comparisons)
     note = method_note(findings)
 

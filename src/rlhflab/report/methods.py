@@ -20,7 +20,8 @@ BASELINES = ("sft", "ppo")
 VERDICT = {"reproduced": "holds", "contradicted": "opposite holds"}
 
 
-def method_comparisons(e: dict | None, d: dict | None, *, seed: int = 0) -> list[dict]:
+def method_comparisons(e: dict | None, d: dict | None, *, seed: int = 0, kept_start: tuple[str, ...] = ()) -> list[dict]:
+    """`kept_start`: the methods whose selection kept step 0, the SFT model itself (said in their rows)."""
     rows: list[dict] = []
     prefs = (e or {}).get("preferences") or {}
     skip = set(uninformative_sets(e))
@@ -32,8 +33,8 @@ def method_comparisons(e: dict | None, d: dict | None, *, seed: int = 0) -> list
             for s in [s for s in both if distribution(e, s) == "id"]:
                 st = paired_bootstrap(prefs[m][s], prefs[base][s], resamples=RESAMPLES, seed=seed, key=f"{m}-{base}-{s}")
                 wa, wb = e["pvr"][m][s]["win_rate"], e["pvr"][base][s]["win_rate"]
-                rows.append(claim_row(f"{NAMES[m]} beats {NAMES[base]} in distribution ({s})", 1, st,
-                                      f"PvR {wa:.1f} vs {wb:.1f} on {st['n']} paired inputs", 100.0))
+                rows.append({**claim_row(f"{NAMES[m]} beats {NAMES[base]} in distribution ({s})", 1, st,
+                                         f"PvR {wa:.1f} vs {wb:.1f} on {st['n']} paired inputs", 100.0), "method": m})
             oods = [s for s in both if distribution(e, s) == "ood"]
             if oods:
                 diffs = {s: paired_differences(prefs[m][s], prefs[base][s]) for s in oods}
@@ -41,13 +42,17 @@ def method_comparisons(e: dict | None, d: dict | None, *, seed: int = 0) -> list
                                           key=f"{m}-{base}-ood")
                 wa = sum(e["pvr"][m][s]["win_rate"] for s in oods) / len(oods)
                 wb = sum(e["pvr"][base][s]["win_rate"] for s in oods) / len(oods)
-                rows.append(claim_row(f"{NAMES[m]} beats {NAMES[base]} out of distribution (mean over OOD sets)", 1,
-                                      st, f"mean PvR {wa:.1f} vs {wb:.1f} over {len(oods)} OOD sets", 100.0))
+                rows.append({**claim_row(f"{NAMES[m]} beats {NAMES[base]} out of distribution (mean over OOD sets)",
+                                         1, st, f"mean PvR {wa:.1f} vs {wb:.1f} over {len(oods)} OOD sets", 100.0),
+                             "method": m})
             gap = gap_claim(e, prefs, skip, seed, m, base,
                             f"{NAMES[m]} generalises better than {NAMES[base]} (smaller ID − OOD gap)")
             if gap:
-                rows.append(gap)
+                rows.append({**gap, "method": m})
     rows += _diversity_rows(d, seed)
+    for r in rows:
+        if r.get("method") in kept_start:
+            r["evidence"] += f"; {NAMES[r['method']]}'s selection kept its starting point (best_step 0 = SFT)"
     for r in decide(rows):  # these are not the papers' claims, so nothing is "reproduced"
         r["verdict"] = VERDICT.get(r["verdict"], r["verdict"])
     return rows
@@ -67,8 +72,9 @@ def _diversity_rows(d: dict | None, seed: int) -> list[dict]:
             if not a.get("values") or not b.get("values"):
                 continue
             st = paired_bootstrap(a["values"], b["values"], resamples=RESAMPLES, seed=seed, key=f"diversity-{m}-{base}")
-            rows.append(claim_row(f"{NAMES[m]} has lower per-input diversity than {NAMES[base]} ({metric})", -1, st,
-                                  f"{a['mean']:.3f} vs {b['mean']:.3f} over {st['n']} inputs", unit="score"))
+            rows.append({**claim_row(f"{NAMES[m]} has lower per-input diversity than {NAMES[base]} ({metric})", -1,
+                                     st, f"{a['mean']:.3f} vs {b['mean']:.3f} over {st['n']} inputs", unit="score"),
+                         "method": m})
     return rows
 
 
