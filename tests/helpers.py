@@ -31,3 +31,27 @@ def run_stage_on(stage, cfg, run_dir, out):
     ctx = StageContext(ConfigView(cfg, stage.reads, stage.name), stage, out, run_dir, PartialState(),
                        tuple(inputs), key="rerun-test")
     return stage.run(ctx)
+
+
+def run_killed_in_step(trainer_module: str, trainer_class: str, sets: list[str], until: str, step: int = 6):
+    """`rlhflab run quickstart --until <until>` with `sets`, in a subprocess whose trainer SIGKILLs
+    its own process when it starts step `step`; returns the finished process."""
+    import os
+    import subprocess
+    import sys
+
+    killer = (
+        "import os, signal\n"
+        "from rlhflab.config import load_config\n"
+        "from rlhflab.pipeline import run_pipeline\n"
+        f"from rlhflab.{trainer_module} import {trainer_class} as T\n"
+        "from rlhflab.stages import REGISTRY\n"
+        "step_fn = T.train_step\n"
+        "def train_step(self, step):\n"
+        f"    if step == {step}:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return step_fn(self, step)\n"
+        "T.train_step = train_step\n"
+        f"run_pipeline(load_config('quickstart', {sets!r}), REGISTRY, until={until!r})\n")
+    return subprocess.run([sys.executable, "-c", killer], env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                          capture_output=True, text=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY
+from helpers import run_killed_in_step
 from transformers import AutoModelForCausalLM
 
 pytestmark = pytest.mark.slow
@@ -100,21 +101,8 @@ def test_method_resumes_exactly_after_sigkill(methods_run, method, tmp_path):
     run_dir = tmp_path / "resume"
     _copy_upstream(cfg.run_dir, run_dir)
     sets = TINY + SETTINGS + [f"output_dir={tmp_path}", "name=resume"]
-    killer = (
-        "import os, signal, sys\n"
-        "from rlhflab.config import load_config\n"
-        "from rlhflab.pipeline import run_pipeline\n"
-        f"from rlhflab.{trainer_module} import {trainer} as T\n"
-        "from rlhflab.stages import REGISTRY\n"
-        "step_fn = T.train_step\n"
-        "def train_step(self, step):\n"
-        "    if step == 6:\n"
-        "        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "    return step_fn(self, step)\n"
-        "T.train_step = train_step\n"
-        f"run_pipeline(load_config('quickstart', {sets!r}), REGISTRY, until={method!r})\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-c", killer], env=env, capture_output=True, text=True)
+    proc = run_killed_in_step(trainer_module, trainer, sets, method)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert not (run_dir / method).exists() and list((run_dir / ".checkpoints").glob(f"{method}-*/state"))
     args = [sys.executable, "-m", "rlhflab.cli", "run", "quickstart", "--until", method,

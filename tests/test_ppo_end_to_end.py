@@ -6,10 +6,10 @@ import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from conftest import TINY
+from helpers import run_killed_in_step
 from transformers import AutoModelForCausalLM
 
 pytestmark = pytest.mark.slow
@@ -105,22 +105,8 @@ def test_ppo_stage_resumes_after_sigkill(tiny_run, tmp_path):
     for stage in ("data", "pretrain", "sft", "rm"):
         shutil.copytree(cfg.run_dir / stage, run_dir / stage)
     sets = TINY + [f"output_dir={tmp_path}", "name=resume"]
-    killer = (
-        "import os, signal, sys\n"
-        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "from rlhflab.config import load_config\n"
-        "from rlhflab.pipeline import run_pipeline\n"
-        "from rlhflab.ppo_trainer import PPOTrainer\n"
-        "from rlhflab.stages import REGISTRY\n"
-        "step_fn = PPOTrainer.train_step\n"
-        "def train_step(self, step):\n"
-        "    if step == 6:\n"
-        "        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "    return step_fn(self, step)\n"
-        "PPOTrainer.train_step = train_step\n"
-        f"run_pipeline(load_config('quickstart', {sets!r}), REGISTRY, until='ppo')\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-c", killer], env=env, capture_output=True, text=True)
+    proc = run_killed_in_step("ppo_trainer", "PPOTrainer", sets, "ppo")
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert not (run_dir / "ppo").exists() and list((run_dir / ".checkpoints").glob("ppo-*/state"))
     args = [sys.executable, "-m", "rlhflab.cli", "run", "quickstart", "--until", "ppo",

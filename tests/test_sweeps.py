@@ -88,17 +88,23 @@ def fake_sampler(model, tokenizer, g, temperature):
     return sample
 
 
+def _fake_world(monkeypatch, stage, trainer: str) -> None:
+    """The kl_sweep stage on the toy layout, with FakeTrainer as `trainer`, the fake sampler and a judge
+    preferring 'good'."""
+    judge = GoldJudge(lambda p, t: float(t == "good"), "toy")
+    FakeTrainer.made = []
+    for name, value in {"layout": lambda ctx: LAYOUT, "read_set": _records, "gold_reward_of": lambda ctx: None,
+                        "task_info": lambda ctx: {}, trainer: FakeTrainer, "model_sampler": fake_sampler,
+                        "judges_for": lambda ctx, sets: {s: judge for s in sets}}.items():
+        monkeypatch.setattr(stage, name, value)
+
+
 def test_kl_sweep_takes_every_number_from_one_checkpoint(monkeypatch, tmp_path):
     import rlhflab.stages.kl_sweep as stage
 
     cfg = load_config("quickstart", ["kl_sweep.kl_coefs=[0.01,1.0]", "kl_sweep.n_inputs=3",
                                      "kl_sweep.samples_per_input=2", "diversity.metrics=[ead]", "eval.judge=gold"])
-    judge = GoldJudge(lambda p, t: float(t == "good"), "toy")
-    FakeTrainer.made = []
-    for name, value in {"layout": lambda ctx: LAYOUT, "read_set": _records, "gold_reward_of": lambda ctx: None,
-                        "task_info": lambda ctx: {}, "PPOTrainer": FakeTrainer, "model_sampler": fake_sampler,
-                        "judges_for": lambda ctx, sets: {s: judge for s in sets}}.items():
-        monkeypatch.setattr(stage, name, value)
+    _fake_world(monkeypatch, stage, "PPOTrainer")
     headline = stage.run(_ctx(stage, cfg, tmp_path))
     sweep = __import__("json").loads((tmp_path / "out" / "sweep.json").read_text())
 
@@ -219,12 +225,7 @@ def test_kl_sweep_sweeps_grpo_with_its_own_settings(monkeypatch, tmp_path):
     cfg = load_config("quickstart", ["kl_sweep.kl_coefs=[0.01,1.0]", "kl_sweep.n_inputs=3", "kl_sweep.method=grpo",
                                      "grpo.rollouts_per_prompt=3", "grpo.minibatch_size=16", "kl_sweep.samples_per_input=2",
                                      "diversity.metrics=[ead]", "eval.judge=gold"])
-    judge = GoldJudge(lambda p, t: float(t == "good"), "toy")
-    FakeTrainer.made = []
-    for name, value in {"layout": lambda ctx: LAYOUT, "read_set": _records, "gold_reward_of": lambda ctx: None,
-                        "task_info": lambda ctx: {}, "GRPOTrainer": FakeTrainer, "model_sampler": fake_sampler,
-                        "judges_for": lambda ctx, sets: {s: judge for s in sets}}.items():
-        monkeypatch.setattr(stage, name, value)
+    _fake_world(monkeypatch, stage, "GRPOTrainer")
     stage.run(_ctx(stage, cfg, tmp_path))
     sweep = __import__("json").loads((tmp_path / "out" / "sweep.json").read_text())
     assert sweep["method"] == "grpo" and [p["kl_coef"] for p in sweep["points"]] == [0.01, 1.0]

@@ -27,7 +27,7 @@ from rlhflab.algorithms.group import (grpo_loss, group_normalised_advantages, le
                                       sequence_kl_penalised)
 from rlhflab.algorithms.ppo import chunks, kl_per_token, whiten
 from rlhflab.config import GRPOStage, RLOOStage
-from rlhflab.online_trainer import OnlineTrainer, clock
+from rlhflab.online_trainer import OnlineTrainer
 from rlhflab.training import optimizer_step
 
 
@@ -56,12 +56,9 @@ class GroupTrainer(OnlineTrainer):
 
     def train_step(self, step: int) -> dict:
         cfg, acc = self.cfg, self.accelerator
-        _, prompts = self.local_prompts(step)
-        t0 = clock()
-        s, raw_scores, scores = self.rollout(prompts)
-        t_rollout = clock() - t0
-        scores = self.normalise(scores)
-        ids, attn, start, mask = self.sequences(s)
+        r = self.collect(step)
+        scores = self.normalise(r.scores)
+        ids, attn, start, mask = self.sequences(r.samples)
         old, ref = self.old_logprobs(ids, attn, start, mask)
         kl = kl_per_token(old, ref, cfg.kl_estimator) * mask
         adv = self.advantages(scores, kl, mask)
@@ -88,7 +85,7 @@ class GroupTrainer(OnlineTrainer):
                 for key in ("clipfrac", "approx_kl", "ratio"):
                     logs[key].append(stats[key].item())
         seq_kl = ((old - ref) * mask).sum(dim=1)  # k1, as every method reports it
-        row = {**self.rollout_row(s, raw_scores, prompts, t_rollout, t0), "score": scores.mean().item(),
+        row = {**self.rollout_row(r), "score": scores.mean().item(),
                "kl": seq_kl.mean().item(), "kl_coef": self.loop.kl_coef, "ratio_first_minibatch": first_ratio,
                "advantage_std": adv.std().item(), **{k: mean(v) for k, v in logs.items()}}
         return self.reduce(row)

@@ -25,11 +25,8 @@ from rlhflab.algorithms.group import preference_pairs
 from rlhflab.algorithms.losses import dpo_loss
 from rlhflab.algorithms.ppo import chunks
 from rlhflab.config import OnlineDPOStage
-from rlhflab.generation import token_logprobs
-from rlhflab.online_trainer import OnlineTrainer, clock
-from rlhflab.ppo_models import reference_logprobs
+from rlhflab.online_trainer import OnlineTrainer
 from rlhflab.training import optimizer_step
-from rlhflab.lora import adapter_disabled
 
 
 class OnlineDPOTrainer(OnlineTrainer):
@@ -40,23 +37,19 @@ class OnlineDPOTrainer(OnlineTrainer):
     def __init__(self, cfg: OnlineDPOStage, generation, **kw):
         super().__init__(cfg, generation, kl_coef=cfg.beta, **kw)
 
-    def sums(self, model_logprobs, ids, attn, start, mask) -> torch.Tensor:
-        return (model_logprobs(ids, attn, start) * mask).sum(dim=1)
-
     def train_step(self, step: int) -> dict:
         cfg, acc = self.cfg, self.accelerator
-        _, prompts = self.local_prompts(step)
-        t0 = clock()
-        s, raw_scores, scores = self.rollout(prompts)
-        t_rollout = clock() - t0
-        ids, attn, start, mask = self.sequences(s)
+        r = self.collect(step)
+        scores = r.scores
+        ids, attn, start, mask = self.sequences(r.samples)
         chosen, rejected, weight = preference_pairs(scores)
         pair_rows = torch.stack([chosen, rejected], dim=1)  # [P, 2]: a pair's rows stay together
         with torch.no_grad():
-            ref = torch.cat([self.sums(self.dpo_reference_logprobs, ids[c], attn[c], start, mask[c])
-                             for c in chunks(ids.shape[0], cfg.minibatch_size // self.world)])
-            sampled = torch.cat([self.sums(self.dpo_policy_logprobs, ids[c], attn[c], start, mask[c])
-                                 for c in chunks(ids.shape[0], cfg.minibatch_size // self.world)])
+            parts = chunks(ids.shape[0], cfg.minibatch_size // self.world)
+            ref = torch.cat([(self.reference_logprobs(ids[c], attn[c], start, 1.0) * mask[c]).sum(dim=1)
+                             for c in parts])
+            sampled = torch.cat([(self.policy_logprobs(ids[c], attn[c], start, 1.0) * mask[c]).sum(dim=1)
+                                 for c in parts])
 
         n_pairs, mb = pair_rows.shape[0], cfg.minibatch_size // self.world // 2
         logs: dict[str, list[float]] = {k: [] for k in ("loss", "reward_margin", "reward_accuracy")}
@@ -68,9 +61,11 @@ class OnlineDPOTrainer(OnlineTrainer):
                 rows = pair_rows[pairs].reshape(-1)  # chosen, rejected, chosen, rejected, ...
                 sync = (k + 1) % cfg.grad_accum == 0
                 with acc.no_sync(self.model) if not sync else contextlib.nullcontext():
-                    logp = self.sums(self.dpo_policy_logprobs, ids[rows], attn[rows], start, mask[rows]).view(-1, 2)
-                    r = ref[rows].view(-1, 2)
-                    losses, rc, rr = dpo_loss(logp[:, 0], logp[:, 1], r[:, 0], r[:, 1], cfg.beta, cfg.loss)
+                    logp = (self.policy_logprobs(ids[rows], attn[rows], start, 1.0) * mask[rows]).sum(dim=1)
+                    logp = logp.view(-1, 2)
+                    ref_pairs = ref[rows].view(-1, 2)
+                    losses, rc, rr = dpo_loss(logp[:, 0], logp[:, 1], ref_pairs[:, 0], ref_pairs[:, 1], cfg.beta,
+                                              cfg.loss)
                     w = weight[pairs]
                     loss = (losses * w).sum() / w.sum().clamp(min=1)
                     acc.backward(loss / cfg.grad_accum)
@@ -80,15 +75,7 @@ class OnlineDPOTrainer(OnlineTrainer):
                 logs["reward_margin"].append((rc - rr).mean().item())
                 logs["reward_accuracy"].append((rc > rr).float().mean().item())
         seq_kl = sampled - ref  # k1 at τ = 1 over each sample's tokens
-        row = {**self.rollout_row(s, raw_scores, prompts, t_rollout, t0), "score": scores.mean().item(),
+        row = {**self.rollout_row(r), "score": scores.mean().item(),
                "kl": seq_kl.mean().item(), "tie_fraction": 1.0 - weight.mean().item(),
                "score_gap": (scores[chosen] - scores[rejected]).mean().item(), **{k: mean(v) for k, v in logs.items()}}
         return self.reduce(row)
-
-    def dpo_policy_logprobs(self, ids, attn, start: int) -> torch.Tensor:
-        with self.accelerator.autocast():
-            return token_logprobs(self.model, ids, attn, 1.0, start=start)
-
-    def dpo_reference_logprobs(self, ids, attn, start: int) -> torch.Tensor:
-        with adapter_disabled(self.reference):
-            return reference_logprobs(self.reference, ids, attn, start, 1.0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
 from typing import Callable
@@ -55,6 +56,20 @@ class LoopState:
         self.step, self.kl_coef, self.score_norm = state["step"], state["kl_coef"], state["score_norm"]
         self.best.load_state_dict(state["best"])
         self.best_val = state.get("best_val", {})
+
+
+@dataclass
+class Rollout:
+    """One rollout batch: its prompt indices (all processes'), this process's prompts (each k times),
+    samples, raw and EOS-tricked RM scores, when sampling started and how long it took with scoring."""
+
+    batch: list[int]
+    prompts: list[str]
+    samples: Samples
+    raw_scores: torch.Tensor
+    scores: torch.Tensor
+    started: float
+    seconds: float
 
 
 def clock() -> float:
@@ -128,10 +143,11 @@ class OnlineTrainer:
     def train_step(self, step: int) -> dict:
         raise NotImplementedError
 
-    def policy_logprobs(self, ids, attn, start: int) -> torch.Tensor:
-        """log π_θ of the response tokens at the rollout τ, [B, T], in the update's precision."""
+    def policy_logprobs(self, ids, attn, start: int, temperature: float | None = None) -> torch.Tensor:
+        """log π_θ of the response tokens at `temperature` (default the rollout τ), [B, T], in the
+        update's precision."""
         with self.accelerator.autocast():
-            return token_logprobs(self.model, ids, attn, self.cfg.temperature, start=start)
+            return token_logprobs(self.model, ids, attn, temperature or self.cfg.temperature, start=start)
 
     # ------------------------------------------------------------------------- rollouts ---
 
@@ -141,6 +157,13 @@ class OnlineTrainer:
         per = len(batch) // self.world
         local = batch[self.accelerator.process_index * per:(self.accelerator.process_index + 1) * per]
         return batch, [self.prompts[i] for i in local for _ in range(self.cfg.rollouts_per_prompt)]
+
+    def collect(self, step: int) -> Rollout:
+        """This process's rollout batch of `step`, timed; scores not yet normalised."""
+        batch, prompts = self.local_prompts(step)
+        started = clock()
+        s, raw, scores = self.rollout(prompts)
+        return Rollout(batch, prompts, s, raw, scores, started, clock() - started)
 
     def rollout(self, prompts: list[str]) -> tuple[Samples, torch.Tensor, torch.Tensor]:
         """Samples from the current policy, their raw RM scores, and the scores after the EOS trick."""
@@ -167,17 +190,18 @@ class OnlineTrainer:
         mu, sd = self.loop.score_norm
         return (scores - mu) / sd
 
-    def rollout_row(self, s: Samples, raw_scores, prompts: list[str], t_rollout: float, t0: float) -> dict:
-        """The row entries every method logs about its rollout batch."""
-        row = {"rm_score": raw_scores.mean().item(),
+    def rollout_row(self, r: Rollout) -> dict:
+        """The row entries every method logs about its rollout batch (call it after the updates)."""
+        s = r.samples
+        row = {"rm_score": r.raw_scores.mean().item(),
                "response_length": s.response_mask.sum(dim=1).float().mean().item(),
                "truncated_fraction": 1.0 - s.finished.float().mean().item(),
                "lr": self.scheduler.get_last_lr()[0],
                # Throughput: generation + RM scoring of the rollout batch, then everything else.
-               "rollout_seconds": t_rollout, "update_seconds": clock() - t0 - t_rollout,
-               "rollout_tokens_per_s": s.response_mask.sum().item() / max(t_rollout, 1e-9)}
+               "rollout_seconds": r.seconds, "update_seconds": clock() - r.started - r.seconds,
+               "rollout_tokens_per_s": s.response_mask.sum().item() / max(r.seconds, 1e-9)}
         if self.gold:
-            row["gold"] = mean(self.gold(p, t) for p, t in zip(prompts, s.texts))
+            row["gold"] = mean(self.gold(p, t) for p, t in zip(r.prompts, s.texts))
         return row
 
     def reduce(self, row: dict) -> dict:  # the mean over processes
@@ -280,6 +304,6 @@ class OnlineTrainer:
         """The reference policy; with LoRA, the policy itself, to be run under adapter_disabled."""
         return self.ref if self.ref is not None else self.policy
 
-    def reference_logprobs(self, ids, attn, start: int) -> torch.Tensor:
+    def reference_logprobs(self, ids, attn, start: int, temperature: float | None = None) -> torch.Tensor:
         with adapter_disabled(self.reference):
-            return reference_logprobs(self.reference, ids, attn, start, self.cfg.temperature)
+            return reference_logprobs(self.reference, ids, attn, start, temperature or self.cfg.temperature)

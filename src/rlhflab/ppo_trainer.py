@@ -27,7 +27,7 @@ from rlhflab.algorithms.ppo import (AdaptiveKLController, chunks, entropy_from_l
                                    masked_mean, policy_loss, token_rewards, value_loss, whiten)
 from rlhflab.config import LoRA, PPOStage, Train
 from rlhflab.models import ActorCritic
-from rlhflab.online_trainer import OnlineTrainer, clock
+from rlhflab.online_trainer import OnlineTrainer
 from rlhflab.ppo_models import load_ppo_models
 from rlhflab.training import optimizer_step
 
@@ -52,9 +52,9 @@ class PPOTrainer(OnlineTrainer):
     def policy(self):  # with LoRA, a peft model; save_model merges it
         return self.raw.policy
 
-    def policy_logprobs(self, ids, attn, start: int) -> torch.Tensor:
+    def policy_logprobs(self, ids, attn, start: int, temperature: float | None = None) -> torch.Tensor:
         with self.accelerator.autocast():
-            return self.raw(ids, attn, start, self.cfg.temperature)[0]
+            return self.raw(ids, attn, start, temperature or self.cfg.temperature)[0]
 
     @torch.no_grad()
     def rollout_targets(self, ids, attn, start, mask, scores, rows: slice | None = None):
@@ -83,12 +83,9 @@ class PPOTrainer(OnlineTrainer):
 
     def train_step(self, step: int) -> dict:  # one rollout batch and its updates
         cfg, acc = self.cfg, self.accelerator
-        batch, prompts = self.local_prompts(step)
-        t0 = clock()
-        s, raw_scores, scores = self.rollout(prompts)
-        t_rollout = clock() - t0
-        scores = self.normalise(scores)
-        ids, attn, start, mask = self.sequences(s)
+        r = self.collect(step)
+        scores = self.normalise(r.scores)
+        ids, attn, start, mask = self.sequences(r.samples)
         stats = self.rollout_targets(ids, attn, start, mask, scores)
         seq_kl = stats["kl"].sum(dim=1)
 
@@ -125,14 +122,14 @@ class PPOTrainer(OnlineTrainer):
                     if key in logs:
                         logs[key].append(v.item())
         kl_mean = seq_kl.mean().item()
-        row = {**self.rollout_row(s, raw_scores, prompts, t_rollout, t0), "score": scores.mean().item(),
+        row = {**self.rollout_row(r), "score": scores.mean().item(),
                "kl": kl_mean, "objective": kl_objective(scores, seq_kl, self.loop.kl_coef),
                "kl_coef": self.loop.kl_coef, "ratio_first_minibatch": first_ratio,
                **{k: mean(v) for k, v in logs.items()}}
         row = self.reduce(row)
         if cfg.adaptive_kl:
             ctl = AdaptiveKLController(self.loop.kl_coef, cfg.kl_target, cfg.kl_horizon)
-            ctl.update(row["kl"], len(batch) * cfg.rollouts_per_prompt)
+            ctl.update(row["kl"], len(r.batch) * cfg.rollouts_per_prompt)
             self.loop.kl_coef = ctl.value
         return row
 
