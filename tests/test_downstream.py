@@ -1,5 +1,6 @@
 """The downstream stage's pieces: lm-eval on local tasks (no network), ivison2024's averages."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,44 @@ def test_the_report_shows_table_1_and_decides_the_second_papers_claims(tmp_path)
     assert (tmp_path / "report" / "figures" / "downstream.png").exists()
 
 
+def test_alpaca_eval_joins_the_table_as_instruction_following_and_chat(tmp_path):
+    from rlhflab.report.downstream import downstream_claims, downstream_section, join_alpaca_eval
+    from rlhflab.report.sections import Sections
+
+    n = 40
+    half = [1.0, 0.0] * (n // 2)
+    tasks = [{"name": "mmlu", "category": "factuality"}, {"name": "ifeval", "category": "instruction following"}]
+    rows = {p: {k: {"score": 50.0, "se": 8.0, "n": n} for k in ("mmlu", "ifeval")} for p in ("sft", "ppo")}
+    table = {"tasks": tasks, "limit": None, "policies": rows,
+             "categories": {p: {"factuality": 50.0, "instruction following": 50.0} for p in rows},
+             "average": {p: 50.0 for p in rows}, "delta_vs_sft": {"ppo": {"mmlu": 0.0, "ifeval": 0.0}}}
+    items = {p: {"mmlu": half, "ifeval": half} for p in rows}
+    # the eval stage: SFT loses every AlpacaEval judgement, PPO wins all but one unjudged (None)
+    results = {"test_sets": {"ae": n},
+               "preferences": {"sft": {"ae": [0.0] * n}, "ppo": {"ae": [1.0] * (n - 1) + [None]}},
+               "pvr": {"sft": {"ae": {"win_rate": 0.0, "se": 0.0, "n": n}},
+                       "ppo": {"ae": {"win_rate": 100.0, "se": 0.0, "n": n - 1}}},
+               "lc_win_rate": {"sft": {"ae": 10.0}, "ppo": {"ae": 90.0}}}
+    before = json.dumps(table)
+    joined, joined_items, missing = join_alpaca_eval(table, items, results, ["ae", "nope"])
+    assert json.dumps(table) == before and missing == ["nope"]
+    # instruction following = mean(IFEval, AlpacaEval 1, AlpacaEval 2); the average is over the two categories
+    assert joined["categories"]["ppo"]["instruction following"] == pytest.approx((50 + 100 + 90) / 3)
+    assert joined["categories"]["sft"]["instruction following"] == pytest.approx((50 + 0 + 10) / 3)
+    assert joined["average"]["ppo"] == pytest.approx((50 + 80) / 2)
+    assert joined["delta_vs_sft"]["ppo"]["alpaca_eval_2_lc/ae"] == pytest.approx(80.0)
+    rep = Sections(tmp_path)
+    downstream_section(rep, joined, missing)
+    text = dict(rep.sections)["Downstream benchmarks"]
+    assert "| ppo | 50.0 ± 8.0 | 50.0 ± 8.0 | 100.0 | 90.0 | 65.0 |" in text
+    assert "Not joined (no such eval test set): nope" in text
+    (claim,) = downstream_claims(joined, joined_items)
+    # gains: IFEval 0 and AlpacaEval 1 +100 (the unjudged input dropped from the pair) against MMLU 0
+    assert claim["claim"] == "PPO's gains over SFT concentrate in instruction following and chat (ivison2024 §4)"
+    assert claim["estimate"] == pytest.approx(50.0) and claim["ci_low"] > 0  # the verdict comes after Holm
+    assert join_alpaca_eval(table, items, results, []) == (table, items, [])
+
+
 @pytest.mark.slow
 def test_the_stage_evaluates_every_policy_offline(tiny_run, tmp_path):
     import json
@@ -125,19 +164,33 @@ def test_the_stage_evaluates_every_policy_offline(tiny_run, tmp_path):
     from rlhflab.stages.downstream import STAGE
 
     cfg, _ = tiny_run
-    tasks = local_tasks(tmp_path / "tasks")
+    from test_xstest import local_xstest
+
+    tasks, xstest = local_tasks(tmp_path / "tasks"), local_xstest(tmp_path / "xstest")
     spec = ("[{name: rlhflab_capitals, category: factuality, metric: acc}, "
-            "{name: rlhflab_arithmetic, category: reasoning, metric: exact_match}]")
+            "{name: rlhflab_arithmetic, category: reasoning, metric: exact_match}, "
+            "{name: xstest_local, category: safety, metric: f1, item_metric: correct}]")
     down = tiny_config(tmp_path, "down", ["downstream.enabled=true", f"downstream.tasks={spec}",
-                                          f"downstream.task_dirs=[{tasks}]", "downstream.builtin_tasks=false"])
+                                          f"downstream.task_dirs=[{tasks},{xstest}]", "downstream.builtin_tasks=false"])
     headline = run_stage_on(STAGE, down, cfg.run_dir, tmp_path / "downstream")
     table = json.loads((tmp_path / "downstream" / "table.json").read_text())
     items = json.loads((tmp_path / "downstream" / "items.json").read_text())
     assert list(table["policies"]) == ["sft", "ppo", "dpo"]
     for p, rows in table["policies"].items():
         assert rows["rlhflab_capitals"]["n"] == 4 and rows["rlhflab_arithmetic"]["n"] == 3
-        for task, row in rows.items():
-            assert row["score"] == pytest.approx(100 * sum(items[p][task]) / len(items[p][task]))
+        for task in ("rlhflab_capitals", "rlhflab_arithmetic"):
+            assert rows[task]["score"] == pytest.approx(100 * sum(items[p][task]) / len(items[p][task]))
+        # XSTest: F1 of the tiny model's refusals (its per-item values are right / wrong behaviour)
+        assert rows["xstest_local"]["n"] == 6 and rows["xstest_local"]["se"] is None
+        assert set(items[p]["xstest_local"]) <= {0.0, 1.0} and 0 <= rows["xstest_local"]["score"] <= 100
         assert headline[f"{p}/average"] == pytest.approx(
-            (rows["rlhflab_capitals"]["score"] + rows["rlhflab_arithmetic"]["score"]) / 2)
+            sum(rows[t]["score"] for t in ("rlhflab_capitals", "rlhflab_arithmetic", "xstest_local")) / 3)
     assert set(table["delta_vs_sft"]) == {"ppo", "dpo"} and table["seconds"]["sft"]["rlhflab_capitals"] > 0
+
+
+def test_alpaca_eval_sets_must_name_test_sets_of_the_task():
+    from rlhflab.config import ConfigError, load_config
+
+    assert load_config("alpacafarm").downstream.alpaca_eval_sets == ["ood_alpaca_eval"]
+    with pytest.raises(ConfigError, match="typo is not a test set of the task .it has id, ood_alpaca_eval"):
+        load_config("alpacafarm", ["downstream.alpaca_eval_sets=[typo]"])

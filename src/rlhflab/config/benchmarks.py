@@ -34,6 +34,9 @@ class DownstreamTask(Section):
     filter: str | None = Field(None, description="the lm-eval filter whose metric is read (null: the first one)")
     num_fewshot: int | None = Field(None, ge=0, description="few-shot examples (null: the task's own default)")
     code: bool = Field(False, description="the task executes model-written code (needs downstream.allow_code_execution)")
+    item_metric: str | None = Field(
+        None, description="the per-item metric the report pairs policies on, where `metric` is not a mean over "
+        "items (XSTest's F1: `correct`); null: `metric` itself")
 
 
 def second_paper_suite() -> list[DownstreamTask]:
@@ -46,8 +49,11 @@ def second_paper_suite() -> list[DownstreamTask]:
             ("mbpp_plus", "coding", "pass_at_1", None, None, True),
             ("toxigen", "safety", "acc", None, 0, False),
             ("ifeval", "instruction following", "prompt_level_loose_acc", None, 0, False)]
-    return [DownstreamTask(name=n, category=c, metric=m, filter=f, num_fewshot=k, code=code)
-            for n, c, m, f, k, code in rows]
+    suite = [DownstreamTask(name=n, category=c, metric=m, filter=f, num_fewshot=k, code=code)
+             for n, c, m, f, k, code in rows]
+    # rlhflab's own lm-eval task (src/rlhflab/lm_eval_tasks/xstest): F1 of refusals, by XSTest's string match
+    suite.insert(7, DownstreamTask(name="xstest", category="safety", metric="f1", num_fewshot=0, item_metric="correct"))
+    return suite
 
 
 class DownstreamStage(Section):
@@ -63,6 +69,10 @@ class DownstreamStage(Section):
     batch_size: int = Field(8, ge=1)
     chat_template: Literal["auto", "on", "off"] = Field(
         "auto", description="apply the tokenizer's chat template to each prompt (auto: when it has one)")
+    alpaca_eval_sets: list[str] = Field(
+        default_factory=list, description="eval-stage test sets joined into the report's downstream table as "
+        "instruction following: AlpacaEval 1 (PvR against the set's references) and AlpacaEval 2 (length-"
+        "controlled PvR), e.g. [ood_alpaca_eval]; read by the report only, so changing it reruns no evaluation")
     allow_code_execution: bool = Field(
         False, description="run the coding tasks, which execute model-written code (in subprocesses with a "
         "timeout, through HF evaluate's code_eval); off: they are skipped and say so")

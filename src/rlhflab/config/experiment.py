@@ -67,6 +67,11 @@ class ExperimentConfig(Section):
         if self.eval.enabled and self.eval.judge == "gold" and self.task.kind != "synthetic":
             raise ValueError("eval.judge: only the synthetic task has a gold reward; with real data use "
                              "rm_proxy, rm, openai or local")
+        named = getattr(self.task, "test_sets", None)  # the file and datasets tasks name theirs
+        unknown = [s for s in self.downstream.alpaca_eval_sets if isinstance(named, dict) and s not in named]
+        if unknown:
+            raise ValueError(f"downstream.alpaca_eval_sets: {', '.join(unknown)} is not a test set of the task "
+                             f"(it has {', '.join(sorted(named))}); name the eval test sets to join as AlpacaEval")
         return self
 
     @property

@@ -13,10 +13,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from rlhflab.config.benchmarks import DownstreamTask
 from rlhflab.stats import standard_error
 
+# lm-eval tasks rlhflab ships (XSTest); always indexed, so the suite names them like lm-eval's own
+PACKAGED_TASKS = Path(__file__).resolve().parent.parent / "lm_eval_tasks"
 CODE_SKIP = "executes model-written code: set downstream.allow_code_execution: true to run it"
 
 
@@ -27,12 +30,13 @@ def task_manager(task_dirs: Sequence, builtin: bool):
         raise RuntimeError("the downstream stage needs lm-evaluation-harness: pip install 'rlhflab[downstream]' "
                            "(or set downstream.enabled: false)") from None
 
-    return TaskManager(include_path=[str(d) for d in task_dirs] or None, include_defaults=builtin)
+    return TaskManager(include_path=[str(d) for d in task_dirs] + [str(PACKAGED_TASKS)], include_defaults=builtin)
 
 
 def run_task(lm, task: DownstreamTask, manager, *, limit: float | None, chat_template: bool, seed: int,
              allow_code_execution: bool = False) -> dict:
-    """{"score", "se", "n", "items"} in percent, or {"skipped": why} for a code task not allowed."""
+    """{"score", "se", "n", "items"} in percent, or {"skipped": why} for a code task not allowed. The
+    standard error is over items, so it is left out where the score is not a mean of them (F1)."""
     from lm_eval import simple_evaluate
 
     if task.code and not allow_code_execution:
@@ -46,8 +50,12 @@ def run_task(lm, task: DownstreamTask, manager, *, limit: float | None, chat_tem
     items = _items(out["samples"], task)
     row = {**(out.get("groups") or {}), **out["results"]}.get(task.name, {})
     key = _metric_key(row, task)
+    mean_of_items = task.item_metric in (None, task.metric)
+    if key is None and not mean_of_items:
+        raise ValueError(f"downstream task {task.name!r}: lm-eval reports no {task.metric!r}; set the task's metric "
+                         f"to one it reports")
     score = float(row[key]) if key is not None else (sum(items) / len(items) if items else math.nan)
-    return {"score": 100 * score, "se": 100 * standard_error(items) if len(items) > 1 else None,
+    return {"score": 100 * score, "se": 100 * standard_error(items) if mean_of_items and len(items) > 1 else None,
             "n": len(items), "items": items}
 
 
@@ -58,19 +66,20 @@ def _metric_key(row: dict, task: DownstreamTask) -> str | None:
 
 
 def _items(samples: dict, task: DownstreamTask) -> list[float]:
-    """The metric's value per item, the configured filter's (or each subtask's first filter's)."""
+    """The per-item metric's value per item, the configured filter's (or each subtask's first filter's)."""
+    metric = task.item_metric or task.metric
     values = []
     for subtask in sorted(samples):
         rows = samples[subtask]
         wanted = task.filter or (rows[0].get("filter") if rows else None)
         for s in sorted((r for r in rows if r.get("filter") == wanted), key=lambda r: r["doc_id"]):
-            v = s.get(task.metric)
+            v = s.get(metric)
             if isinstance(v, (list, tuple)):  # pass@k over several samples of one item: the item's mean
                 v = sum(v) / len(v) if v else None
             if isinstance(v, (int, float)):  # bools included
                 values.append(float(v))
     if not values:
-        raise ValueError(f"downstream task {task.name!r}: lm-eval's samples hold no {task.metric!r} values "
+        raise ValueError(f"downstream task {task.name!r}: lm-eval's samples hold no {metric!r} values "
                          f"(filter {task.filter!r}); set the task's metric / filter to ones it reports")
     return values
 

@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 
 from rlhflab.report import sections, sweeps
-from rlhflab.report.downstream import downstream_claims, downstream_section
+from rlhflab.report.downstream import downstream_claims, downstream_section, join_alpaca_eval
 from rlhflab.report.figures import grouped_bars, save_figure, twin_plot
 from rlhflab.report.findings import compute_findings, method_note
 from rlhflab.report.hparams import hparam_sweeps
@@ -70,8 +70,10 @@ class _Inputs:
         return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def build_report(inputs: dict[str, Path], out_dir: Path, title: str) -> list[dict]:
-    """Write the report into out_dir from the given stage folders; returns the computed findings."""
+def build_report(inputs: dict[str, Path], out_dir: Path, title: str,
+                 alpaca_eval_sets: tuple[str, ...] = ()) -> list[dict]:
+    """Write the report into out_dir from the given stage folders; returns the computed findings.
+    alpaca_eval_sets: eval test sets joined into the downstream table as AlpacaEval 1 / 2."""
     src, out = _Inputs(inputs), Path(out_dir)
     task = src.json("data", "task.json")
     results = src.json("eval", "results.json")
@@ -89,10 +91,11 @@ def build_report(inputs: dict[str, Path], out_dir: Path, title: str) -> list[dic
                              {m: src.rows(m, "metrics.jsonl") for m in ("ppo", "rloo", "grpo", "online_dpo")})
     sections.reward_models(rep, src.json("rm_eval", "table.json"))
     hparam_sweeps(rep, {s: g for s in STAGES if "grid.json" in STAGES[s] and (g := src.json(s, "grid.json"))})
-    downstream = src.json("downstream", "table.json")
-    downstream_section(rep, downstream)
+    downstream, down_items, unjoined = join_alpaca_eval(src.json("downstream", "table.json"),
+                                                        src.json("downstream", "items.json"), results, alpaca_eval_sets)
+    downstream_section(rep, downstream, unjoined)
     findings = compute_findings(results, div, kl, ppo_manifest.get("metrics"),
-                                extra=downstream_claims(downstream, src.json("downstream", "items.json")))
+                                extra=downstream_claims(downstream, down_items))
     kept_start = tuple(m for m in ("rloo", "grpo", "online_dpo")
                        if ((src.json(m, "manifest.json") or {}).get("metrics") or {}).get("best_step") == 0)
     comparisons = method_comparisons(results, div, kept_start=kept_start)

@@ -7,10 +7,17 @@ each benchmark's items within that benchmark (paired: both policies answered the
   scores minus DPO's;
 - "<method>'s gains over SFT concentrate in instruction following": the mean gain over SFT on the
   instruction-following benchmarks minus the mean gain on the other categories' (ivison2024 §4: gains
-  come mostly from instruction following and chat; AlpacaEval, the chat half, is rlhflab's eval stage).
+  come mostly from instruction following and chat).
+
+AlpacaEval 1 and 2 are in ivison2024's instruction-following category, but rlhflab measures them in its
+own `eval` stage; `join_alpaca_eval` adds the eval stage's PvR (AlpacaEval 1, with its per-input
+judgements, so the claims pair policies on them too) and length-controlled PvR (AlpacaEval 2, a fitted
+aggregate with no per-input values) on the sets `downstream.alpaca_eval_sets` names.
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 
@@ -22,7 +29,44 @@ PPO_DPO_CLAIM = "PPO ≥ DPO on the downstream average (ivison2024 table 1)"
 IF = "instruction following"
 
 
-def downstream_section(rep, table: dict | None) -> None:
+def join_alpaca_eval(table: dict | None, items: dict | None, results: dict | None,
+                     sets: list[str] | tuple[str, ...]) -> tuple[dict | None, dict | None, list[str]]:
+    """The downstream table and items with the eval stage's AlpacaEval 1 / 2 rows of each set in
+    `sets` added as instruction following (category means, the average and the change against SFT
+    recomputed), and the sets that could not be joined. The inputs are not modified."""
+    if not table or not sets:
+        return table, items, []
+    table, items = copy.deepcopy(table), copy.deepcopy(items or {})
+    results = results or {}
+    missing = [s for s in sets if s not in (results.get("test_sets") or {})]
+    for s in (s for s in sets if s not in missing):
+        ae1, ae2 = f"alpaca_eval_1/{s}", f"alpaca_eval_2_lc/{s}"
+        table["tasks"] += [{"name": ae1, "category": IF, "metric": "pvr"},
+                           {"name": ae2, "category": IF, "metric": "lc_pvr"}]
+        for p, rows in table["policies"].items():
+            pvr = (results.get("pvr") or {}).get(p, {}).get(s)
+            lc = ((results.get("lc_win_rate") or {}).get(p) or {}).get(s)
+            if pvr is None:
+                continue
+            rows[ae1] = {"score": pvr["win_rate"], "se": pvr.get("se"), "n": pvr.get("n")}
+            items.setdefault(p, {})[ae1] = results["preferences"][p][s]
+            rows[ae2] = {"score": lc, "se": None, "n": pvr.get("n")}
+    category = {t["name"]: t["category"] for t in table["tasks"]}
+    for p, rows in table["policies"].items():
+        cats: dict[str, list[float]] = {}
+        for name, r in rows.items():
+            if r.get("score") is not None and name in category:
+                cats.setdefault(category[name], []).append(r["score"])
+        table["categories"][p] = {c: _mean(v) for c, v in cats.items()}
+        table["average"][p] = _mean(list(table["categories"][p].values())) if cats else None
+    sft = table["policies"].get("sft", {})
+    table["delta_vs_sft"] = {p: {k: r["score"] - sft[k]["score"] for k, r in rows.items()
+                                 if r.get("score") is not None and sft.get(k, {}).get("score") is not None}
+                             for p, rows in table["policies"].items() if p != "sft"}
+    return table, items, missing
+
+
+def downstream_section(rep, table: dict | None, missing_sets: list[str] = ()) -> None:
     if not table or not table.get("policies"):
         return
     tasks = table["tasks"]
@@ -54,6 +98,11 @@ def downstream_section(rep, table: dict | None) -> None:
     skipped = [t["name"] for t in tasks if any("skipped" in table["policies"][p].get(t["name"], {}) for p in pols)]
     note = (f"\n\nSkipped: {', '.join(skipped)} (they execute model-written code; "
             "`downstream.allow_code_execution: true` runs them)." if skipped else "")
+    if any(t["name"].startswith("alpaca_eval_") for t in tasks):
+        note += ("\n\nalpaca_eval_1 / alpaca_eval_2_lc: the `eval` stage's win rate against the set's reference "
+                 "outputs by its judge, plain (AlpacaEval 1) and length-controlled (AlpacaEval 2).")
+    if missing_sets:
+        note += f"\n\nNot joined (no such eval test set): {', '.join(missing_sets)}."
     limit = f" on at most {table['limit']:g} items per task" if table.get("limit") else ""
     rep.add("Downstream benchmarks",
             f"Scores in percent through lm-evaluation-harness{limit} (± standard error over items):\n\n"
@@ -104,7 +153,8 @@ def downstream_claims(table: dict | None, items: dict | None, seed: int = 0) -> 
         diffs = _paired(items, method, "sft", names)
         inside = [n for n in diffs if category[n] == IF]
         outside = [n for n in diffs if category[n] != IF]
-        claim = f"{method.upper()}'s gains over SFT concentrate in instruction following (ivison2024 §4)"
+        chat = " and chat" if any(n.startswith("alpaca_eval_") for n in diffs) else ""
+        claim = f"{method.upper()}'s gains over SFT concentrate in instruction following{chat} (ivison2024 §4)"
         if not inside or not outside:
             rows.append(claim_row(claim, 1, None, "needs instruction-following and other benchmarks"))
             continue

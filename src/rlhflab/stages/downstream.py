@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from rlhflab.config.benchmarks import DownstreamStage
 from rlhflab.data.records import write_json
 from rlhflab.evaluation.downstream import averages, run_task, task_manager
 from rlhflab.inputs import available_policies
@@ -74,6 +75,9 @@ def _task_files(cfg) -> list[str]:
 
 STAGE = Stage(name="downstream", needs=lambda cfg: ["sft"],
               wants=lambda cfg: [p for p in cfg.downstream.policies if p != "sft"],
-              reads=("seed", "downstream", "model.dtype"), run=run, enabled=lambda cfg: cfg.downstream.enabled,
+              # every downstream key but alpaca_eval_sets, which only the report reads (no rerun of lm-eval)
+              reads=("seed", "model.dtype", *(f"downstream.{k}" for k in DownstreamStage.model_fields
+                                               if k != "alpaca_eval_sets")),
+              run=run, enabled=lambda cfg: cfg.downstream.enabled,
               files=_task_files,
               headline=("sft/average", "ppo/average", "dpo/average"))
