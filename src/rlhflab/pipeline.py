@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 import shutil
 import time
@@ -192,12 +193,24 @@ class StageResult:
     memory: dict | None = None  # peak_rss_mb (and peak_cuda_mb) while the stage ran
 
 
+def process_state() -> PartialState:
+    """This process's place in the run. Under torchrun on a machine without CUDA, accelerate sets
+    up the gloo process group only when told the run is on CPUs (as `accelerate launch --cpu` tells
+    it); without that each process would think it ran alone and both would write every artefact."""
+    import torch
+
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    on_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes") or (
+        several and not torch.cuda.is_available())
+    return PartialState(cpu=on_cpu)
+
+
 def run_pipeline(cfg: ExperimentConfig, registry: list[Stage], *, until: str | None = None,
                  force: set[str] = frozenset(), overwrite: bool = False, donors: tuple[Path, ...] = (),
                  on_stage: Callable[[str, str], None] = lambda name, status: None,
                  on_progress: Callable[[str, int, int], None] = lambda d, i, n: None,
                  on_log: Callable[[str, int, dict], None] = lambda s, i, r: None) -> list[StageResult]:
-    state = PartialState()
+    state = process_state()
     active = active_stages(cfg, registry)
     active_names = {s.name for s in active}
     stages = select(active, cfg, until)

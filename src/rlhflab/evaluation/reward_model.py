@@ -46,9 +46,25 @@ def score_pairs(model, tokenizer, prompts: list[str], first: list[str], second: 
 
 def example_rewards(model, examples: list[LMExample], pad_id: int, device) -> torch.Tensor:
     """Rewards of tokenised examples in their order, each prompt encoded once (differentiable:
-    the RM's training forward)."""
+    the RM's training forward). `model` is the RM, or a DDP-wrapped `RewardScorer` of it: then one
+    forward over the whole padded batch goes through the wrapper, because DDP's gradient hooks see
+    only passes made through it, and a shared prompt's two passes would upset them."""
     groups = group_by_prompt(examples)
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        b = whole(groups, pad_id)
+        return in_caller_order(model(b["input_ids"].to(device), b["attention_mask"].to(device)), groups)
     return in_caller_order(_group_rewards(model, groups, pad_id, device), groups)
+
+
+class RewardScorer(torch.nn.Module):
+    """The RM's reward as a module's forward, for a data-parallel wrapper to wrap."""
+
+    def __init__(self, rm: torch.nn.Module):
+        super().__init__()
+        self.rm = rm
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return reward_forward(self.rm, input_ids, attention_mask)
 
 
 def _group_rewards(model, groups, pad_id: int, device) -> torch.Tensor:

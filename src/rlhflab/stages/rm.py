@@ -23,7 +23,7 @@ from rlhflab.algorithms.losses import bradley_terry_loss
 from rlhflab.contamination import input_text, normalise
 from rlhflab.data.records import PreferenceRecord
 from rlhflab.data.tokenize import encode_pairs
-from rlhflab.evaluation.reward_model import example_rewards, pairwise_accuracy, score_pairs
+from rlhflab.evaluation.reward_model import RewardScorer, example_rewards, pairwise_accuracy, score_pairs
 from rlhflab.inputs import base_model_dir, base_model_needs, layout, preference_needs, read_set
 from rlhflab.layout import DataSet, Layout
 from rlhflab.lora import prepare_trainable, saves_adapter
@@ -55,8 +55,10 @@ def train_reward_model(ctx: StageContext, train_recs, val_recs, seed: int) -> di
     optimizer = make_optimizer(model, optim)
     scheduler = make_scheduler(optimizer, optim, steps)
     accelerator = make_accelerator(ctx.cfg.train)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    raw = accelerator.unwrap_model(model)
+    scorer, optimizer = accelerator.prepare(RewardScorer(model), optimizer)
+    raw = accelerator.unwrap_model(scorer).rm
+    # one process: the RM itself (prompts shared across a pair); several: the DDP wrapper
+    model = scorer if accelerator.num_processes > 1 else raw
     initial_acc = val_accuracy(raw, tokenizer, val_recs, cfg.max_length)
     best = BestWeights(raw, initial_acc)
     guard = FiniteGuard(ctx.stage.name)
