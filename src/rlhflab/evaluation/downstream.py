@@ -86,9 +86,22 @@ def _items(samples: dict, task: DownstreamTask) -> list[float]:
 
 def averages(scores: dict[str, float | None], tasks: Sequence[DownstreamTask]) -> dict:
     """{"categories": {category: mean of its scored tasks}, "average": mean over those categories}."""
+    return category_averages(scores, {t.name: t.category for t in tasks})
+
+
+def category_averages(scores: dict[str, float | None], category: dict[str, str]) -> dict:
+    """`averages` with each benchmark's category given by name (benchmarks not in `category` are left out)."""
     by_cat: dict[str, list[float]] = {}
-    for t in tasks:
-        if scores.get(t.name) is not None:
-            by_cat.setdefault(t.category, []).append(scores[t.name])
+    for name, cat in category.items():
+        if scores.get(name) is not None:
+            by_cat.setdefault(cat, []).append(scores[name])
     cats = {c: sum(v) / len(v) for c, v in by_cat.items()}
     return {"categories": cats, "average": sum(cats.values()) / len(cats) if cats else None}
+
+
+def changes_vs_sft(policies: dict[str, dict[str, dict]]) -> dict[str, dict[str, float]]:
+    """Each policy's score minus SFT's, per benchmark both were scored on (policy -> benchmark -> row)."""
+    sft = policies.get("sft", {})
+    return {p: {k: r["score"] - sft[k]["score"] for k, r in rows.items()
+                if r.get("score") is not None and sft.get(k, {}).get("score") is not None}
+            for p, rows in policies.items() if p != "sft"}

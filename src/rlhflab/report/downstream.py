@@ -21,6 +21,7 @@ import copy
 
 import numpy as np
 
+from rlhflab.evaluation.downstream import category_averages, changes_vs_sft
 from rlhflab.report import figures as F
 from rlhflab.report.findings import RESAMPLES, claim_row
 from rlhflab.stats import paired_differences, stratified_bootstrap
@@ -53,16 +54,9 @@ def join_alpaca_eval(table: dict | None, items: dict | None, results: dict | Non
             rows[ae2] = {"score": lc, "se": None, "n": pvr.get("n")}
     category = {t["name"]: t["category"] for t in table["tasks"]}
     for p, rows in table["policies"].items():
-        cats: dict[str, list[float]] = {}
-        for name, r in rows.items():
-            if r.get("score") is not None and name in category:
-                cats.setdefault(category[name], []).append(r["score"])
-        table["categories"][p] = {c: _mean(v) for c, v in cats.items()}
-        table["average"][p] = _mean(list(table["categories"][p].values())) if cats else None
-    sft = table["policies"].get("sft", {})
-    table["delta_vs_sft"] = {p: {k: r["score"] - sft[k]["score"] for k, r in rows.items()
-                                 if r.get("score") is not None and sft.get(k, {}).get("score") is not None}
-                             for p, rows in table["policies"].items() if p != "sft"}
+        summary = category_averages({k: r.get("score") for k, r in rows.items()}, category)
+        table["categories"][p], table["average"][p] = summary["categories"], summary["average"]
+    table["delta_vs_sft"] = changes_vs_sft(table["policies"])
     return table, items, missing
 
 

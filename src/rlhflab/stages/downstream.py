@@ -17,7 +17,7 @@ import torch
 
 from rlhflab.config.benchmarks import DownstreamStage
 from rlhflab.data.records import write_json
-from rlhflab.evaluation.downstream import averages, run_task, task_manager
+from rlhflab.evaluation.downstream import averages, changes_vs_sft, run_task, task_manager
 from rlhflab.inputs import available_policies
 from rlhflab.models import load_causal_lm, load_tokenizer
 from rlhflab.pipeline import Stage, StageContext
@@ -58,10 +58,7 @@ def run(ctx: StageContext) -> dict:
         table["categories"][policy], table["average"][policy] = summary["categories"], summary["average"]
         del lm
     ctx.progress("downstream", steps, steps)
-    sft = table["policies"].get("sft", {})
-    table["delta_vs_sft"] = {p: {k: r["score"] - sft[k]["score"] for k, r in rows.items()
-                                 if r.get("score") is not None and sft.get(k, {}).get("score") is not None}
-                             for p, rows in table["policies"].items() if p != "sft"}
+    table["delta_vs_sft"] = changes_vs_sft(table["policies"])
     if ctx.is_main:
         write_json(ctx.out / "table.json", table)
         write_json(ctx.out / "items.json", items)
