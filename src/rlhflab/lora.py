@@ -37,6 +37,10 @@ def prepare_trainable(model: nn.Module, lora: LoRA | None, freeze_fraction: floa
     first = int(round(freeze_fraction * n_layers))
     if first >= n_layers:
         raise ValueError(f"freeze_fraction {freeze_fraction} leaves no layer for model.lora's adapters; lower it")
+    if lora.quantize == "nf4":  # before the adapters, which then wrap the 4-bit layers
+        from rlhflab.quantization import quantize_decoder_linears
+
+        quantize_decoder_linears(model, decoder_layers(model))
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                         target_modules=list(lora.target_modules),
                         layers_to_transform=list(range(first, n_layers)) if first else None,

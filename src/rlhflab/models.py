@@ -22,6 +22,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassificati
 
 from rlhflab.config import ModelSpec
 from rlhflab.data.tokenize import IGNORE
+from rlhflab.quantization import is_quantized, merged_plain_model
 
 SPECIAL = {"pad": "<pad>", "bos": "<s>", "eos": "</s>", "unk": "<unk>"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -216,7 +217,9 @@ def save_model(model: PreTrainedModel, tokenizer, out_dir: Path, adapter_only: b
             config.base_model_name_or_path = str(Path(base).resolve())
         model.save_pretrained(out_dir, safe_serialization=True)
     else:
-        if hasattr(model, "merge_and_unload"):
+        if is_quantized(model):
+            model = merged_plain_model(model)
+        elif hasattr(model, "merge_and_unload"):
             model = model.merge_and_unload()
         model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)

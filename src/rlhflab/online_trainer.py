@@ -35,7 +35,7 @@ from rlhflab.lora import adapter_disabled, prepare_trainable
 from rlhflab.models import disable_dropout, load_causal_lm, load_reward_model, load_tokenizer
 from rlhflab.ppo_models import reference_logprobs
 from rlhflab.training import (BestWeights, FiniteGuard, batch_order, make_accelerator, make_optimizer,
-                              make_scheduler, use_gradient_checkpointing)
+                              make_scheduler, unfreeze, use_gradient_checkpointing)
 
 
 class LoopState:
@@ -289,7 +289,7 @@ class OnlineTrainer:
                 self.save_checkpoint()
         best.restore()
         best.discard()
-        self.policy.requires_grad_(True)
+        unfreeze(self.policy)
         last = row if self.steps else {}
         return {**self.params, "steps": self.steps, "optimizer_updates": self.updates,
                 "best_step": best.step, "best_val_objective": best.score,

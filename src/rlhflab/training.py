@@ -47,7 +47,7 @@ class BestWeights:
         self.file = Path(folder) / f"best-weights-{os.getpid()}.pt" if on_disk else None
         self.weights = None
         if score is not None:
-            self._keep(module.state_dict())
+            self._keep(self._changing())
 
     def _keep(self, weights: dict) -> None:
         if self.file is None:
@@ -67,12 +67,20 @@ class BestWeights:
         """Keep the current weights if `score` beats the best so far (or `always`)."""
         if always or self.score is None or self.sign * score > self.sign * self.score:
             self.score, self.step = score, step
-            self._keep(self.module.state_dict())
+            self._keep(self._changing())
             return True
         return False
 
+    def _changing(self) -> dict:
+        """The trainable parameters: frozen weights (a LoRA or QLoRA base, frozen layers) never change,
+        so they are not copied, and 4-bit weights need not survive a state-dict round trip."""
+        return {n: p.detach() for n, p in self.module.named_parameters() if p.requires_grad}
+
     def restore(self) -> None:
-        self.module.load_state_dict(self._kept())
+        missing_trainable = set(self._changing()) - set(self._kept())
+        if missing_trainable:
+            raise RuntimeError(f"best weights lack trainable parameters {sorted(missing_trainable)[:3]}")
+        self.module.load_state_dict(self._kept(), strict=False)
 
     def discard(self) -> None:
         """Delete the file of kept weights (after `restore`), and the folder if it made one."""
@@ -92,6 +100,14 @@ class BestWeights:
             self.file.unlink(missing_ok=True)
         else:
             self.weights = None
+
+
+def unfreeze(model: torch.nn.Module) -> None:
+    """Every parameter trainable again after training (saved models load fully trainable), except
+    4-bit ones (QLoRA's bases), which are integers and cannot take gradients."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            p.requires_grad_(True)
 
 
 class NonFiniteError(FloatingPointError):

@@ -26,6 +26,10 @@ class LoRA(Section):
         "merged", description="merged: each trained model is saved with its adapter folded into the weights (a "
         "plain model folder); adapter: the adapter alone (adapter_config.json + adapter_model.safetensors, a few "
         "MB), naming the folder it was trained on as its base")
+    quantize: Literal["none", "nf4"] = Field(
+        "none", description="nf4: QLoRA, the frozen base weights of the decoder blocks held in 4-bit NormalFloat "
+        "through bitsandbytes (pip install 'rlhflab[qlora]'; CPU or CUDA); saved merged, each weight dequantized "
+        "with the adapter added in full precision")
 
 
 class Train(Section):

@@ -23,7 +23,8 @@ from rlhflab.lora import adapter_disabled, prepare_trainable, saves_adapter
 from rlhflab.models import load_causal_lm, load_tokenizer, save_model
 from rlhflab.pipeline import Stage, StageContext
 from rlhflab.training import (BestWeights, FiniteGuard, batch_order, local_microbatches, make_accelerator,
-                              make_optimizer, make_scheduler, optimizer_step, total_steps, use_gradient_checkpointing)
+                              make_optimizer, make_scheduler, optimizer_step, total_steps, unfreeze,
+                              use_gradient_checkpointing)
 
 
 def pair_logprobs(model, pairs, device, autocast=contextlib.nullcontext) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,7 +123,7 @@ def run(ctx: StageContext) -> dict:
         ctx.log(step, row)
         ctx.progress("dpo", step, steps)
     best.restore()
-    raw.requires_grad_(True)
+    unfreeze(raw)
     metrics.update({"steps": steps, "initial_val_accuracy": initial_acc, "best_val_accuracy": best.score,
                     "best_step": best.step, "train_pairs": len(train)})
     if gold and check_prompts:

@@ -31,7 +31,8 @@ from rlhflab.models import load_reward_model, load_tokenizer, save_model
 from rlhflab.pipeline import Stage, StageContext
 from rlhflab.tasks.common import carve_validation
 from rlhflab.training import (BestWeights, FiniteGuard, batch_order, local_microbatches, make_accelerator,
-                              make_optimizer, make_scheduler, optimizer_step, total_steps, use_gradient_checkpointing)
+                              make_optimizer, make_scheduler, optimizer_step, total_steps, unfreeze,
+                              use_gradient_checkpointing)
 
 
 def val_accuracy(model, tokenizer, recs: list[PreferenceRecord], max_length: int) -> float:
@@ -90,7 +91,7 @@ def train_reward_model(ctx: StageContext, train_recs, val_recs, seed: int) -> di
         ctx.log(step, row)
         ctx.progress(ctx.stage.name, step, steps)
     best.restore()
-    raw.requires_grad_(True)
+    unfreeze(raw)
     if ctx.is_main:
         save_model(raw, tokenizer, ctx.out, adapter_only=saves_adapter(ctx.cfg.model.lora))
     return {**metrics, "steps": steps, "initial_val_accuracy": initial_acc, "best_val_accuracy": best.score,

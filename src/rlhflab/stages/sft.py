@@ -15,7 +15,7 @@ from rlhflab.inputs import base_model_dir, base_model_needs, gold_reward_of, lay
 from rlhflab.lora import prepare_trainable, saves_adapter
 from rlhflab.models import load_causal_lm, load_tokenizer, save_model
 from rlhflab.pipeline import Stage, StageContext
-from rlhflab.training import make_accelerator, train_lm, use_gradient_checkpointing
+from rlhflab.training import make_accelerator, train_lm, unfreeze, use_gradient_checkpointing
 
 
 def run(ctx: StageContext) -> dict:
@@ -44,7 +44,7 @@ def run(ctx: StageContext) -> dict:
                             pad_id=tokenizer.pad_token_id, seed=ctx.seed, eval_every=cfg.eval_every,
                             log=ctx.log, progress=lambda i, n: ctx.progress("sft", i, n), name="sft"))
     model = accelerator.unwrap_model(model)
-    model.requires_grad_(True)  # saved models load fully trainable
+    unfreeze(model)
     if gold and check_prompts:
         metrics["gold_reward_sft"] = mean_gold_of_samples(ctx, model, tokenizer, check_prompts, gold)
     if ctx.is_main:

@@ -1,0 +1,109 @@
+"""QLoRA: NF4 base weights under LoRA adapters (bitsandbytes, on the CPU)."""
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from rlhflab.config import LoRA, Optim, Train
+from rlhflab.generation import token_logprobs
+from rlhflab.lora import adapter_disabled, prepare_trainable
+from rlhflab.models import load_reward_model, save_model
+from rlhflab.training import BestWeights, make_accelerator, train_lm
+from helpers import tiny_model_and_tokenizer
+from test_lora import _batch, _examples
+
+bnb = pytest.importorskip("bitsandbytes")  # in the test extras: CI runs these
+
+NF4 = LoRA(r=16, alpha=32, quantize="nf4")
+
+
+def test_qlora_holds_the_decoder_in_4_bits_and_the_reference_is_the_quantized_base(tmp_path):
+    model, tok = tiny_model_and_tokenizer()
+    ids, mask = _batch(tok)
+    with torch.no_grad():
+        full = token_logprobs(model, ids, mask)
+    peft_model, counts = prepare_trainable(model, NF4, 0.0)
+    q_proj = peft_model.base_model.model.model.layers[0].self_attn.q_proj
+    assert isinstance(q_proj.base_layer, bnb.nn.Linear4bit) and q_proj.base_layer.weight.dtype == torch.uint8
+    assert not isinstance(peft_model.base_model.model.lm_head, bnb.nn.Linear4bit)  # head and embeddings stay
+    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    with torch.no_grad():
+        quantized = token_logprobs(peft_model, ids, mask)
+    # NF4 rounds every decoder weight: close to the full-precision model, not equal to it
+    assert not torch.equal(quantized, full) and (quantized - full).abs().mean() < 0.05
+
+    train = _examples(tok)
+    optim = Optim(lr=1e-2, batch_size=12, micro_batch_size=6, epochs=6, warmup_ratio=0.0)
+    m = train_lm(peft_model, train, train[:6], optim, accelerator=make_accelerator(Train()), pad_id=tok.pad_token_id,
+                 seed=0, eval_every=4, log=lambda s, r: None)
+    assert m["best_val_loss"] < m["initial_val_loss"] - 0.3
+    with torch.no_grad():
+        after = token_logprobs(peft_model, ids, mask)
+        with adapter_disabled(peft_model):  # the reference: the quantized base, untouched by training
+            assert torch.equal(token_logprobs(peft_model, ids, mask), quantized)
+
+    # saved merged: dequantized W + (alpha/r)·B·A in full precision, a plain model without bitsandbytes
+    deq = bnb.functional.dequantize_4bit(q_proj.base_layer.weight.data, q_proj.base_layer.weight.quant_state)
+    expected = deq + 2.0 * q_proj.lora_B["default"].weight @ q_proj.lora_A["default"].weight
+    save_model(peft_model, tok, tmp_path / "sft")
+    plain = AutoModelForCausalLM.from_pretrained(tmp_path / "sft")
+    assert not any(isinstance(m, bnb.nn.Linear4bit) for m in plain.modules())
+    assert torch.allclose(plain.model.layers[0].self_attn.q_proj.weight, expected, atol=1e-6)
+    with torch.no_grad():
+        assert torch.allclose(token_logprobs(plain, ids, mask), after, atol=1e-4)
+
+
+def test_a_qlora_reward_models_head_stays_full_precision_and_best_weights_restore(tmp_path):
+    model, tok = tiny_model_and_tokenizer()
+    save_model(model, tok, tmp_path / "m")
+    rm, _ = prepare_trainable(load_reward_model(tmp_path / "m", tok), NF4, 0.0, reward=True)
+    assert sum(isinstance(m, bnb.nn.Linear4bit) for m in rm.modules()) == 2 * 7  # 2 layers × q k v o gate up down
+    trainable = {n for n, p in rm.named_parameters() if p.requires_grad}
+    assert any("score" in n for n in trainable) and all("lora_" in n or "score" in n for n in trainable)
+    best = BestWeights(rm, 0.5)
+    assert set(best.state_dict()["weights"]) == trainable  # only what training changes is copied
+    kept = {n: p.detach().clone() for n, p in rm.named_parameters() if p.requires_grad}
+    with torch.no_grad():
+        for n, p in rm.named_parameters():
+            if p.requires_grad:
+                p.add_(1.0)
+    best.restore()
+    assert all(torch.equal(p, kept[n]) for n, p in rm.named_parameters() if p.requires_grad)
+
+
+def test_qlora_without_bitsandbytes_names_the_fix(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_bnb(name, *a, **k):
+        if name == "bitsandbytes":
+            raise ImportError(name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_bnb)
+    with pytest.raises(RuntimeError, match=r"pip install 'rlhflab\[qlora\]'"):
+        prepare_trainable(tiny_model_and_tokenizer()[0], NF4, 0.0)
+
+
+@pytest.mark.slow
+def test_qlora_ppo_learns_and_resumes_from_its_checkpoint(tiny_run, tmp_path):
+    """PPO with a 4-bit policy and a 4-bit RM under the value adapter: the first ratio is 1 (the adapter
+    starts at zero), the validation RM score rises, and a checkpoint of the 4-bit model resumes."""
+    from test_ppo_end_to_end import _trainer
+
+    cfg, _ = tiny_run
+    rows = []
+    kw = dict(lora=NF4, log=lambda step, row: rows.append(row), checkpoint_dir=tmp_path / "ckpt")
+    trainer = _trainer(cfg, tmp_path, tmp_path, extra=["ppo.max_steps=8", "ppo.optim.lr=1e-3", "ppo.save_every=4"], **kw)
+    assert trainer.ref is None and any(isinstance(m, bnb.nn.Linear4bit) for m in trainer.raw.modules())
+    trainer.train()
+    assert rows[1]["kl"] == 0.0 and rows[1]["ratio_first_minibatch"] == 1.0
+    assert rows[-1]["val_rm_score"] > rows[0]["val_rm_score"] + 0.05
+    # a fresh trainer on the same checkpoint folder resumes at the last checkpoint instead of step 1
+    resumed = []
+    again = _trainer(cfg, tmp_path, tmp_path, extra=["ppo.max_steps=8", "ppo.optim.lr=1e-3", "ppo.save_every=4"],
+                     **{**kw, "log": lambda step, row: resumed.append(step)})
+    again.train()
+    assert 1 not in resumed
