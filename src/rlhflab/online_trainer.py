@@ -34,6 +34,7 @@ from rlhflab.generation import Samples, sample, token_logprobs
 from rlhflab.lora import adapter_disabled, prepare_trainable
 from rlhflab.models import disable_dropout, load_causal_lm, load_reward_model, load_tokenizer
 from rlhflab.ppo_models import reference_logprobs
+from rlhflab.quantization import is_quantized
 from rlhflab.training import (BestWeights, FiniteGuard, batch_order, make_accelerator, make_optimizer,
                               make_scheduler, unfreeze, use_gradient_checkpointing)
 
@@ -254,7 +255,9 @@ class OnlineTrainer:
         if self.checkpoint_dir is None or not (self.checkpoint_dir / "state").exists():
             return False
         state = self.checkpoint_dir / "state"
-        self.accelerator.load_state(str(state))
+        # a 4-bit base (QLoRA) saves its quantization state beside its weights, which the plain loader
+        # does not take back; the base is frozen and quantized the same way on every load, so skip it
+        self.accelerator.load_state(str(state), strict=not is_quantized(self.raw))
         if self.accelerator.is_main_process and self.metrics_file is not None and (state / "metrics.jsonl").exists():
             shutil.copy(state / "metrics.jsonl", self.metrics_file)
         return True
