@@ -77,10 +77,11 @@ class BestWeights:
         return {n: p.detach() for n, p in self.module.named_parameters() if p.requires_grad}
 
     def restore(self) -> None:
-        missing_trainable = set(self._changing()) - set(self._kept())
+        kept = self._kept()  # on disk: read once
+        missing_trainable = {n for n, p in self.module.named_parameters() if p.requires_grad} - set(kept)
         if missing_trainable:
             raise RuntimeError(f"best weights lack trainable parameters {sorted(missing_trainable)[:3]}")
-        self.module.load_state_dict(self._kept(), strict=False)
+        self.module.load_state_dict(kept, strict=False)
 
     def discard(self) -> None:
         """Delete the file of kept weights (after `restore`), and the folder if it made one."""
