@@ -1,6 +1,10 @@
 """Sampling throughput of rlhflab's lean decode loop (`generation.decode`) against transformers'
 `model.generate(output_logits=True)` on the same model, prompts, seed and batch, measured in the
-same run: new tokens per second and the ratio. Both draw the same tokens (tests/test_generation.py).
+same run: new tokens per second and the ratio. Both sample the same distribution (tests/test_generation.py).
+It also times the decode loop with transformers' own `sdpa` attention, which copies each key/value
+head once per query head whenever a mask is given on CPU, against the grouped-head kernel
+(`rlhflab.attention`) that rlhflab loads grouped-query models with (SmolLM2: 9 query, 3 key/value heads;
+the tiny model has none, so there the two are the same code).
 
 The model is the quickstart's (a 4-layer Llama with a 2000-token vocabulary, randomly initialised:
 speed does not depend on the weights) or SmolLM2-135M from its GGUF file (`--model smollm2`, needs
@@ -24,6 +28,7 @@ import torch  # noqa: E402
 
 from rlhflab.config import load_config  # noqa: E402
 from rlhflab.data import synthetic as syn  # noqa: E402
+from rlhflab.attention import use_grouped_sdpa  # noqa: E402
 from rlhflab.generation import encode_prompts, sample  # noqa: E402
 from rlhflab.models import build_llama, import_gguf, load_causal_lm, load_tokenizer, train_tokenizer  # noqa: E402
 from rlhflab.report.readme import machine  # noqa: E402
@@ -86,13 +91,19 @@ def main() -> None:
     run = (model, tok, prompts, args.batch, args.temperature, args.new_tokens)
     timed(with_decode, model, tok, prompts[: args.batch], *run[3:])  # warm-up, both paths
     timed(with_generate, model, tok, prompts[: args.batch], *run[3:])
+    model.set_attn_implementation("sdpa")  # transformers' default: generate, and the decode loop's baseline
     t_gen, n_gen = timed(with_generate, *run)
+    t_sdpa, n_sdpa = timed(with_decode, *run)
+    use_grouped_sdpa(model)
     t_dec, n_dec = timed(with_decode, *run)
     print(f"{args.model} model, {args.prompts} prompts in batches of {args.batch}, up to {args.new_tokens} new tokens, "
           f"τ = {args.temperature}; {machine()}")
-    print(f"  generate(output_logits=True): {n_gen / t_gen:8.0f} new tokens/s ({t_gen:.2f} s)")
-    print(f"  rlhflab decode loop:          {n_dec / t_dec:8.0f} new tokens/s ({t_dec:.2f} s)")
-    print(f"  ratio decode / generate = {(n_dec / t_dec) / (n_gen / t_gen):.2f}")
+    print(f"  generate(output_logits=True):   {n_gen / t_gen:6.0f} new tokens/s ({t_gen:.2f} s)")
+    print(f"  decode loop, transformers sdpa: {n_sdpa / t_sdpa:6.0f} new tokens/s ({t_sdpa:.2f} s)")
+    print(f"  decode loop, as rlhflab loads:  {n_dec / t_dec:6.0f} new tokens/s ({t_dec:.2f} s; "
+          f"{model.config._attn_implementation})")
+    print(f"  ratio decode / generate = {(n_dec / t_dec) / (n_gen / t_gen):.2f}; "
+          f"grouped heads / sdpa = {(n_dec / t_dec) / (n_sdpa / t_sdpa):.2f}")
 
 
 if __name__ == "__main__":

