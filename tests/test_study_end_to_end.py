@@ -41,6 +41,11 @@ def test_eval_reports_win_rates_gaps_and_alpaca_files(tiny_run):
     assert out.exit_code == 0 and f"{res['pvr']['ppo']['id']['win_rate']:.2f}" in out.output
     outputs = json.loads((cfg.run_dir / "eval" / "model_outputs" / "dpo" / "id.json").read_text())
     assert len(outputs) == 16 and set(outputs[0]) == {"instruction", "output", "generator"}
+    assert res["bon_outputs"] == "bon"  # best-of-N's outputs are the bon stage's, not drawn a second time
+    for s in TEST_SETS:
+        picked = [json.loads(line)["output"] for line in (cfg.run_dir / "bon" / "outputs" / f"{s}.jsonl").open()]
+        shown = json.loads((cfg.run_dir / "eval" / "model_outputs" / "bon" / f"{s}.json").read_text())
+        assert [o["output"] for o in shown] == picked[:16]
 
 
 def test_every_stage_ran_reading_only_config_keys_its_cache_key_covers(tiny_run):

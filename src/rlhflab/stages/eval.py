@@ -1,6 +1,7 @@
 """`eval` stage: every policy on every ID and OOD test set with the configured judge (kirk2024 §5.1, §6.1).
 
-For each policy one output per input (τ from `generation`; best-of-N picks among `bon.n`):
+For each policy one output per input (τ from `generation`; best-of-N picks among `bon.n`, and its
+outputs are the `bon` stage's where that stage wrote one for every input scored here):
 preference-vs-reference (PvR) win rate per test set with AlpacaEval's standard error and a
 bootstrap interval; the generalisation gap ID − OOD; head-to-head against the baseline policy
 (default SFT) and its change from ID to each OOD set; the judge's own agreement with held-out
@@ -15,6 +16,7 @@ never pays twice for the same judgement; `rlhflab run --force eval` judges every
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from statistics import mean
 
@@ -44,11 +46,15 @@ def run(ctx: StageContext) -> dict:
     gold = gold_reward_of(ctx)
 
     outputs: dict[str, dict[str, list[str]]] = {}
+    bon_from_stage = bon_stage_outputs(ctx, test_sets) if "bon" in policies else None
     for i, name in enumerate(policies):
         ctx.progress("eval: sampling", i, len(policies))
         torch.manual_seed(ctx.seed + 202)
-        sampler = sampler_of(ctx, name, ctx.cfg.generation.temperature)
-        outputs[name] = {s: sampler([r.prompt for r in recs], 1) for s, recs in test_sets.items()}
+        if name == "bon" and bon_from_stage is not None:
+            outputs[name] = bon_from_stage
+        else:
+            sampler = sampler_of(ctx, name, ctx.cfg.generation.temperature)
+            outputs[name] = {s: sampler([r.prompt for r in recs], 1) for s, recs in test_sets.items()}
         for s, recs in test_sets.items():
             if ctx.is_main:
                 write_json(ctx.out / "model_outputs" / name / f"{s}.json",
@@ -56,6 +62,7 @@ def run(ctx: StageContext) -> dict:
     ctx.progress("eval: sampling", len(policies), len(policies))
 
     results: dict = {"judge": cfg.judge, "test_sets": {k: len(v) for k, v in test_sets.items()}, "sets": sets,
+                     "bon_outputs": None if "bon" not in policies else "sampled" if bon_from_stage is None else "bon",
                      "baseline": cfg.baseline, "pvr": {}, "head_to_head": {}, "gap": {}, "head_to_head_change": {},
                      "gold": {}, "preferences": {}, "lengths": {},
                      "reference_lengths": {s: [len(r.reference or "") for r in recs] for s, recs in test_sets.items()}}
@@ -110,6 +117,21 @@ def run(ctx: StageContext) -> dict:
         if gaps:
             headline[f"{name}/mean_gap"] = mean(gaps.values())
     return headline
+
+
+def bon_stage_outputs(ctx: StageContext, test_sets: dict) -> dict[str, list[str]] | None:
+    """Best-of-N's outputs as the `bon` stage wrote them (the RM's pick among the first `bon.n` of
+    each input's pool at `bon.temperature`: what best-of-N as a policy samples here), when they
+    cover every input this stage scores, in order; None sends eval to draw its own (when
+    `bon.max_prompts_per_test_set` is below `eval.max_inputs_per_test_set`)."""
+    out = {}
+    for s, recs in test_sets.items():
+        path = ctx.input("bon") / "outputs" / f"{s}.jsonl"
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+        if [r["id"] for r in rows[: len(recs)]] != [r.id for r in recs]:
+            return None
+        out[s] = [r["output"] for r in rows[: len(recs)]]
+    return out
 
 
 def length_control(results: dict, sets: dict, baseline: str, seed: int) -> tuple[dict, dict]:
