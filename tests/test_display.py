@@ -63,6 +63,18 @@ def test_library_warnings_and_bars_go_to_the_log_file(tmp_path, capsys):
         getattr(h, "baseFilename", None) == str(log) for h in logging.getLogger().handlers)
 
 
+def test_the_gguf_stage_silences_transformers_conversion_bar(capsys):
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    from rlhflab.stages.gguf import quiet_gguf_conversion
+
+    with quiet_gguf_conversion():
+        list(gguf_utils.tqdm(range(3), desc="Converting and de-quantizing GGUF tensors..."))
+    assert "Converting" not in capsys.readouterr().err
+    list(gguf_utils.tqdm(range(3), desc="Converting and de-quantizing GGUF tensors..."))  # put back afterwards
+    assert "Converting" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_a_terminal_sees_rlhflabs_display_only(tmp_path):
     """Under a pseudo-terminal, through SFT on a tiny config: no third-party bars or warnings."""

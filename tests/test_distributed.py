@@ -62,16 +62,15 @@ def test_two_process_training_step_matches_single_process(tmp_path):
     assert moved
 
 
-RM_SCRIPT = textwrap.dedent("""
+STAGE_SCRIPT = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     from conftest import tiny_config
     from helpers import run_stage_on
-    from rlhflab.stages.rm import STAGE
+    from rlhflab.stages.{stage} import STAGE
 
-    cfg = tiny_config({runs!r}, "tiny", ["rm.optim.max_steps=3", "rm.optim.batch_size=8",
-                                         "rm.optim.micro_batch_size=4", "rm.optim.lr=1e-3", "rm.eval_every=100"])
+    cfg = tiny_config({runs!r}, "tiny", {overrides!r})
     run_stage_on(STAGE, cfg, cfg.run_dir, Path({out!r}))
     from rlhflab.pipeline import process_state
     if process_state().is_main_process:
@@ -79,32 +78,67 @@ RM_SCRIPT = textwrap.dedent("""
 """)
 
 
+def _one_and_two_processes(tmp_path, cfg, stage: str, overrides: list[str], port: int, row_key: str) -> dict:
+    """The stage on the tiny run's artefacts under torchrun with 2 processes and in one: per run, the
+    metric rows that carry `row_key` and the saved weights."""
+    import json
+
+    from safetensors.torch import load_file
+
+    tests, torchrun = str(Path(__file__).parent), str(Path(sys.executable).parent / "torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    runs = {}
+    for name, cmd in (("two", [torchrun, "--nproc_per_node", "2", "--master_port", str(port)]), ("one", [sys.executable])):
+        script = tmp_path / f"{name}.py"
+        script.write_text(STAGE_SCRIPT.format(tests=tests, runs=str(cfg.output_dir), out=str(tmp_path / name),
+                                              stage=stage, overrides=overrides))
+        p = subprocess.run([*cmd, str(script)], capture_output=True, text=True, env=env, timeout=600)
+        assert p.returncode == 0, p.stderr[-3000:]
+        assert f"world {2 if name == 'two' else 1}" in p.stdout
+        rows = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        runs[name] = ([r for r in rows if row_key in r], load_file(tmp_path / name / "model.safetensors"))
+    return runs
+
+
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
                     reason="torchrun not installed")
 def test_two_process_reward_model_training_matches_single_process(tiny_run, tmp_path):
     """The rm stage under torchrun: its Bradley–Terry forward goes through the DDP wrapper, so both
     ranks' gradients are averaged and the run equals one process on the same global batches."""
-    import json
-
-    from safetensors.torch import load_file
-
     cfg, _ = tiny_run
-    tests, torchrun = str(Path(__file__).parent), str(Path(sys.executable).parent / "torchrun")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    runs = {}
-    for name, cmd in (("two", [torchrun, "--nproc_per_node", "2", "--master_port", "29534"]), ("one", [sys.executable])):
-        script = tmp_path / f"{name}.py"
-        script.write_text(RM_SCRIPT.format(tests=tests, runs=str(cfg.output_dir), out=str(tmp_path / name)))
-        p = subprocess.run([*cmd, str(script)], capture_output=True, text=True, env=env, timeout=600)
-        assert p.returncode == 0, p.stderr[-3000:]
-        assert f"world {2 if name == 'two' else 1}" in p.stdout
-        rows = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
-        runs[name] = ([r for r in rows if "train_loss" in r], load_file(tmp_path / name / "model.safetensors"))
+    runs = _one_and_two_processes(tmp_path, cfg, "rm", ["rm.optim.max_steps=3", "rm.optim.batch_size=8",
+                                  "rm.optim.micro_batch_size=4", "rm.optim.lr=1e-3", "rm.eval_every=100"],
+                                  29534, "train_loss")
     (two_rows, two_w), (one_rows, one_w) = runs["two"], runs["one"]
     assert len(two_rows) == len(one_rows) == 3
     for a, b in zip(two_rows, one_rows):  # later steps' losses follow from the earlier steps' averaged gradients
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
         assert a["train_accuracy"] == b["train_accuracy"]
     assert two_rows[-1]["train_loss"] != two_rows[0]["train_loss"]
+    for k in one_w:
+        assert torch.allclose(two_w[k], one_w[k], atol=1e-5), k
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+                    reason="torchrun not installed")
+def test_two_process_dpo_matches_single_process(tiny_run, tmp_path):
+    """The dpo stage under torchrun (policy forward through the DDP wrapper, each rank half of every
+    global batch, the reference live) equals one process on the same global batches: losses, implicit
+    reward accuracies and saved weights."""
+    from safetensors.torch import load_file
+
+    cfg, _ = tiny_run
+    runs = _one_and_two_processes(tmp_path, cfg, "dpo", [
+        "dpo.optim.max_steps=3", "dpo.optim.batch_size=8", "dpo.optim.micro_batch_size=4", "dpo.optim.lr=1e-3",
+        "dpo.eval_every=100", "dpo.reference=live", "dpo.n_sample_check=0"], 29535, "loss")
+    (two_rows, two_w), (one_rows, one_w) = runs["two"], runs["one"]
+    assert len(two_rows) == len(one_rows) == 3
+    for a, b in zip(two_rows, one_rows):
+        for key in ("loss", "reward_margin", "logp_chosen"):
+            assert a[key] == pytest.approx(b[key], abs=1e-5), key
+        assert a["reward_accuracy"] == b["reward_accuracy"]
+    assert two_rows[-1]["loss"] < two_rows[0]["loss"] or two_rows[-1]["reward_margin"] != 0
+    start = load_file(cfg.run_dir / "sft" / "model.safetensors")
+    assert any(not torch.equal(one_w[k], start[k]) for k in one_w)
     for k in one_w:
         assert torch.allclose(two_w[k], one_w[k], atol=1e-5), k

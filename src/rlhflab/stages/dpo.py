@@ -87,7 +87,8 @@ def run(ctx: StageContext) -> dict:
     scheduler = make_scheduler(optimizer, optim, steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw = accelerator.unwrap_model(model)
-    initial_acc = implicit_accuracy(all_pair_logprobs(raw, val, dev, autocast=accelerator.autocast), ref_val)
+    # at step 0 the policy is the reference (an adapter starts at zero), so every margin is 0: no pass needed
+    initial_acc = implicit_accuracy(ref_val, ref_val)
     best = BestWeights(raw, initial_acc)
     guard = FiniteGuard("dpo")
     ctx.log(0, {"val_accuracy": initial_acc})
