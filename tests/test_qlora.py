@@ -22,7 +22,9 @@ def test_qlora_holds_the_decoder_in_4_bits_and_the_reference_is_the_quantized_ba
     ids, mask = _batch(tok)
     with torch.no_grad():
         full = token_logprobs(model, ids, mask)
+    before = sum(p.numel() for p in model.parameters())
     peft_model, counts = prepare_trainable(model, NF4, 0.0)
+    assert counts["total_params"] == before + counts["trainable_params"]  # 4-bit weights counted as weights
     q_proj = peft_model.base_model.model.model.layers[0].self_attn.q_proj
     assert isinstance(q_proj.base_layer, bnb.nn.Linear4bit) and q_proj.base_layer.weight.dtype == torch.uint8
     assert not isinstance(peft_model.base_model.model.lm_head, bnb.nn.Linear4bit)  # head and embeddings stay

@@ -24,7 +24,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassificati
 from rlhflab.attention import use_grouped_sdpa
 from rlhflab.config import ModelSpec
 from rlhflab.data.tokenize import IGNORE
-from rlhflab.quantization import is_quantized, merged_plain_model
+from rlhflab.quantization import is_quantized, merged_plain_model, weight_count
 
 SPECIAL = {"pad": "<pad>", "bos": "<s>", "eos": "</s>", "unk": "<unk>"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -262,7 +262,7 @@ def freeze_bottom(model: PreTrainedModel, fraction: float) -> dict[str, int]:
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:
     return {"trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-            "total_params": sum(p.numel() for p in model.parameters())}
+            "total_params": sum(weight_count(p) for p in model.parameters())}
 
 
 def disable_dropout(*models: nn.Module | None) -> None:

@@ -60,6 +60,13 @@ def is_quantized(model: nn.Module) -> bool:
     return any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
 
 
+def weight_count(p: torch.Tensor) -> int:
+    """The number of weights a parameter holds: a 4-bit one packs two per byte, so its own numel
+    is half its weight matrix's; the quantization state keeps the matrix's shape."""
+    state = getattr(p, "quant_state", None)
+    return p.numel() if state is None else state.shape.numel()
+
+
 def dequantized_weight(layer: nn.Module) -> torch.Tensor:
     """A Linear4bit's weight in its compute dtype (what its forward multiplies by)."""
     bnb = _bnb()
