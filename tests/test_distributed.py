@@ -125,8 +125,6 @@ def test_two_process_dpo_matches_single_process(tiny_run, tmp_path):
     """The dpo stage under torchrun (policy forward through the DDP wrapper, each rank half of every
     global batch, the reference live) equals one process on the same global batches: losses, implicit
     reward accuracies and saved weights."""
-    from safetensors.torch import load_file
-
     cfg, _ = tiny_run
     runs = _one_and_two_processes(tmp_path, cfg, "dpo", [
         "dpo.optim.max_steps=3", "dpo.optim.batch_size=8", "dpo.optim.micro_batch_size=4", "dpo.optim.lr=1e-3",
@@ -136,9 +134,10 @@ def test_two_process_dpo_matches_single_process(tiny_run, tmp_path):
     for a, b in zip(two_rows, one_rows):
         for key in ("loss", "reward_margin", "logp_chosen"):
             assert a[key] == pytest.approx(b[key], abs=1e-5), key
-        assert a["reward_accuracy"] == b["reward_accuracy"]
-    assert two_rows[-1]["loss"] < two_rows[0]["loss"] or two_rows[-1]["reward_margin"] != 0
-    start = load_file(cfg.run_dir / "sft" / "model.safetensors")
-    assert any(not torch.equal(one_w[k], start[k]) for k in one_w)
-    for k in one_w:
+    # at step 1 the policy is the reference: every margin is float rounding, so which side wins is noise
+    assert [a["reward_accuracy"] for a in two_rows[1:]] == [b["reward_accuracy"] for b in one_rows[1:]]
+    # the policy moved off the reference, the same way in both
+    assert abs(two_rows[0]["reward_margin"]) < 1e-5 and abs(two_rows[1]["reward_margin"]) > 1e-3
+    assert two_rows[-1]["val_accuracy"] == pytest.approx(one_rows[-1]["val_accuracy"])
+    for k in one_w:  # the saved weights: whichever the validation selection kept, the same in both
         assert torch.allclose(two_w[k], one_w[k], atol=1e-5), k

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from rlhflab.data.tokenize import collate, encode_completion
@@ -113,6 +114,8 @@ def test_draw_tokens_draws_each_entry_in_proportion_and_never_a_zero():
     assert (drawn[:, 0] != 1).all() and (drawn[:, 1] == 4).all()
     torch.manual_seed(0)
     assert torch.equal(draw_tokens(probs), drawn[0])  # seeded: the same draws
+    with pytest.raises(ValueError, match=r"rows \[1\] have no valid next-token distribution"):
+        draw_tokens(torch.tensor([[0.5, 0.5], [float("nan"), 0.5]]))
 
 
 def test_top_p_filter_keeps_the_smallest_nucleus():

@@ -70,6 +70,11 @@ def draw_tokens(probs: torch.Tensor) -> torch.Tensor:
     Sums run in float64 so a vocabulary's worth of rounding cannot move mass between tokens; an
     entry of 0 (filtered by top-p) is never drawn."""
     cdf = probs.double().cumsum(dim=-1)
+    total = cdf[:, -1]
+    if not (torch.isfinite(total) & (total > 0)).all():  # torch.multinomial refused these too
+        bad = (~(torch.isfinite(total) & (total > 0))).nonzero().flatten().tolist()
+        raise ValueError(f"sampling: rows {bad[:8]} have no valid next-token distribution (NaN, infinite or all-zero "
+                         "probabilities): the model's logits are not finite, usually weights that diverged")
     u = torch.rand(probs.shape[0], 1, dtype=torch.float64, device=probs.device) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp(max=probs.shape[1] - 1)
 
