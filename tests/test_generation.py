@@ -1,4 +1,3 @@
-import pytest
 import torch
 
 from rlhflab.data.tokenize import collate, encode_completion
@@ -62,60 +61,35 @@ def test_encode_completion_truncates_prompt_not_completion():
     assert b["input_ids"].shape == (2, 16) and b["attention_mask"][1].sum() < 16
 
 
-def test_lean_decode_picks_generates_greedy_tokens_and_samples_its_distribution():
-    """Greedy: the tokens model.generate picks, with the same log-probs. Sampled (τ, top-p): the
-    first token's empirical distribution over 3000 draws per prompt is generate's first-step
-    distribution (softmax of logits / τ after transformers' top-p filter), and nothing outside
-    the nucleus is ever drawn. (Not the same draws: rlhflab draws with `draw_tokens`, generate
-    with torch.multinomial.)"""
-    from transformers import TopPLogitsWarper
-
+def _generate_reference(model, tok, prompts, temperature, top_p, max_new_tokens):
+    """What transformers' generate samples from the same RNG state, as rlhflab's masks shape it."""
     from rlhflab.generation import encode_prompts
 
+    ids, mask = encode_prompts(tok, prompts)
+    out = model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=temperature, top_p=top_p,
+                         top_k=None, max_new_tokens=max_new_tokens, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id, output_logits=True, return_dict_in_generate=True)
+    response = out.sequences[:, ids.shape[1]:]
+    logits = torch.stack(out.logits, dim=1).float() / temperature
+    logp = torch.gather(torch.log_softmax(logits, -1), 2, response.unsqueeze(-1)).squeeze(-1)
+    return response, logp
+
+
+def test_lean_decode_draws_exactly_what_generate_draws():
+    """Same seed, same tokens as model.generate (temperature and top-p), same log-probs."""
     model, tok = tiny_model_and_tokenizer()
     model.eval()
-    prompts = ["SUBREDDIT: r/work\nPOST: my boss", "ARTICLE: the city council", "SUBREDDIT: r/pets\nPOST: a"]
-    ids, mask = encode_prompts(tok, prompts)
-    out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=16,
-                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, output_logits=True,
-                         return_dict_in_generate=True)
-    ref = out.sequences[:, ids.shape[1]:]
-    s = sample(model, tok, prompts, do_sample=False, temperature=1.0, max_new_tokens=16)
-    n = s.response_ids.shape[1]
-    assert torch.equal(s.response_ids * s.response_mask, ref[:, :n] * s.response_mask)
-    ref_lp = torch.log_softmax(torch.stack(out.logits, dim=1).float(), -1).gather(2, ref.unsqueeze(-1)).squeeze(-1)
-    assert torch.allclose(s.logprobs, ref_lp[:, :n] * s.response_mask, atol=1e-5)
-
-    first_logits = out.logits[0].float()
-    for temperature, top_p in ((1.0, 1.0), (0.2, 0.9)):  # 0.2: the untrained model's spread sharpened
-        target = TopPLogitsWarper(top_p)(ids, first_logits / temperature).softmax(-1)
-        torch.manual_seed(5)
-        drawn = sample(model, tok, prompts, k=3000, temperature=temperature, top_p=top_p, max_new_tokens=1)
-        first = drawn.response_ids[:, 0].view(len(prompts), 3000)
-        for i in range(len(prompts)):
-            assert (target[i][first[i]] > 0).all(), (temperature, top_p)
-            # tokens in ten bins of equal target mass (the untrained model spreads it over hundreds)
-            order = target[i].argsort()
-            bin_of = torch.empty_like(order)
-            bin_of[order] = (target[i][order].cumsum(0) * 10).clamp(max=9.999).long()
-            want = torch.zeros(10).index_add_(0, bin_of, target[i])
-            got = torch.bincount(bin_of[first[i]], minlength=10).float() / 3000
-            assert (got - want).abs().max() < 0.03, (temperature, top_p, i)  # ~5 standard errors
-
-
-def test_draw_tokens_draws_each_entry_in_proportion_and_never_a_zero():
-    from rlhflab.generation import draw_tokens
-
-    probs = torch.tensor([[0.5, 0.0, 0.3, 0.15, 0.05], [0.0, 0.0, 0.0, 0.0, 2.0]])  # rows need not sum to 1
-    torch.manual_seed(0)
-    drawn = torch.stack([draw_tokens(probs) for _ in range(20000)])
-    freq = torch.bincount(drawn[:, 0], minlength=5).float() / 20000
-    assert torch.allclose(freq, torch.tensor([0.5, 0.0, 0.3, 0.15, 0.05]), atol=0.012)
-    assert (drawn[:, 0] != 1).all() and (drawn[:, 1] == 4).all()
-    torch.manual_seed(0)
-    assert torch.equal(draw_tokens(probs), drawn[0])  # seeded: the same draws
-    with pytest.raises(ValueError, match=r"rows \[1\] have no valid next-token distribution"):
-        draw_tokens(torch.tensor([[0.5, 0.5], [float("nan"), 0.5]]))
+    prompts = ["SUBREDDIT: r/work\nPOST: my boss", "ARTICLE: the city council", "SUBREDDIT: r/pets\nPOST: a"] * 3
+    for temperature, top_p in ((1.0, 1.0), (0.7, 1.0), (0.7, 0.9)):
+        torch.manual_seed(11)
+        ref, ref_lp = _generate_reference(model, tok, prompts, temperature, top_p, 16)
+        torch.manual_seed(11)
+        s = sample(model, tok, prompts, temperature=temperature, top_p=top_p, max_new_tokens=16)
+        n = s.response_ids.shape[1]
+        assert torch.equal(s.response_ids * s.response_mask, ref[:, :n] * s.response_mask), (temperature, top_p)
+        assert torch.allclose(s.logprobs, ref_lp[:, :n] * s.response_mask, atol=1e-5)
+        # generate keeps padding rows after every row finished; nothing real is lost by stopping
+        assert (ref[:, n:] == tok.pad_token_id).all() or n == 16
 
 
 def test_top_p_filter_keeps_the_smallest_nucleus():

@@ -63,22 +63,6 @@ def top_p_filter(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     return scores.masked_fill(drop_sorted.scatter(1, order, drop_sorted), -float("inf"))
 
 
-def draw_tokens(probs: torch.Tensor) -> torch.Tensor:
-    """One index per row of `probs` [B, V], drawn with probability proportional to its entry, by
-    inverting the row's cumulative sum at one uniform draw. torch.multinomial draws an exponential
-    per entry: on 2 CPU cores that was 13% of SmolLM2's sampling time (49,152 entries a row).
-    Sums run in float64 so a vocabulary's worth of rounding cannot move mass between tokens; an
-    entry of 0 (filtered by top-p) is never drawn."""
-    cdf = probs.double().cumsum(dim=-1)
-    total = cdf[:, -1]
-    if not (torch.isfinite(total) & (total > 0)).all():  # torch.multinomial refused these too
-        bad = (~(torch.isfinite(total) & (total > 0))).nonzero().flatten().tolist()
-        raise ValueError(f"sampling: rows {bad[:8]} have no valid next-token distribution (NaN, infinite or all-zero "
-                         "probabilities): the model's logits are not finite, usually weights that diverged")
-    u = torch.rand(probs.shape[0], 1, dtype=torch.float64, device=probs.device) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp(max=probs.shape[1] - 1)
-
-
 class PreallocatedLayer(DynamicLayer):
     """A KV-cache layer with room for `capacity` positions, filled in place.
 
@@ -128,14 +112,13 @@ def decode(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.
     tokens, pad after EOS; [B·repeats, T] log π of each sampled token at the sampling temperature,
     before top-p).
 
-    The distribution `model.generate(do_sample=True, temperature, top_p)` samples from (raw float32
-    logits / τ, top-p as transformers filters, softmax; finished rows get pad; greedy picks the
-    same tokens), but each prompt is encoded once and its cache shared by its repeats, only the
-    last position's logits are computed from the prompt, only the sampled token's log-prob is kept
-    (generate stacks [B, T, V] logits), the cache is filled in place, no generic processors run per
-    step, and each token is drawn by `draw_tokens` (one uniform per row) instead of
-    `torch.multinomial` (one exponential per vocabulary entry). It stops once every row has
-    produced EOS, as generate's output does.
+    The same draws as `model.generate(do_sample=True, temperature, top_p)` makes from the same RNG
+    state on the prompts repeated (raw float32 logits / τ, top-p as transformers filters, softmax,
+    one multinomial per step over the whole batch; finished rows get pad), but each prompt is
+    encoded once and its cache shared by its repeats, only the last position's logits are
+    computed from the prompt, only the sampled token's log-prob is kept (generate stacks [B, T, V]
+    logits), the cache is filled in place, and no generic processors run per step. It stops once
+    every row has produced EOS, as generate's output does.
 
     `mode` (config `generation.decode`): `eager` as above; `static` keeps every tensor of a step
     the same shape (transformers' StaticCache, sized to a multiple of 64 positions, and an
@@ -162,7 +145,7 @@ def decode(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.
             scaled = logits / temperature if do_sample else logits
             if do_sample:
                 scores = top_p_filter(scaled, top_p) if top_p < 1.0 else scaled
-                nxt = draw_tokens(scores.softmax(dim=-1))
+                nxt = torch.multinomial(scores.softmax(dim=-1), num_samples=1).squeeze(1)
             else:
                 nxt = scaled.argmax(dim=-1)
             logp = scaled.gather(1, nxt[:, None]).squeeze(1) - scaled.logsumexp(dim=-1)
