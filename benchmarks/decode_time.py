@@ -1,6 +1,6 @@
 """Sampling throughput of rlhflab's lean decode loop (`generation.decode`) against transformers'
 `model.generate(output_logits=True)` on the same model, prompts, seed and batch, measured in the
-same run: new tokens per second and the ratio. Both sample the same distribution (tests/test_generation.py).
+same run: new tokens per second and the ratio. Both draw the same tokens (tests/test_generation.py).
 It also times the decode loop with transformers' own `sdpa` attention, which copies each key/value
 head once per query head whenever a mask is given on CPU, against the grouped-head kernel
 (`rlhflab.attention`) that rlhflab loads grouped-query models with (SmolLM2: 9 query, 3 key/value heads;

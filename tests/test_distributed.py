@@ -63,7 +63,7 @@ def test_two_process_training_step_matches_single_process(tmp_path):
 
 
 STAGE_SCRIPT = textwrap.dedent("""
-    import json, sys
+    import sys
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     from conftest import tiny_config
