@@ -41,30 +41,27 @@ class BestWeights:
         """Keeps the module's current weights as scoring `score`; with `score=None` nothing is kept
         until the first `offer`."""
         self.module, self.sign = module, 1.0 if higher_is_better else -1.0
-        self.score, self.step, self.on_disk = score, step, on_disk
-        # the private folder is made at the first keep: a run stopped before it leaves nothing behind
-        self.own_dir: Path | None = None
-        self.file = Path(directory) / f"best-weights-{os.getpid()}.pt" if on_disk and directory is not None else None
+        self.score, self.step = score, step
+        self.own_dir = Path(tempfile.mkdtemp(prefix="rlhflab-best-")) if on_disk and directory is None else None
+        folder = directory if directory is not None else self.own_dir
+        self.file = Path(folder) / f"best-weights-{os.getpid()}.pt" if on_disk else None
         self.weights = None
         if score is not None:
             self._keep(self._changing())
 
     def _keep(self, weights: dict) -> None:
-        if not self.on_disk:
+        if self.file is None:
             self.weights = copy.deepcopy(weights)
             return
-        if self.file is None:
-            self.own_dir = Path(tempfile.mkdtemp(prefix="rlhflab-best-"))
-            self.file = self.own_dir / f"best-weights-{os.getpid()}.pt"
         self.file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.file.with_suffix(".tmp")
         torch.save(weights, tmp)
         os.replace(tmp, self.file)  # a crash mid-write never leaves a half file under the name
 
     def _kept(self) -> dict | None:
-        if not self.on_disk:
+        if self.file is None:
             return self.weights
-        return torch.load(self.file, weights_only=True) if self.file is not None and self.file.exists() else None
+        return torch.load(self.file, weights_only=True) if self.file.exists() else None
 
     def offer(self, step: int, score: float, always: bool = False) -> bool:
         """Keep the current weights if `score` beats the best so far (or `always`)."""
@@ -100,9 +97,8 @@ class BestWeights:
         self.score, self.step = state["score"], state["step"]
         if state["weights"] is not None:
             self._keep(state["weights"])
-        elif self.on_disk:
-            if self.file is not None:
-                self.file.unlink(missing_ok=True)
+        elif self.file is not None:
+            self.file.unlink(missing_ok=True)
         else:
             self.weights = None
 
