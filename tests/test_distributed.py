@@ -141,3 +141,66 @@ def test_two_process_dpo_matches_single_process(tiny_run, tmp_path):
     assert two_rows[-1]["val_accuracy"] == pytest.approx(one_rows[-1]["val_accuracy"])
     for k in one_w:  # the saved weights: whichever the validation selection kept, the same in both
         assert torch.allclose(two_w[k], one_w[k], atol=1e-5), k
+
+
+PPO_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    import torch
+    sys.path.insert(0, {tests!r})
+    from conftest import tiny_config
+    from helpers import run_stage_on
+    from rlhflab.pipeline import process_state
+    from rlhflab.ppo_trainer import PPOTrainer
+    from rlhflab.stages.ppo import STAGE
+
+    out, rank = Path({out!r}), process_state().process_index
+    train = PPOTrainer.train
+
+    def train_and_keep(self):  # every rank's selected policy and its view of the run, not only rank 0's
+        summary = train(self)
+        torch.save({{k: v.detach().cpu().clone() for k, v in self.policy.state_dict().items()}}, out / f"rank{{rank}}.pt")
+        (out / f"rank{{rank}}.json").write_text(json.dumps({{k: summary[k] for k in ("best_step", "selected")}}))
+        return summary
+
+    PPOTrainer.train = train_and_keep
+    cfg = tiny_config({runs!r}, "tiny", {overrides!r})
+    run_stage_on(STAGE, cfg, cfg.run_dir, out)
+""")
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+                    reason="torchrun not installed")
+def test_two_process_ppo_ranks_stay_in_sync(tiny_run, tmp_path):
+    """The ppo stage under torchrun. Each rank samples its own share of every rollout batch, so the
+    run cannot equal one process; what must hold is that the ranks are one run: the same weights after
+    every update (DDP), the same reward normalisation, the same validation numbers on the whole
+    validation set (shared out unevenly here: 5 prompts, 2 processes). The last checkpoint is kept, so
+    the saved policy is a trained one."""
+    import json
+
+    cfg, _ = tiny_run
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    overrides = ["ppo.max_steps=3", "ppo.prompt_batch_size=8", "ppo.minibatch_size=4", "ppo.eval_every=1",
+                 "ppo.val_prompts=5", "ppo.optim.lr=1e-3", "ppo.save_every=100", "ppo.select_on=last"]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "ppo.py").write_text(PPO_SCRIPT.format(tests=str(Path(__file__).parent), runs=str(cfg.output_dir),
+                                                       out=str(tmp_path / "out"), overrides=overrides))
+    p = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29536", str(tmp_path / "ppo.py")],
+                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = tmp_path / "out"
+    views = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert views[0] == views[1]  # the same validation numbers, so the same checkpoint kept
+    w0, w1 = (torch.load(out / f"rank{r}.pt") for r in (0, 1))
+    assert w0.keys() == w1.keys()
+    for k in w0:
+        assert torch.equal(w0[k], w1[k]), k
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "policy_loss" in r]
+    assert len(steps) == 3 and all("val_objective" in r for r in steps)
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+    sft = AutoModelForCausalLM.from_pretrained(cfg.run_dir / "sft").state_dict()
+    saved = load_file(out / "model.safetensors")
+    assert any(not torch.equal(saved[k], sft[k]) for k in saved if k in sft)  # training moved the policy

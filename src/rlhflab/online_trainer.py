@@ -23,7 +23,7 @@ from statistics import mean
 from typing import Callable
 
 import torch
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, set_seed
 from torch import nn
 
 from rlhflab.algorithms.ppo import chunks, eos_trick, kl_objective
@@ -106,6 +106,9 @@ class OnlineTrainer:
         model = self.build(sft_dir, rm_dir, dtype, lora, train)
         self.prompts = prompts
         self.val_prompts = val_prompts[: cfg.val_prompts]
+        if len(self.val_prompts) < self.world:
+            raise ValueError(f"{self.name}: {len(self.val_prompts)} validation prompts for {self.world} processes; "
+                             f"each process validates on its share, so give {self.name}.val_prompts >= {self.world}")
         self.gold = gold
         self.steps = max(1, math.ceil(cfg.epochs * len(self.prompts) / cfg.prompt_batch_size))
         if cfg.max_steps:
@@ -187,7 +190,8 @@ class OnlineTrainer:
         if not self.cfg.normalize_rewards:
             return scores
         if self.loop.score_norm is None:  # fixed from the first batch, so rewards stay comparable
-            self.loop.score_norm = [scores.mean().item(), scores.std().clamp(min=1e-6).item()]
+            whole = self.accelerator.gather(scores) if self.world > 1 else scores  # every process, the same norm
+            self.loop.score_norm = [whole.mean().item(), whole.std().clamp(min=1e-6).item()]
         mu, sd = self.loop.score_norm
         return (scores - mu) / sd
 
@@ -214,8 +218,12 @@ class OnlineTrainer:
 
     @torch.no_grad()
     def validate(self) -> dict:
-        """Validation RM score, KL and score − β·KL (β now in force) of one sample per validation prompt."""
-        prompts = self.val_prompts
+        """Validation RM score, KL and score − β·KL (β now in force) of one sample per validation prompt.
+        Each process samples its share of the prompts and every process gets the whole set's numbers, so
+        all of them select the same checkpoint."""
+        rank, world = self.accelerator.process_index, self.world
+        n = len(self.val_prompts)
+        prompts = self.val_prompts[rank * n // world:(rank + 1) * n // world]
         s, raw, scores = self.rollout(prompts)
         ids, attn, start, mask = self.sequences(s)
         kls = []
@@ -224,10 +232,14 @@ class OnlineTrainer:
             ref = self.reference_logprobs(ids[c], attn[c], start)
             kls.append(((lp - ref) * mask[c]).sum(dim=1))
         kl = torch.cat(kls)
+        gold = [self.gold(p, t) for p, t in zip(prompts, s.texts)] if self.gold else []
+        if world > 1:  # shares differ in size by one at most, so gather them as lists
+            raw, scores, kl = (torch.tensor(gather_object(t.tolist()), dtype=t.dtype) for t in (raw, scores, kl))
+            gold = gather_object(gold)
         out = {"val_rm_score": raw.mean().item(), "val_kl": kl.mean().item(), "val_kl_coef": self.loop.kl_coef,
                "val_objective": kl_objective(scores, kl, self.loop.kl_coef)}
         if self.gold:
-            out["val_gold"] = mean(self.gold(p, t) for p, t in zip(prompts, s.texts))
+            out["val_gold"] = mean(gold)
         return out
 
     # ------------------------------------------------------------------------- checkpoints ---
