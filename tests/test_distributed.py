@@ -186,8 +186,11 @@ def test_two_process_ppo_ranks_stay_in_sync(tiny_run, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "ppo.py").write_text(PPO_SCRIPT.format(tests=str(Path(__file__).parent), runs=str(cfg.output_dir),
                                                        out=str(tmp_path / "out"), overrides=overrides))
-    p = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29536", str(tmp_path / "ppo.py")],
-                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    try:
+        p = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29536", str(tmp_path / "ppo.py")],
+                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    finally:  # the stage's checkpoint folder lies in the shared tiny run; the pipeline would delete it, so do we
+        shutil.rmtree(cfg.run_dir / ".checkpoints" / "ppo-rerun-test", ignore_errors=True)
     assert p.returncode == 0, p.stderr[-3000:]
     out = tmp_path / "out"
     views = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
