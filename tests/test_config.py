@@ -189,6 +189,14 @@ def test_config_encoding_and_empty_seed_list(tmp_path):
         load_config("quickstart", ["seeds=[]"])
 
 
+def test_a_seed_given_twice_is_a_config_error_naming_it():
+    with pytest.raises(ConfigError, match=r"seeds: seed 0 given more than once; each seed is one run, so give "
+                                          r"distinct seeds \(e\.g\. seeds=\[0,1,2\]\) \(got \[0, 1, 0\]\)"):
+        load_config("quickstart", ["seeds=[0,1,0]"])
+    res = CliRunner().invoke(app, ["run", "quickstart", "--set", "seeds=[3,3]"])
+    assert res.exit_code == 2 and "seed 3 given more than once" in res.output
+
+
 def test_an_absurd_data_size_is_refused_before_anything_runs(tmp_path):
     from rlhflab.tasks import preflight
 

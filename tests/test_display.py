@@ -63,6 +63,24 @@ def test_library_warnings_and_bars_go_to_the_log_file(tmp_path, capsys):
         getattr(h, "baseFilename", None) == str(log) for h in logging.getLogger().handlers)
 
 
+def test_bitsandbytes_import_warnings_reach_the_run_log_never_the_screen(tmp_path, capsys):
+    """bitsandbytes warns at import on AVX512-BF16 CPUs ("Failed to load CPU gemm_4bit_forward from
+    kernels-community"), and transformers imports it through peft in every command that loads a model."""
+    warn = ("import logging; logging.getLogger('bitsandbytes.backends.cpu.ops')"  # where that warning comes from
+            ".warning('Failed to load CPU gemm_4bit_forward from kernels-community')")
+    # in a fresh process (pytest's own log handlers would hide Python's last-resort printing to stderr)
+    plain = subprocess.run([sys.executable, "-c", warn], capture_output=True, text=True)
+    assert "kernels-community" in plain.stderr  # what a library user sees: rlhflab leaves their logging alone
+    cli = subprocess.run([sys.executable, "-c", "import rlhflab.cli; " + warn], capture_output=True, text=True)
+    assert cli.returncode == 0 and "kernels-community" not in cli.stderr  # any rlhflab command: not on screen
+    bnb_log = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    log = tmp_path / "run.log"
+    with quiet_libraries(log):
+        bnb_log.warning("Failed to load CPU gemm_4bit_forward from kernels-community")
+    assert "kernels-community" not in capsys.readouterr().err
+    assert "bitsandbytes.backends.cpu.ops WARNING: Failed to load CPU gemm_4bit_forward" in log.read_text()
+
+
 def test_the_gguf_stage_silences_transformers_conversion_bar(capsys):
     import transformers.modeling_gguf_pytorch_utils as gguf_utils
 

@@ -56,6 +56,36 @@ def test_qlora_holds_the_decoder_in_4_bits_and_the_reference_is_the_quantized_ba
         assert torch.allclose(token_logprobs(plain, ids, mask), after, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(32, 32), (64, 128)])  # the tiny model's; one the packed kernel accepts
+def test_every_cpu_runs_one_4bit_kernel_path_in_eval_and_in_training(monkeypatch, shape):
+    """bitsandbytes repacks a 4-bit weight for a bf16 kernel on AVX512-BF16 CPUs in eval mode; rlhflab
+    keeps that off, so eval equals training bit for bit and gradients reach the layer's input. The CPU's
+    answer is forced to "yes", so an AVX2 machine checks the same choice an Intel Xeon makes."""
+    import bitsandbytes.nn.modules as bnb_modules
+
+    monkeypatch.setattr(bnb_modules, "has_avx512bf16", lambda: True)
+    out_features, in_features = shape
+    torch.manual_seed(0)
+    layers = torch.nn.ModuleList([torch.nn.Sequential(torch.nn.Linear(in_features, out_features, bias=False))])
+    from rlhflab.quantization import quantize_decoder_linears
+
+    assert quantize_decoder_linears(layers, layers) == 1
+    layer = layers[0][0]
+    assert isinstance(layer, bnb.nn.Linear4bit) and layer.support_avx512bf16_for_cpu is False
+    x = torch.randn(3, in_features)
+    layers.eval()
+    with torch.no_grad():
+        evaluated = layer(x)
+    assert not getattr(layer.weight.quant_state, "packing_format_for_cpu", False)  # the weight was not repacked
+    layers.train()
+    x_train = x.clone().requires_grad_()
+    trained = layer(x_train)
+    trained.sum().backward()
+    assert torch.equal(trained.detach(), evaluated)
+    expected = bnb.functional.dequantize_4bit(layer.weight.data, layer.weight.quant_state).sum(0)
+    assert x_train.grad is not None and torch.allclose(x_train.grad, expected.expand_as(x_train), atol=1e-5)
+
+
 def test_a_qlora_reward_models_head_stays_full_precision_and_best_weights_restore(tmp_path):
     model, tok = tiny_model_and_tokenizer()
     save_model(model, tok, tmp_path / "m")

@@ -449,3 +449,35 @@ def test_method_comparisons_test_each_method_against_sft_and_ppo():
     assert method_comparisons(_eval(), _div()) == []  # none of the methods ran
     kept = method_comparisons(e, d, kept_start=("grpo",))
     assert all(r["evidence"].count("selection kept its starting point") == 1 for r in kept)
+
+
+def test_the_report_header_names_the_machines_and_commit_its_numbers_came_from():
+    from rlhflab.provenance import cpu_family
+    from rlhflab.report.page import provenance
+
+    intel = {"cpu": "Intel(R) Xeon(R) Processor", "cores": 2, "gpu": None,
+             "family": cpu_family("GenuineIntel", "x86_64", "AVX512", {"avx512_bf16", "amx_bf16", "avx2"})}
+    amd = {"cpu": "AMD EPYC 7B13", "cores": 2, "gpu": None,
+           "family": cpu_family("AuthenticAMD", "x86_64", "AVX2", {"avx2"})}
+    assert intel["family"] == "Intel x86_64 AVX512 +AVX512-BF16 +AMX" and amd["family"] == "AMD x86_64 AVX2"
+    v = {"versions": {"rlhflab_commit": "14a472d0123456789abc"}}
+    one = provenance({"sft": {"machine": intel, **v}, "ppo": {"machine": intel, **v}})
+    assert one == ("Computed on Intel(R) Xeon(R) Processor (Intel x86_64 AVX512 +AVX512-BF16 +AMX, 2 cores), "
+                   "rlhflab 14a472d01234. Runs repeat bit for bit on one CPU family, not across families.")
+    mixed = provenance({"sft": {"machine": amd}, "ppo": {"machine": intel}, "eval": {}})
+    assert mixed.startswith("Computed on several machines: AMD EPYC 7B13 (AMD x86_64 AVX2, 2 cores) (sft); "
+                            "Intel(R) Xeon(R) Processor (Intel x86_64 AVX512 +AVX512-BF16 +AMX, 2 cores) (ppo).")
+    old = provenance({"sft": {"versions": {}}})  # a manifest written before machines were recorded
+    assert old.startswith("Computed on unknown machine (written before rlhflab recorded it).")
+    assert provenance({}) == ""
+
+
+def test_every_manifest_records_the_machine(tmp_path):
+    from rlhflab.config import load_config
+    from rlhflab.pipeline import Stage, read_manifest, run_pipeline
+    from rlhflab.provenance import machine
+
+    cfg = load_config("quickstart", [f"output_dir={tmp_path}", "name=m", "seeds=null"])
+    run_pipeline(cfg, [Stage("a", lambda c: [], ("seed",), lambda ctx: {})])
+    m = read_manifest(cfg.run_dir / "a")["machine"]
+    assert m == machine() and m["cpu"] and m["torch_cpu_capability"] in m["family"] and m["cores"] >= 1

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from rlhflab.stats import (holm, interval, paired_bootstrap, paired_differences, stratified_bootstrap,
-                           t_interval, t_quantile_975, verdict)
+from rlhflab.stats import (holm, interval, paired_bootstrap, paired_differences, random_effects, se_from_interval,
+                           stratified_bootstrap, t_interval, t_p_value, t_quantile_975, verdict)
 
 
 def test_paired_differences_drop_an_input_invalid_on_either_side():
@@ -94,3 +94,60 @@ def test_t_interval_by_hand():
 @pytest.mark.parametrize("df, expected", [(1, 12.706), (4, 2.776), (30, 2.042), (40, 2.021), (120, 1.980)])
 def test_t_quantiles_match_the_tables(df, expected):
     assert t_quantile_975(df) == pytest.approx(expected, abs=1.5e-3)
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 5, 8, 29])
+@pytest.mark.parametrize("t", [0.0, 0.4, 1.0, 2.5, 6.9, -3.2, 40.0])
+def test_t_p_value_matches_scipy(df, t):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    assert t_p_value(t, df) == pytest.approx(2 * scipy_stats.t.sf(abs(t), df), abs=1e-12)
+
+
+def test_t_p_value_by_hand():
+    # df = 1 (Cauchy): p = 1 − 2·atan(t)/π; df = 2: p = 1 − t/√(2 + t²)
+    assert t_p_value(1.0, 1) == pytest.approx(0.5)
+    assert t_p_value(2.0, 2) == pytest.approx(1 - 2 / math.sqrt(6))
+    assert t_p_value(4.303, 2) == pytest.approx(0.05, abs=1e-4)  # the table's quantile
+    with pytest.raises(ValueError):
+        t_p_value(1.0, 0)
+
+
+def test_se_from_a_95_percent_interval():
+    assert se_from_interval(-1.959964, 1.959964) == pytest.approx(1.0)
+    assert se_from_interval(2.0, 6.0) == pytest.approx(4 / 3.919928)
+
+
+def test_random_effects_by_hand():
+    """DerSimonian–Laird and Hartung–Knapp worked by hand for y = 1, 5, 9 with SEs 2, 1, 1."""
+    got = random_effects([1.0, 5.0, 9.0], [2.0, 1.0, 1.0])
+    # w = 1/4, 1, 1: fixed mean 14.25 / 2.25 = 19/3; Q = ¼(16/3)² + (4/3)² + (8/3)² = 16;
+    # C = 2.25 − 2.0625 / 2.25 = 4/3; τ² = (16 − 2) / (4/3) = 10.5
+    assert got["tau2"] == pytest.approx(10.5)
+    # w* = 1/14.5, 1/11.5, 1/11.5: μ = (11.5 + 14·14.5) / (11.5 + 2·14.5) = 214.5 / 40.5 = 143/27
+    assert got["estimate"] == pytest.approx(143 / 27)
+    sum_w = 40.5 / (14.5 * 11.5)
+    q = ((1 - 143 / 27) ** 2 / 14.5 + (5 - 143 / 27) ** 2 / 11.5 + (9 - 143 / 27) ** 2 / 11.5) / 2
+    assert q == pytest.approx(1.23672, abs=1e-5) and got["q"] == pytest.approx(q)
+    assert got["se"] == pytest.approx(math.sqrt(q / sum_w))  # q > 1: Hartung–Knapp widens
+    assert got["ci_low"] == pytest.approx(143 / 27 - 4.303 * got["se"])
+    assert got["ci_high"] == pytest.approx(143 / 27 + 4.303 * got["se"])
+    assert got["p_value"] == pytest.approx(t_p_value(143 / 27 / got["se"], 2)) and got["df"] == 2
+
+
+def test_random_effects_never_narrower_than_the_seeds_own_ses():
+    """Seeds agreeing more closely than their SEs (q < 1): plain Hartung–Knapp would give
+    SE √(q / Σw) = √(0.04 / 0.12) ≈ 0.58 and an interval [2.5, 7.5]; the modification keeps √(1 / Σw)."""
+    got = random_effects([4.0, 5.0, 6.0], [5.0, 5.0, 5.0])
+    assert got["tau2"] == 0.0 and got["q"] == pytest.approx(0.04)
+    assert got["se"] == pytest.approx(math.sqrt(25 / 3))
+    assert got["ci_low"] < 0 < got["ci_high"]
+
+
+def test_random_effects_with_equal_ses_and_real_spread_is_the_t_interval():
+    # equal SEs and τ² > 0: equal weights, τ² = s² − SE², so the variance is s²/k, as over seeds alone
+    ys = [4.0, 5.0, 0.5]
+    for ses in ([0.3] * 3, [0.0] * 3):
+        got, t = random_effects(ys, ses), t_interval(ys)
+        assert (got["ci_low"], got["ci_high"]) == pytest.approx((t["ci_low"], t["ci_high"]))
+    with pytest.raises(ValueError, match="two or more"):
+        random_effects([1.0], [1.0])

@@ -136,6 +136,10 @@ def test_report_is_complete_and_self_contained(tiny_run):
             assert (f["ci_low"] > 0) if side == 1 else (f["ci_high"] < 0), f
     md = (folder / "report.md").read_text()
     assert "## Findings" in md and all(f"figures/{f}.png" in md for f in FIGURES)
+    from rlhflab.provenance import describe, machine
+
+    assert md.splitlines()[2].startswith(f"Computed on {describe(machine())}")  # the run's machine, under the title
+    assert f"Computed on {describe(machine())}" in page
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (.ci/run installs it)")

@@ -1,12 +1,16 @@
-"""Across-seed aggregation of finished runs: the seeds' headline numbers with error bars over seeds.
+"""Across-seed aggregation of finished runs: the seeds' headline numbers with error bars over seeds,
+and each claim's verdict over seeds.
 
-`aggregate_runs([run_dir, ...], out_dir)` reads each run's `eval/results.json`,
-`diversity/diversity.json` and `report/findings.json`, and writes `aggregate.json`, `aggregate.md`
-and two figures: PvR win rate per policy and test set (ID sets first, as the first run's eval
-results declare them), and per-input diversity per policy, each as mean ± standard error over seeds
-(`rlhflab.stats.mean_se`: std / √seeds). For each finding: its per-seed estimates with a 95%
-t-interval over seeds (t, not 1.96: there are few seeds), the verdict that interval gives in the
-claim's direction, and how many seeds' own verdicts were reproduced / contradicted / inconclusive.
+`aggregate_runs([run_dir, ...], out_dir)` first checks that the runs can be combined: distinct
+folders, distinct seeds, and configs (`config.yaml`) equal in everything but the seed and the
+run's name and place; it refuses anything else with a ValueError that names the runs and the keys.
+It then reads each run's `eval/results.json`, `diversity/diversity.json`, `report/findings.json`
+and stage manifests, and writes `aggregate.json`, `aggregate.md` and figures: PvR win rate per
+policy and test set (ID sets first, as the first run's eval results declare them) and per-input
+diversity per policy, each as mean ± standard error over seeds (`rlhflab.stats.mean_se`), and a
+forest plot of the findings. Each finding's over-seed verdict is a random-effects combination of
+the per-seed estimates with Holm's correction (`rlhflab.seed_inference`). Each run's seed,
+rlhflab version and commit, torch version, machine and data artefact are recorded beside the numbers.
 """
 
 from __future__ import annotations
@@ -16,10 +20,18 @@ import math
 from pathlib import Path
 from statistics import mean
 
-from rlhflab.data.records import write_json
+import yaml
+
+from rlhflab.data.records import flatten, write_json
+from rlhflab.provenance import describe
 from rlhflab.report.figures import grouped_bars, save_figure
 from rlhflab.report.findings import ordered_sets
-from rlhflab.stats import mean_se, t_interval, verdict
+from rlhflab.seed_inference import FOREST, findings_over_seeds, findings_table, forest_plot, method_note
+from rlhflab.stats import mean_se
+
+# config keys that differ between the seeds' runs of one experiment by design
+SEED_KEYS = ("seed", "seeds", "name", "output_dir")
+FIX = "aggregate the runs of one config that differ only in seed (rlhflab run CONFIG --seeds N makes them)"
 
 
 def over_seeds(values: list[float]) -> dict:
@@ -28,17 +40,99 @@ def over_seeds(values: list[float]) -> dict:
     return {"mean": m["mean"], "se": m["se"], "seeds": m["n"]}
 
 
+def _missing(p: Path) -> FileNotFoundError:
+    return FileNotFoundError(f"{p}: missing; aggregate finished runs (rlhflab run ... until the report)")
+
+
 def _load(run: Path, rel: str):
     p = run / rel
     if not p.exists():
-        raise FileNotFoundError(f"{p}: missing; aggregate finished runs (rlhflab run ... until the report)")
+        raise _missing(p)
     return json.loads(p.read_text(encoding="utf-8"))
+
+
+def _config(run: Path) -> dict:
+    p = run / "config.yaml"
+    if not p.exists():
+        raise _missing(p)
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:  # the CLI reports ValueErrors as one line
+        raise ValueError(f"{p}: not readable YAML ({e}); restore it from the run or rerun the run") from e
+
+
+def _manifests(run: Path) -> list[dict]:
+    """The run's stage manifests in the order the stages ran."""
+    # hidden folders are a killed or replaced stage's leftovers, not the run's stages
+    found = [json.loads(p.read_text(encoding="utf-8")) for p in run.glob("*/manifest.json")
+             if not p.parent.name.startswith(".")]
+    return sorted(found, key=lambda m: str(m.get("started", "")))
+
+
+def check_combinable(runs: list[Path], seeds: list, configs: list[dict]) -> None:
+    """Raise ValueError unless the runs are distinct folders with distinct seeds whose configs
+    (nested dicts, as in config.yaml) agree in every key but SEED_KEYS: one folder twice would
+    count a seed twice and shrink the spread, and another config's run is another experiment."""
+    seen: dict[Path, Path] = {}
+    for r in runs:
+        if (where := Path(r).resolve()) in seen:
+            raise ValueError(f"{seen[where]} and {r} are the same run folder: give each seed's run once")
+        seen[where] = r
+    by_seed: dict = {}
+    for r, s in zip(runs, seeds):
+        if s in by_seed:
+            raise ValueError(f"{by_seed[s]} and {r} both ran seed {s}: the spread over seeds needs one run per seed; "
+                             + FIX)
+        by_seed[s] = r
+    flat = [{k: v for k, v in flatten(c).items() if k not in SEED_KEYS} for c in configs]
+    for r, f in zip(runs[1:], flat[1:]):
+        differ = sorted(k for k in set(flat[0]) | set(f) if flat[0].get(k, "<unset>") != f.get(k, "<unset>"))
+        if differ:
+            shown = ", ".join(differ[:8]) + (f" and {len(differ) - 8} more" if len(differ) > 8 else "")
+            raise ValueError(f"{runs[0]} and {r} differ in config beyond the seed ({shown}): " + FIX)
+
+
+def run_record(run: Path, seed, manifests: list[dict]) -> dict:
+    """Where a run's numbers came from: its seed, the rlhflab version and commit, torch's version, the machines its
+    stages ran on (each distinct value, in stage order), and its data stage's artefact id."""
+    def distinct(values) -> list:
+        return list(dict.fromkeys(v for v in values if v is not None))
+
+    versions = [m.get("versions") or {} for m in manifests]
+    return {"run": str(run), "seed": seed, "rlhflab": distinct(v.get("rlhflab") for v in versions),
+            "commit": distinct(v.get("rlhflab_commit") for v in versions),
+            "torch": distinct(v.get("torch") for v in versions),
+            "machines": distinct(describe(m.get("machine")) for m in manifests),
+            "cpu_families": distinct((m.get("machine") or {}).get("family") for m in manifests),
+            "data": next((m.get("artefact_id") for m in manifests if m.get("stage") == "data"), None)}
+
+
+def provenance_lines(records: list[dict]) -> list[str]:
+    """The aggregate.md section on the runs: a table, and a warning where CPU families differ."""
+    def cell(values: list) -> str:
+        return ", ".join(map(str, values)) or "not recorded"
+
+    lines = ["## Runs", "", "| run | seed | rlhflab | commit | torch | machine | data artefact |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['run']} | {r['seed']} | {cell(r['rlhflab'])} | {cell([c[:12] for c in r.get('commit', [])])} | "
+              f"{cell(r['torch'])} | {cell(r['machines'])} | {r['data'] or 'not recorded'} |" for r in records]
+    families = list(dict.fromkeys(f for r in records for f in r["cpu_families"]))
+    if len(families) > 1:
+        lines += ["", f"**These runs ran on different CPU families ({'; '.join(families)}).** Their numbers differ "
+                  "by the float kernels of each machine as well as by seed, so the spread over seeds here also "
+                  "holds the machines' differences."]
+    if len({r["data"] for r in records}) > 1:
+        lines += ["", "**The runs used different data artefacts**: the spread over seeds includes the data's."]
+    return lines
 
 
 def aggregate_runs(runs: list[Path], out_dir: Path) -> dict:
     runs = [Path(r) for r in runs]
     if len(runs) < 2:
         raise ValueError("aggregate at least two runs (one per seed)")
+    configs = [_config(r) for r in runs]
+    seeds = [c.get("seed") for c in configs]
+    check_combinable(runs, seeds, configs)
     evals = [_load(r, "eval/results.json") for r in runs]
     divs = [_load(r, "diversity/diversity.json") for r in runs]
     finds = [_load(r, "report/findings.json") for r in runs]
@@ -52,24 +146,21 @@ def aggregate_runs(runs: list[Path], out_dir: Path) -> dict:
     metrics = sorted(set.intersection(*(set(d["policies"][p]) for d in divs for p in div_policies))) if div_policies else []
     diversity = {p: {m: over_seeds([d["policies"][p][m]["per_input"]["mean"] for d in divs]) for m in metrics}
                  for p in div_policies}
-    findings = findings_over_seeds(finds)
-    result = {"runs": [str(r) for r in runs], "pvr": pvr, "mean_gap": gap, "per_input_diversity": diversity,
-              "findings": findings}
+    findings = findings_over_seeds(finds, seeds)
+    records = [run_record(r, s, _manifests(r)) for r, s in zip(runs, seeds)]
+    note = method_note(findings, len(runs))
+    result = {"runs": records, "pvr": pvr, "mean_gap": gap, "per_input_diversity": diversity,
+              "findings": findings, "method": note}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "aggregate.json", result)
     _bars(out_dir / "pvr_over_seeds.png", pvr, "PvR win rate (%), mean ± SE over seeds", sets)
     if diversity:
         _bars(out_dir / "diversity_over_seeds.png", diversity, "per-input diversity, mean ± SE over seeds")
-    lines = [f"# rlhflab: {len(runs)} runs", "", "## Findings", "",
-             "| claim | over seeds | mean Δ, 95% t-interval over seeds | seeds: reproduced / contradicted / "
-             "inconclusive |", "|---|---|---|---|"]
-    for c, v in findings.items():
-        iv = (f"{v['mean']:+.3g} [{v['ci_low']:+.3g}, {v['ci_high']:+.3g}]" if v.get("mean") is not None
-              and not math.isnan(v["ci_low"]) else "–")
-        lines.append(f"| {c} | {v['verdict']} | {iv} | {v['reproduced_in']} / {v['contradicted_in']} / "
-                     f"{v['inconclusive_in']} of {v['checked_in']} |")
-    lines += ["", "Over seeds: the claim's verdict from the t-interval of the per-seed estimates (each seed's own "
-              "verdict is from its paired bootstrap with Holm's correction; see each run's report)."]
+    forest = forest_plot(out_dir / FOREST, findings)
+    lines = [f"# rlhflab: {len(runs)} runs (seeds {', '.join(map(str, seeds))})", "", "## Findings over seeds", "",
+             *findings_table(findings), "", note, ""]
+    lines += [f"![findings over seeds]({FOREST})", ""] if forest else []
+    lines += provenance_lines(records)
     lines += ["", "## PvR win rate (%), mean ± SE over seeds", "", "| policy | " + " | ".join(sets) + " | mean gap |",
               "|---" * (len(sets) + 2) + "|"]
     for p in policies:
@@ -85,29 +176,6 @@ def aggregate_runs(runs: list[Path], out_dir: Path) -> dict:
         lines += ["", "![diversity](diversity_over_seeds.png)"]
     (out_dir / "aggregate.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return result
-
-
-def findings_over_seeds(per_run: list[list[dict]]) -> dict[str, dict]:
-    """claim -> per-seed verdict counts, and the t-interval of the per-seed estimates with the
-    verdict it gives in the claim's direction ("not run" where no seed tested the claim)."""
-    rows: dict[str, list[dict]] = {}
-    for findings in per_run:
-        for row in findings:
-            rows.setdefault(row["claim"], []).append(row)
-    out = {}
-    for claim, rs in rows.items():
-        verdicts = [r.get("verdict") for r in rs]
-        tested = [r for r in rs if r.get("estimate") is not None]
-        entry = {"reproduced_in": verdicts.count("reproduced"), "contradicted_in": verdicts.count("contradicted"),
-                 "inconclusive_in": verdicts.count("inconclusive"), "checked_in": len(tested),
-                 "estimates": [r["estimate"] for r in tested], "verdict": "not run"}
-        if tested:
-            iv = t_interval(entry["estimates"])
-            entry.update(mean=iv["mean"], ci_low=iv["ci_low"], ci_high=iv["ci_high"])
-            entry["verdict"] = ("inconclusive" if math.isnan(iv["ci_low"])
-                                else verdict(iv["ci_low"], iv["ci_high"], tested[0]["direction"]))
-        out[claim] = entry
-    return out
 
 
 def _bars(path: Path, table: dict[str, dict[str, dict]], title: str, groups: list[str] | None = None) -> None:

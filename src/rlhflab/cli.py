@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import shlex
+import signal
+import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -25,6 +31,10 @@ app.add_typer(data_app, name="data")
 app.add_typer(prompts_app, name="prompts")
 console = Console(stderr=True)
 out = Console()
+# peft imports bitsandbytes wherever it is installed (transformers imports peft), and bitsandbytes warns
+# at import about optional kernels: its records reach a run's log file (display.quiet_libraries), never
+# the screen of a command that builds no 4-bit model
+logging.getLogger("bitsandbytes").addHandler(logging.NullHandler())
 
 
 def _error(message: object) -> None:
@@ -60,12 +70,7 @@ def run(
 ) -> None:
     """Run the experiment's pipeline; stages whose inputs are unchanged are skipped. With several
     seeds, one run per seed (`<name>-s<seed>`), then the aggregate over them."""
-    from rlhflab.evaluation.annotations import JudgeUnavailable
-    from rlhflab.experiment import run_experiment, seed_configs, with_seed_count
-    from rlhflab.pipeline import PipelineError, active_stages, select
-    from rlhflab.run_lock import RunInUse
-    from rlhflab.stages import REGISTRY
-    from rlhflab.training import NonFiniteError
+    from rlhflab.experiment import seed_configs, with_seed_count
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cfg = _load(config, set_)
@@ -75,34 +80,85 @@ def run(
     if not yes and (problem := preflight(cfg.task)):
         _error(problem)
         raise typer.Exit(1)
-    try:
-        # a live display on a terminal, plain lines elsewhere; library noise to <output_dir>/<name>.log
-        stages = sum(len(select(active_stages(sub, REGISTRY), sub, until)) for sub in seed_configs(cfg))
-        display = RunDisplay(console, live=console.is_terminal and cfg.pipeline.progress,
-                             steps=10 if cfg.pipeline.progress else 0, stages=stages)
-        with quiet_libraries(Path(cfg.output_dir) / f"{cfg.name}.log"), display:
-            target = run_experiment(cfg, REGISTRY, until=until, force=set(force), overwrite=overwrite,
-                                    on_done=_print_run, on_stage=display.on_stage,
-                                    on_progress=display.on_progress, on_log=display.on_log)
-    except (PipelineError, RecordError, RunInUse, NonFiniteError, JudgeUnavailable) as e:
-        if debug:
-            raise
-        _error(e)
-        raise typer.Exit(1)
-    except OSError as e:  # the environment: a folder that is a file, not writable, a full disk, ...
-        if debug:
-            raise
-        where = e.filename or cfg.run_dir
-        _error(f"{where}: {e.strerror or e}; choose another output_dir (--set output_dir=...) or fix that path "
-               "(--debug shows the traceback)")
-        raise typer.Exit(1)
-    except ValueError as e:  # a setting or a data set a stage cannot use
-        if debug:
-            raise
-        _error(f"{e} (--debug shows the traceback)")
-        raise typer.Exit(1)
+    # library noise (bitsandbytes' import-time warnings among it) to <output_dir>/<name>.log from here on
+    with quiet_libraries(Path(cfg.output_dir) / f"{cfg.name}.log"), _sigterm_interrupts():
+        try:
+            from rlhflab.evaluation.annotations import JudgeUnavailable
+            from rlhflab.experiment import run_experiment
+            from rlhflab.pipeline import PipelineError, active_stages, select
+            from rlhflab.run_lock import RunInUse
+            from rlhflab.stages import REGISTRY
+            from rlhflab.training import NonFiniteError
+
+            # a live display on a terminal, plain lines elsewhere
+            stages = sum(len(select(active_stages(sub, REGISTRY), sub, until)) for sub in seed_configs(cfg))
+            display = RunDisplay(console, live=console.is_terminal and cfg.pipeline.progress,
+                                 steps=10 if cfg.pipeline.progress else 0, stages=stages)
+            with display:
+                target = run_experiment(cfg, REGISTRY, until=until, force=set(force), overwrite=overwrite,
+                                        on_done=_print_run, on_stage=display.on_stage,
+                                        on_progress=display.on_progress, on_log=display.on_log)
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM from a scheduler: one line, no traceback
+            _interrupted(e, getattr(e, "signal_name", "SIGINT"))
+        except (PipelineError, RecordError, RunInUse, NonFiniteError, JudgeUnavailable) as e:
+            if debug:
+                raise
+            _error(e)
+            raise typer.Exit(1)
+        except OSError as e:  # the environment: a folder that is a file, not writable, a full disk, ...
+            if debug:
+                raise
+            where = e.filename or cfg.run_dir
+            _error(f"{where}: {e.strerror or e}; choose another output_dir (--set output_dir=...) or fix that path "
+                   "(--debug shows the traceback)")
+            raise typer.Exit(1)
+        except ValueError as e:  # a setting or a data set a stage cannot use
+            if debug:
+                raise
+            _error(f"{e} (--debug shows the traceback)")
+            raise typer.Exit(1)
     if target is not None:
         out.print(f"across {len(cfg.seeds)} seeds: {target / 'aggregate.md'}")
+
+
+class _Terminated(KeyboardInterrupt):
+    signal_name = "SIGTERM"
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (a scheduler's kill, `timeout`, `kill PID`) stops a run as Ctrl-C does: the stage's
+    temporary folder removed, the run lock released, one line said."""
+    def stop(signum, frame):
+        raise _Terminated()
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(e: KeyboardInterrupt, signal_name: str) -> None:
+    """One line on what was stopped where and how to go on; exit status 128 + the signal's number.
+    `e` is a pipeline.RunInterrupted when a stage was running, else a plain KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while the line is printed changes nothing
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every process is stopped; one of them says so
+        where, goes_on = "between stages", "stages that finished are kept and skipped"
+        if hasattr(e, "stage"):  # pipeline.RunInterrupted
+            where = f"in stage {e.stage} of {e.run_dir}"
+            if e.reached is not None:
+                desc, done, total = e.reached
+                where += f", at {desc} {done}/{total}" if total else f", at {desc}"
+            goes_on += (f"; {e.stage} resumes from its last checkpoint ({e.checkpoint})" if e.checkpoint is not None
+                        else f"; {e.stage} starts again")
+        command = shlex.join(["rlhflab", *sys.argv[1:]])
+        console.print(f"[yellow]interrupted[/yellow] ({signal_name}) {escape(where)}; rerun to go on: "
+                      f"{escape(command)} ({escape(goes_on)})", highlight=False, soft_wrap=True)
+    raise typer.Exit(128 + (signal.SIGTERM if signal_name == "SIGTERM" else signal.SIGINT))
 
 
 def _print_run(cfg, results, seconds: float) -> None:
@@ -139,8 +195,9 @@ def aggregate(
     runs: list[str] = typer.Argument(..., help="finished run folders, one per seed (runs/study-s0 ...)"),
     out_dir: str = typer.Option("runs/aggregate", "--out", help="where to write aggregate.md/.json and figures"),
 ) -> None:
-    """Mean ± SE over seeds of the win rates, gaps and diversity of several finished runs, and how
-    many seeds reproduce each finding."""
+    """Mean ± SE over seeds of the win rates, gaps and diversity of several finished runs (one config,
+    distinct seeds), and each finding over seeds: the random-effects combination of the seeds'
+    estimates with Holm's correction, and how many seeds reproduce it on their own."""
     from pathlib import Path
 
     from rlhflab.aggregate import aggregate_runs
@@ -151,8 +208,10 @@ def aggregate(
         _error(e)
         raise typer.Exit(1)
     for claim, v in result["findings"].items():
-        out.print(f"{v['verdict']} over seeds ({v['reproduced_in']}/{v['checked_in']} seeds reproduce): {claim}",
-                  markup=False)
+        combined = (f"{v['estimate']:+.3g} [{v['ci_low']:+.3g}, {v['ci_high']:+.3g}], Holm p {v['p_holm']:.2g}; "
+                    if "ci_low" in v else "")
+        out.print(f"{v['verdict']} over seeds ({combined}{v['reproduced_in']}/{v['checked_in']} seeds reproduce): "
+                  f"{claim}", markup=False)
     out.print(f"aggregate: {Path(out_dir) / 'aggregate.md'}")
 
 

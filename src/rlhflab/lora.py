@@ -11,13 +11,17 @@ separate value model is the RM itself with an adapter of its own (the RM's score
 the adapter off). Artefacts are saved merged (W + (alpha/r)·B·A), so every stage downstream loads
 an ordinary model with `from_pretrained`; with `lora.save: adapter` each is the adapter alone and
 `models.load_causal_lm` / `load_reward_model` merge it into its base (itself perhaps an adapter).
+
+peft is imported only when adapters go on: importing peft imports bitsandbytes wherever it is
+installed, and bitsandbytes logs a warning about optional kernels at import, which a run without
+adapters should neither pay for nor print.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 
-from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from torch import nn
 
 from rlhflab.config import LoRA
@@ -37,6 +41,8 @@ def prepare_trainable(model: nn.Module, lora: LoRA | None, freeze_fraction: floa
     first = int(round(freeze_fraction * n_layers))
     if first >= n_layers:
         raise ValueError(f"freeze_fraction {freeze_fraction} leaves no layer for model.lora's adapters; lower it")
+    from peft import LoraConfig, TaskType, get_peft_model
+
     if lora.quantize == "nf4":  # before the adapters, which then wrap the 4-bit layers
         from rlhflab.quantization import quantize_decoder_linears
 
@@ -57,10 +63,15 @@ def saves_adapter(lora: LoRA | None) -> bool:
     return lora is not None and lora.save == "adapter"
 
 
+def _is_peft_model(model: nn.Module) -> bool:
+    peft = sys.modules.get("peft")  # a PeftModel exists only once peft has been imported
+    return peft is not None and isinstance(model, peft.PeftModel)
+
+
 def has_adapter(model: nn.Module) -> bool:
-    return isinstance(model, PeftModel)
+    return _is_peft_model(model)
 
 
 def adapter_disabled(model: nn.Module) -> contextlib.AbstractContextManager:
     """Inside the block, an adapted model computes as its base weights (a no-op without an adapter)."""
-    return model.disable_adapter() if isinstance(model, PeftModel) else contextlib.nullcontext()
+    return model.disable_adapter() if _is_peft_model(model) else contextlib.nullcontext()

@@ -18,12 +18,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import shutil
 import time
 import uuid
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
@@ -33,6 +31,7 @@ from rlhflab.artefacts import check_files, donated_folder, file_table, link_tree
 from rlhflab.cache_key import ConfigView, config_digest, config_value, jsonable, stage_key
 from rlhflab.config import ExperimentConfig, dump_config
 from rlhflab.data.records import write_json
+from rlhflab.provenance import machine, package_versions
 from rlhflab.memory import peak, reset_peak
 from rlhflab.precision import inference_mode
 from rlhflab.run_folder import clean_leftovers, other_config_problem, publish
@@ -43,6 +42,18 @@ from rlhflab.tracking import StageTracker, require_backend
 
 class PipelineError(RuntimeError):
     pass
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A stage stopped by SIGINT or SIGTERM: its temporary folder is gone, finished stages are kept.
+    `reached`: the stage's last progress event (desc, done, total); `checkpoint`: the folder a rerun
+    resumes from, if the stage keeps one. A KeyboardInterrupt, so no `except Exception` swallows it."""
+
+    def __init__(self, stage: str, run_dir: Path, reached: tuple[str, int, int] | None, checkpoint: Path | None,
+                 signal_name: str = "SIGINT"):
+        super().__init__(stage)
+        self.stage, self.run_dir, self.reached, self.checkpoint = stage, run_dir, reached, checkpoint
+        self.signal_name = signal_name
 
 
 @dataclass(frozen=True)
@@ -136,17 +147,6 @@ class StageContext:
 
     def progress(self, desc: str, done: int, total: int) -> None:
         self.on_progress(desc, done, total)
-
-
-def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("rlhflab", "torch", "transformers", "tokenizers", "accelerate", "datasets", "peft",
-                "sentence-transformers", "pydantic"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 def stage_inputs(stage: Stage, cfg: ExperimentConfig, active: set[str]) -> list[str]:
@@ -284,8 +284,14 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
         state.wait_for_everyone()
         tracker = StageTracker(cfg.tracking, run_dir, cfg.name, stage.name) \
             if cfg.tracking.backend != "none" and state.is_main_process else None
+        reached: list[tuple[str, int, int]] = []  # the last progress event: where an interrupt stopped the stage
+
+        def progress(desc: str, done: int, total: int) -> None:
+            reached[:] = [(desc, done, total)]
+            on_progress(desc, done, total)
+
         ctx = StageContext(ConfigView(cfg, stage.reads, stage.name), stage, tmp, run_dir, state, tuple(inputs),
-                           on_progress, key, forced=stage.name in force, tracker=tracker, on_log=on_log)
+                           progress, key, forced=stage.name in force, tracker=tracker, on_log=on_log)
         started = time.time()
         reset_peak()
         spec = sweep_of(cfg, stage)
@@ -293,6 +299,16 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
         try:
             with inference_mode(cfg.model.inference_autocast):
                 metrics = (run_sweep(ctx, cfg, spec) if spec else stage.run(ctx)) or {}
+        except BaseException as e:  # no half-written stage folder stays behind, whatever stopped the stage
+            if state.is_main_process:
+                shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(e, KeyboardInterrupt) and not isinstance(e, RunInterrupted):
+                kept = [d for d in (ctx.checkpoint_dir, *ctx.checkpoint_dir.parent.glob(f"{ctx.checkpoint_dir.name}-p*"))
+                        if (d / "state").exists()]  # a sweep's points checkpoint in folders of their own
+                checkpoint = kept[0] if kept else None
+                raise RunInterrupted(stage.name, run_dir, reached[0] if reached else None, checkpoint,
+                                     getattr(e, "signal_name", "SIGINT")) from None
+            raise
         finally:
             if tracker is not None:
                 tracker.finish(metrics)
@@ -309,6 +325,7 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
                            for k in reads},
                 "config_hash": config_digest(cfg, reads),
                 "versions": package_versions(),
+                "machine": machine(),
                 "num_processes": state.num_processes,
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
                 "seconds": round(seconds, 3),

@@ -10,6 +10,18 @@ what the adapters were trained against.
 `merged_plain_model` is what a QLoRA run saves: each 4-bit weight dequantized, the adapter's
 (alpha/r)·B·A added in full precision (re-quantizing the sum would round most of the update away),
 as a plain model that `from_pretrained` loads without bitsandbytes.
+
+One kernel path on every CPU. On a CPU with AVX512-BF16 (Intel Sapphire Rapids and later),
+bitsandbytes >= 0.49 repacks a `Linear4bit`'s weight *in place* the first time it runs in eval mode
+on an input without grad, and from then on multiplies with a fused bf16 kernel. That path (1) needs
+out_features % 32 == 0 and in_features % 64 == 0 and fails on other shapes, (2) computes in bf16, so
+the same layer gives other numbers in eval and in training (about 6e-3 on a 64×128 layer): DPO's and
+PPO's reference log-probs, taken without grad, would not match the policy's at step 0, and (3) has
+no backward, so a training step after any validation pass sends no gradient through the layer to
+the adapters below it (torch warns "an autograd kernel was not registered", then drops the
+gradient). rlhflab turns it off per layer (`support_avx512bf16_for_cpu = False`), so every CPU runs
+what AVX2 machines run: dequantize the block (libbitsandbytes_cpu) and multiply in the compute
+dtype with torch, in eval and in training alike.
 """
 
 from __future__ import annotations
@@ -44,6 +56,7 @@ def quantize_decoder_linears(model: nn.Module, layers: nn.ModuleList) -> int:
             w = module.weight
             q = bnb.nn.Linear4bit(module.in_features, module.out_features, bias=module.bias is not None,
                                   compute_dtype=w.dtype, quant_type="nf4", device="meta")
+            q.support_avx512bf16_for_cpu = False  # one kernel path on every CPU: see the module docstring
             q.weight = bnb.nn.Params4bit(w.data.detach().to("cpu"), requires_grad=False, quant_type="nf4")
             if module.bias is not None:
                 q.bias = nn.Parameter(module.bias.data.detach().clone(), requires_grad=False)

@@ -151,3 +151,64 @@ def t_interval(values: Sequence[float]) -> dict:
         return {"mean": m, "ci_low": float("nan"), "ci_high": float("nan"), "n": n}
     half = t_quantile_975(n - 1) * stdev(values) / math.sqrt(n)
     return {"mean": m, "ci_low": m - half, "ci_high": m + half, "n": n}
+
+
+Z975 = 1.959964  # the standard normal's 97.5% quantile
+
+
+def se_from_interval(ci_low: float, ci_high: float) -> float:
+    """The standard error a 95% interval implies if it is normal: (high − low) / (2 · 1.96). For a
+    percentile bootstrap interval this is the normal approximation of its spread."""
+    return (ci_high - ci_low) / (2 * Z975)
+
+
+def t_p_value(t: float, df: int) -> float:
+    """Two-sided p-value of a Student t statistic with an integer number of degrees of freedom, from
+    the finite series of Abramowitz & Stegun 26.7.3 (odd df) and 26.7.4 (even df): exact, and no
+    scipy dependency for the few seeds a study has."""
+    if df < 1:
+        raise ValueError("a t test needs at least one degree of freedom")
+    theta = math.atan(abs(t) / math.sqrt(df))
+    c2 = math.cos(theta) ** 2
+    term, series = 1.0, 1.0
+    if df % 2:
+        for j in range(1, (df - 1) // 2):
+            term *= 2 * j / (2 * j + 1) * c2
+            series += term
+        inside = 2 / math.pi * (theta + (math.sin(theta) * math.cos(theta) * series if df > 1 else 0.0))
+    else:
+        for j in range(1, df // 2):
+            term *= (2 * j - 1) / (2 * j) * c2
+            series += term
+        inside = math.sin(theta) * series
+    return min(1.0, max(0.0, 1.0 - inside))
+
+
+def random_effects(estimates: Sequence[float], ses: Sequence[float]) -> dict:
+    """Random-effects combination of k ≥ 2 estimates with standard errors: DerSimonian–Laird τ²
+    (the between-estimate variance beyond what the SEs explain), the weighted mean with weights
+    1 / (SE² + τ²), and its variance by Hartung–Knapp–Sidik–Jonkman, q / Σw with q the weighted
+    spread of the estimates around that mean over k − 1, taken as max(1, q) (Röver, Knapp & Friede
+    2015) so the interval is never narrower than the one the SEs and τ² alone give; a 95% interval
+    with the t quantile on k − 1 df and the matching two-sided p-value.
+
+    Returns {"estimate", "se", "ci_low", "ci_high", "p_value", "tau2", "q", "df", "k"}."""
+    k = len(estimates)
+    if k < 2 or len(ses) != k:
+        raise ValueError(f"a random-effects combination needs two or more estimates, each with an SE (got {k}, {len(ses)})")
+    y = np.asarray(estimates, dtype=float)
+    # a degenerate interval (every input gave the same difference) has SE 0; a tiny floor lets τ²
+    # take the whole spread, and with all SEs 0 the result is the plain t-interval over seeds
+    v = np.maximum(np.asarray(ses, dtype=float) ** 2, 1e-12)
+    w = 1 / v
+    fixed = float((w * y).sum() / w.sum())
+    cochran_q = float((w * (y - fixed) ** 2).sum())
+    c = float(w.sum() - (w**2).sum() / w.sum())
+    tau2 = max(0.0, (cochran_q - (k - 1)) / c)
+    ws = 1 / (v + tau2)
+    mu = float((ws * y).sum() / ws.sum())
+    q = float((ws * (y - mu) ** 2).sum()) / (k - 1)
+    se = math.sqrt(max(1.0, q) / float(ws.sum()))
+    half = t_quantile_975(k - 1) * se
+    return {"estimate": mu, "se": se, "ci_low": mu - half, "ci_high": mu + half,
+            "p_value": t_p_value(mu / se, k - 1), "tau2": tau2, "q": q, "df": k - 1, "k": k}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from rlhflab.config.base import Section
 from rlhflab.config.benchmarks import DownstreamStage
@@ -51,6 +51,15 @@ class ExperimentConfig(Section):
     downstream: DownstreamStage = Field(default_factory=DownstreamStage)
     sweep: Sweeps = Field(default_factory=Sweeps)
     pipeline: Pipeline = Field(default_factory=Pipeline)
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int] | None) -> list[int] | None:
+        twice = sorted({s for s in seeds or [] if seeds.count(s) > 1})
+        if twice:  # one run per seed: a repeated seed would silently run once and count once
+            raise ValueError(f"seed {', '.join(map(str, twice))} given more than once; each seed is one run, so "
+                             "give distinct seeds (e.g. seeds=[0,1,2])")
+        return seeds
 
     @model_validator(mode="after")
     def _check(self) -> "ExperimentConfig":

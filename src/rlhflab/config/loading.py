@@ -125,7 +125,7 @@ def _format_errors(err: ValidationError, origin: str) -> str:
     lines = [f"{origin}: invalid config"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p in ("synthetic", "files", "datasets")))
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")  # rlhflab's own checks say what is wrong themselves
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; `rlhflab config show` lists every key)"
         elif "input" in e and e["type"] != "missing" and not isinstance(e["input"], dict):

@@ -26,7 +26,7 @@ from rlhflab.report.figures import grouped_bars, save_figure, twin_plot
 from rlhflab.report.findings import compute_findings, method_note
 from rlhflab.report.hparams import hparam_sweeps
 from rlhflab.report.methods import method_comparisons, methods_section
-from rlhflab.report.page import render_html, render_markdown, sample_browser
+from rlhflab.report.page import provenance, render_html, render_markdown, sample_browser
 
 __all__ = ["build_report", "compute_findings", "grouped_bars", "save_figure", "twin_plot", "STAGES"]
 
@@ -101,12 +101,14 @@ def build_report(inputs: dict[str, Path], out_dir: Path, title: str,
     comparisons = method_comparisons(results, div, kept_start=kept_start)
     methods_section(rep, comparisons)
     note = method_note(findings)
+    header = provenance({s: src.json(s, "manifest.json") for s in src.dirs})
 
     (out / "findings.json").write_text(json.dumps(findings, indent=2), encoding="utf-8")
     if comparisons:
         (out / "methods.json").write_text(json.dumps(comparisons, indent=2), encoding="utf-8")
-    (out / "report.md").write_text(render_markdown(title, findings, rep.sections, rep.figures, note), encoding="utf-8")
+    (out / "report.md").write_text(render_markdown(title, findings, rep.sections, rep.figures, note, header),
+                                   encoding="utf-8")
     samples = sample_browser(results, src.dirs.get("eval"))
-    (out / "index.html").write_text(render_html(title, findings, rep.sections, rep.figures, out, samples, note),
+    (out / "index.html").write_text(render_html(title, findings, rep.sections, rep.figures, out, samples, note, header),
                                     encoding="utf-8")
     return findings

@@ -24,6 +24,30 @@ def verdict(v: str) -> str:
     return f"**{v}**" if v in ("reproduced", "contradicted") else v
 
 
+def provenance(manifests: dict[str, dict | None]) -> str:
+    """The report's header line: the machine(s) and the rlhflab commit the stages' numbers came from,
+    read from each stage's manifest (stage name -> manifest). Runs are bit-identical on one CPU family
+    and differ across families, so a reader comparing two reports needs this line first."""
+    from rlhflab.provenance import describe
+
+    machines: dict[str, list[str]] = {}
+    commits: set[str] = set()
+    for stage, m in manifests.items():
+        if m:
+            machines.setdefault(describe(m.get("machine")), []).append(stage)
+            commits.add((m.get("versions") or {}).get("rlhflab_commit") or "")
+    if not machines:
+        return ""
+    if len(machines) == 1:
+        text = f"Computed on {next(iter(machines))}"
+    else:  # a run resumed or cached across machines: say which stage ran where
+        text = "Computed on several machines: " + "; ".join(f"{m} ({', '.join(s)})" for m, s in machines.items())
+    shown = sorted(c for c in commits if c)
+    if shown:
+        text += f", rlhflab {' and '.join(c[:12] + ('-dirty' if c.endswith('-dirty') else '') for c in shown)}"
+    return text + ". Runs repeat bit for bit on one CPU family, not across families."
+
+
 def _md_to_html(md: str) -> str:
     """The report's markdown is paragraphs and pipe tables only; render exactly that."""
     out, table = [], []
@@ -74,9 +98,9 @@ def sample_browser(eval_results: dict | None, eval_dir: Path | None, per_set: in
 
 
 def render_markdown(title: str, findings: list[dict], sections: list[tuple[str, str]],
-                    figures: list[tuple[str, str, str]], note: str = "") -> str:
+                    figures: list[tuple[str, str, str]], note: str = "", header: str = "") -> str:
     """report.md: findings table (and the note on how verdicts are reached), sections, then figures (file, title, caption) as images."""
-    md = [f"# rlhflab report: {title}", "", "## Findings", "",
+    md = [f"# rlhflab report: {title}", *([ "", header] if header else []), "", "## Findings", "",
           "| claim (from the papers) | verdict here | evidence |", "|---|---|---|"]
     md += [f"| {f['claim']} | {verdict(f['verdict'])} | {f['evidence']} |" for f in findings]
     if note:
@@ -89,9 +113,11 @@ def render_markdown(title: str, findings: list[dict], sections: list[tuple[str, 
 
 
 def render_html(title: str, findings: list[dict], sections: list[tuple[str, str]],
-                figures: list[tuple[str, str, str]], out_dir: Path, samples: str = "", note: str = "") -> str:
+                figures: list[tuple[str, str, str]], out_dir: Path, samples: str = "", note: str = "",
+                header: str = "") -> str:
     """index.html: the same content, each figure (read from out_dir/file) inlined as a data URI."""
-    parts = [f"<h1>rlhflab report: {html.escape(title)}</h1>", "<h2>Findings</h2><table>",
+    parts = [f"<h1>rlhflab report: {html.escape(title)}</h1>", *([f"<p>{html.escape(header)}</p>"] if header else []),
+             "<h2>Findings</h2><table>",
              "<tr><th>claim</th><th>verdict</th><th>evidence</th></tr>"]
     parts += [f"<tr><td>{html.escape(f['claim'])}</td><td>{html.escape(f['verdict'])}</td>"
               f"<td>{html.escape(f['evidence'])}</td></tr>" for f in findings]
