@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from rlhflab import stats
 from rlhflab.stats import (holm, interval, paired_bootstrap, paired_differences, random_effects, se_from_interval,
                            stratified_bootstrap, t_interval, t_p_value, t_quantile_975, verdict)
 
@@ -151,3 +152,27 @@ def test_random_effects_with_equal_ses_and_real_spread_is_the_t_interval():
         assert (got["ci_low"], got["ci_high"]) == pytest.approx((t["ci_low"], t["ci_high"]))
     with pytest.raises(ValueError, match="two or more"):
         random_effects([1.0], [1.0])
+
+
+def test_the_bootstrap_draws_every_input_the_last_one_too():
+    # with the last input never drawn, every mean of [0, 0, 1] would be 0
+    draws = stats.bootstrap_means([0.0, 0.0, 3.0], 3000, np.random.default_rng(0))
+    assert draws.max() == 3.0 and abs(draws.mean() - 1.0) < 0.05  # E[mean] = 3 / 3
+    assert set(np.unique(draws).round(6)) == {0.0, 1.0, 2.0, 3.0}  # 0 to 3 copies of the last input
+
+
+def test_a_95_percent_interval_cuts_2_5_percent_from_each_tail():
+    draws = np.arange(1001, dtype=float)  # quantile q of 0..1000 is 1000·q exactly
+    iv = stats.interval(500.0, draws, level=0.95)
+    assert (iv["ci_low"], iv["ci_high"]) == pytest.approx((25.0, 975.0))  # a 90% interval: (50, 950)
+    assert stats.interval(500.0, draws, level=0.8)["ci_low"] == pytest.approx(100.0)
+
+
+def test_holm_multiplies_the_kth_smallest_by_m_minus_k_plus_1_and_keeps_order():
+    assert stats.holm([0.04, 0.01, 0.03]) == pytest.approx([0.06, 0.03, 0.06])  # 3·0.01, max(2·0.03, 0.03), 1·0.04→0.06
+    assert stats.holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
+    assert stats.holm([0.9, 0.8]) == [1.0, 1.0]  # capped at 1
+
+
+def test_the_standard_error_divides_the_sample_deviation_by_root_n():
+    assert stats.standard_error([1.0, 2.0, 3.0, 4.0]) == pytest.approx((5 / 3) ** 0.5 / 2)  # s² = 5/3, n = 4

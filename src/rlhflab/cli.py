@@ -59,7 +59,7 @@ def _load(config: Optional[str], overrides: list[str]):
 def run(
     config: Optional[str] = typer.Argument(None, help="YAML file or built-in name (default: quickstart)"),
     set_: list[str] = typer.Option([], "--set", help="override a key, e.g. --set sft.optim.lr=1e-4"),
-    until: Optional[str] = typer.Option(None, help="stop after this stage"),
+    until: Optional[str] = typer.Option(None, help="run this stage and the stages it needs, nothing else"),
     force: list[str] = typer.Option([], help="rerun this stage even if its artefact is current (for eval: "
                                     "judge everything anew instead of reusing cached judgements)"),
     overwrite: bool = typer.Option(False, help="run even if runs/<name> holds a run of another config file"),
@@ -67,6 +67,8 @@ def run(
     yes: bool = typer.Option(False, "--yes", help="run even when the data would take most of the memory or hours"),
     seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="how many seeds (default: the config's; "
                                         "the quickstart runs 3); 1 runs one seed, without the aggregate"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="say which stages would run, be skipped (up to date) "
+                                 "or be shared from another run of this experiment, and run nothing"),
 ) -> None:
     """Run the experiment's pipeline; stages whose inputs are unchanged are skipped. With several
     seeds, one run per seed (`<name>-s<seed>`), then the aggregate over them."""
@@ -75,6 +77,9 @@ def run(
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cfg = _load(config, set_)
     cfg = cfg if seeds is None else with_seed_count(cfg, seeds)
+    if dry_run:
+        _print_plan(cfg, until, set(force))
+        return
     from rlhflab.tasks import preflight
 
     if not yes and (problem := preflight(cfg.task)):
@@ -119,6 +124,28 @@ def run(
             raise typer.Exit(1)
     if target is not None:
         out.print(f"across {len(cfg.seeds)} seeds: {target / 'aggregate.md'}")
+    elif cfg.seeds and len(cfg.seeds) > 1:  # say why the aggregate over seeds is not there
+        why = (f"--until {until} stops before the seeds' reports" if until not in (None, "report")
+               else "not every seed's run has a report")
+        out.print(f"no aggregate over seeds: {why}; a run through the report stage writes it", highlight=False)
+
+
+def _print_plan(cfg, until: str | None, force: set[str]) -> None:
+    from rlhflab.experiment import plan_experiment
+    from rlhflab.pipeline import PipelineError
+    from rlhflab.stages import REGISTRY
+
+    try:
+        plans = plan_experiment(cfg, REGISTRY, until=until, force=force)
+    except PipelineError as e:
+        _fail(e)
+    for run_dir, rows in plans:
+        table = Table(title=f"{run_dir} (dry run: nothing is run)")
+        table.add_column("stage")
+        table.add_column("would")
+        for name, status in rows:
+            table.add_row(name, status)
+        out.print(table)
 
 
 class _Terminated(KeyboardInterrupt):
@@ -175,6 +202,28 @@ def _print_run(cfg, results, seconds: float) -> None:
     out.print(f"artefacts: {cfg.run_dir}")
     if any(r.name == "report" for r in results):  # not an older run's report after --until
         out.print(f"report: {cfg.run_dir / 'report' / 'index.html'}  (and report.md beside it)")
+
+
+@config_app.command("list")
+def config_list() -> None:
+    """The built-in configs, one line each (run one with `rlhflab run NAME`)."""
+    from rlhflab.config.loading import builtin_path
+
+    for path in sorted(builtin_path("quickstart").parent.glob("*.yaml")):
+        out.print(f"{path.stem:<18} {_summary(path)}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _summary(path: Path, width: int = 100) -> str:
+    """The first sentence of a config file's leading comment, cut to `width` characters."""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# ").strip())
+    text = " ".join(t for t in lines if t)
+    end = text.find(". ")
+    text = text if end < 0 else text[:end + 1]
+    return text if len(text) <= width else text[:width - 1].rstrip() + "…"
 
 
 @config_app.command("show")
