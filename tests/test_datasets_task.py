@@ -16,6 +16,7 @@ from rlhflab.data.records import PreferenceRecord, PromptRecord, SFTRecord, read
 from rlhflab.data.sources import load_source
 from rlhflab.pipeline import run_pipeline
 from rlhflab.stages import REGISTRY
+from rlhflab.tasks.datasets import record_domain
 
 FIX = Path(__file__).parent / "fixtures" / "sources"
 WORDS = ("dog cat job rent boss friend sister car loan trip house school exam money phone game "
@@ -212,7 +213,7 @@ def test_config_errors_name_the_key(tmp_path):
 # config from rows in the shape of the real splits, the AlpacaFarm config from the fixtures.
 TLDR_ROWS = {"sft_train": "tldr_train", "sft_validation": "tldr_validation", "preference_train": "sff_train",
              "preference_validation": "sff_validation", "test_sets.id": "tldr_test", "test_sets.ood_news": "cnn_test",
-             "preference_tests.id": "sff_validation"}
+             "preference_tests.id": "sff_validation", "preference_tests.ood_news": "sff_validation"}
 ALPACAFARM_FIXTURES = {"sft_train": "alpaca_farm", "sft_validation": "alpaca_farm_validation",
                        "preference_train": "alpaca_farm_human_preference", "policy_prompts": "alpaca_farm",
                        "test_sets.id": "alpaca_farm_validation", "test_sets.ood_alpaca_eval": "alpaca_eval",
@@ -242,6 +243,12 @@ def test_builtin_real_data_configs_build_their_data(tmp_path, name):
     report = info["contamination"]["tests"]
     assert {t: sum(e["count"] for e in r["against"].values()) for t, r in report.items()} == {t: 0 for t in report}
     assert all(r["n"] > 0 for r in report.values())
+    if name == "tldr":  # summarize_from_feedback's validation split: TL;DR posts for ID, CNN/DM for OOD
+        domains = {f: {record_domain(r) for r in read_records(data / "preference" / f, PreferenceRecord)}
+                   for f in ("validation.jsonl", "test_id.jsonl", "test_ood_news.jsonl")}
+        assert domains == {"validation.jsonl": {"tldr"}, "test_id.jsonl": {"tldr"}, "test_ood_news.jsonl": {"news"}}
+        ood = [ds for ds in Layout.from_task_info(info).tests("preference") if ds.is_ood]
+        assert [(ds.name, ds.shift) for ds in ood] == [("ood_news", "domain")]
     if name == "alpacafarm":
         prompt = read_records(data / "test" / "id.jsonl", PromptRecord)[0].prompt
         assert prompt.startswith("<|user|>\n") and prompt.endswith("<|assistant|>\n")
@@ -292,3 +299,34 @@ def test_editing_a_source_file_reruns_the_data_stage(tmp_path):
     os.utime(paths["tldr"], ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     edited = {r.name: r.status for r in run_pipeline(cfg, REGISTRY, until="data")}
     assert edited["data"] == "ran"
+
+
+def test_a_domain_keeps_one_summarisation_domain_before_the_limit(tmp_path):
+    """summarize_from_feedback's validation split mixes Reddit posts and CNN/DM articles: `domain`
+    keeps one of them, filtered before `limit` (so the limit counts only that domain's records)."""
+    from rlhflab.config.tasks import DatasetRef
+    from rlhflab.tasks.datasets import load_ref
+
+    posts = [{"info": {"id": f"p{i}", "post": f"my dog chewed sofa number {i}", "subreddit": "pets"},
+              "summaries": [{"text": " dog ate sofa"}, {"text": " sofa"}], "choice": 0} for i in range(6)]
+    news = [{"info": {"id": f"n{i}", "article": f"the council approved budget number {i}", "site": "cnn"},
+             "summaries": [{"text": " budget passed"}, {"text": " council"}], "choice": 1} for i in range(4)]
+    path = tmp_path / "sff.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in posts + news))
+
+    def ids(**kw):
+        ref = DatasetRef(source="summarize_from_feedback", split="validation", path=path, **kw)
+        return sorted(r.id for r in load_ref(ref, "preference", "preference/validation", 0))
+
+    assert ids() == sorted([f"p{i}" for i in range(6)] + [f"n{i}" for i in range(4)])
+    assert ids(domain="tldr") == [f"p{i}" for i in range(6)]
+    assert ids(domain="news") == [f"n{i}" for i in range(4)]
+    assert len(ids(domain="news", limit=3)) == 3 and all(i.startswith("n") for i in ids(domain="news", limit=3))
+    tldr = tmp_path / "tldr.jsonl"
+    tldr.write_text(json.dumps({"id": "t0", "post": "my boss cut my hours", "subreddit": "work", "title": "hours",
+                                "summary": "boss cut hours"}) + "\n")
+    with pytest.raises(ValueError, match="domain news of tldr"):
+        load_ref(DatasetRef(source="tldr", split="validation", path=tldr, domain="news"), "sft", "sft/validation", 0)
+    with pytest.raises(Exception, match="domain"):
+        DatasetRef(source="tldr", domain="reddit")
+

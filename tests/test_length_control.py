@@ -247,3 +247,48 @@ def test_lc_difference_bootstrap_separates_a_length_gain_from_a_real_one():
     assert good["skipped"] == 0 and good["n"] == n and good["resamples"] == 200
     again = length_controlled_difference(prefs, lengths, ref, "good", "sft", resamples=200, seed=1)
     assert again == good  # reproducible from the seed
+
+
+def _mean_lc(prefs, lengths, reference_lengths):
+    """A cheap stand-in for the GLM refit: each policy's mean preference × 100."""
+    return {p: 100 * float(np.mean(v)) for p, v in prefs.items()}
+
+
+def test_a_strong_lc_difference_gets_a_p_far_below_holms_thresholds_and_a_null_one_stops_early(monkeypatch):
+    """The LC claim's p comes from this bootstrap. With 500 draws its floor 2/501 times 13 claims
+    is 0.052, so it could never be significant; the default draws enough that a clear difference
+    survives Holm over the whole family, and a null one stops after the first block."""
+    import rlhflab.evaluation.length_control as lcm
+    from rlhflab.config.sections import EvalStage
+    from rlhflab.evaluation.winrate import LC_BLOCK, length_controlled_difference
+
+    monkeypatch.setattr(lcm, "length_controlled_win_rates", _mean_lc)
+    rng = np.random.default_rng(0)
+    n = 40
+    ref = [50] * n
+    lengths = {"a": ref, "b": ref}
+    strong = {"a": (rng.random(n) < 0.9).astype(float).tolist(), "b": (rng.random(n) < 0.1).astype(float).tolist()}
+    got = length_controlled_difference(strong, lengths, ref, "a", "b", seed=0)
+    assert got["resamples"] == EvalStage().lc_resamples >= 10000
+    assert 13 * got["p_value"] < 0.005
+    null = {"a": (rng.random(n) < 0.5).astype(float).tolist()}
+    null["b"] = list(null["a"])
+    null["a"][0] = 1.0 - null["a"][0]  # one input apart: p near 1
+    got = length_controlled_difference(null, lengths, ref, "a", "b", seed=0)
+    assert got["resamples"] == LC_BLOCK and got["p_value"] > 0.2
+
+
+def test_only_the_claimed_lc_difference_pays_for_the_full_budget(monkeypatch):
+    import rlhflab.evaluation.length_control as lcm
+    from rlhflab.evaluation.winrate import LC_BLOCK
+    from rlhflab.stages.eval import length_control
+
+    monkeypatch.setattr(lcm, "length_controlled_win_rates", _mean_lc)
+    rng = np.random.default_rng(1)
+    n = 30
+    strong = {"sft": (rng.random(n) < 0.1), "ppo": (rng.random(n) < 0.9), "bon": (rng.random(n) < 0.9)}
+    results = {"preferences": {p: {"id": v.astype(float).tolist()} for p, v in strong.items()},
+               "lengths": {p: {"id": [50] * n} for p in strong}, "reference_lengths": {"id": [50] * n}}
+    _, diffs = length_control(results, {"id": {"distribution": "id"}}, "sft", 0, resamples=3000)
+    assert diffs["ppo_vs_sft"]["id"]["resamples"] == 3000
+    assert diffs["bon_vs_sft"]["id"]["resamples"] == LC_BLOCK

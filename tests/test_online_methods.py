@@ -70,6 +70,9 @@ def test_method_raises_rm_score_and_gold(methods_run, method):
         assert all(0.0 <= r["tie_fraction"] < 0.5 for r in rows[1:])
     manifest = json.loads((cfg.run_dir / method / "manifest.json").read_text())
     assert manifest["metrics"]["steps"] == 10 and manifest["metrics"]["selected"]["step"] > 0
+    kept = manifest["metrics"]["selected"]  # the headline is the kept weights', not the last step's
+    assert [manifest["metrics"][f"selected_{k}"] for k in ("val_rm_score", "val_kl", "val_gold")] == \
+        [kept["val_rm_score"], kept["val_kl"], kept["val_gold"]]
     AutoModelForCausalLM.from_pretrained(cfg.run_dir / method)  # a plain HF causal LM
 
 

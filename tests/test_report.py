@@ -10,7 +10,10 @@ from rlhflab.report import build_report
 from rlhflab.report.figures import grouped_bars, save_figure
 from rlhflab.report.findings import compute_findings
 
-KL_CLAIM = "A higher KL penalty does not restore SFT's diversity"
+KL_CLAIM = "The largest KL penalty does not restore SFT's diversity"
+KL_TREND = "A higher KL penalty lowers per-input diversity (kirk2024 appendix I)"
+H2H = "RLHF (PPO)'s head-to-head win rate against SFT rises from ID to OOD (kirk2024 fig. 4)"
+SHIFT = "RLHF's advantage over SFT grows with the measured distribution shift"
 
 
 def _wr(win_rate, se):
@@ -39,6 +42,7 @@ def _eval(baseline="sft"):
                  "idiom": {"distribution": "ood", "shift": "length", "compare_to": "main"}},
         "pvr": pvr, "preferences": prefs, "gap": gap,
         "head_to_head": {"sft": {}, "ppo": {"main": _wr(60, 5), "idiom": _wr(45, 5)}},
+        "head_to_head_preferences": {"sft": {}, "ppo": {"main": _prefs(24), "idiom": _prefs(18)}},
     }
 
 
@@ -46,7 +50,7 @@ def _div(test_set="main"):
     def m(values):
         mean = sum(values) / len(values)
         return {"per_input": {"mean": mean, "std": 0.1, "n": len(values), "values": values},
-                "across_input": {"mean": mean, "std": 0.0}}
+                "across_input": {"mean": mean, "std": 0.01, "n": 10}}
     sft = [0.8 + 0.01 * (i % 5) for i in range(20)]
     return {"test_set": test_set, "n_inputs": 20, "samples_per_input": 2, "temperature": 0.7,
             "policies": {"sft": {"ead": m(sft)}, "ppo": {"ead": m([v - 0.3 + 0.02 * (i % 3) for i, v in enumerate(sft)])}}}
@@ -68,8 +72,8 @@ KL = {"select_on": "last", "judge": "gold", "win_rate_inputs": {"main": 40, "idi
                "idiom": {"distribution": "ood", "shift": "length", "compare_to": "main"}},
       "diversity_test_set": "main", "n_inputs": 6, "samples_per_input": 2, "temperature": 1.0,
       "sft": {**_kl_point(0, [0.8, 0.7, 0.9, 0.8, 0.8, 0.75], 40.0, 30.0), "step": None, "kl": 0.0},
-      "points": [_kl_point(0.5, [0.6, 0.5, 0.7, 0.6, 0.6, 0.6], 50.0, 35.0),
-                 _kl_point(0.05, [0.4] * 6, 70.0, 30.0)]}
+      "points": [_kl_point(0.5, [0.4] * 6, 50.0, 35.0),  # diversity falls as β grows (kirk2024 appendix I)
+                 _kl_point(0.05, [0.6, 0.5, 0.7, 0.6, 0.6, 0.6], 70.0, 30.0)]}
 
 BON = {"evaluator": "gold", "selector": "rm", "pool": 4, "temperature": 0.7, "inputs": {"main": 2, "idiom": 2},
        "sets": KL["sets"], "oracle_best_of_pool": {"main": 1.0, "idiom": 0.8},
@@ -90,6 +94,10 @@ def test_findings_decide_each_claim_from_its_paired_interval():
         "Best-of-N beats SFT": "reproduced",
         "RLHF generalises better than SFT (smaller ID − OOD gap)": "contradicted",
         "RLHF lowers per-input diversity (ead)": "reproduced",
+        "RLHF lowers across-input diversity (ead)": "reproduced",
+        H2H: "inconclusive",  # 60 → 45 on 40 inputs per set: within the noise
+        SHIFT: "not run",  # one OOD set, and no measured shift
+        KL_TREND: "reproduced",
         KL_CLAIM: "reproduced",
     }
     by = {f["claim"]: f for f in got}
@@ -100,8 +108,18 @@ def test_findings_decide_each_claim_from_its_paired_interval():
     assert ind["evidence"].startswith("PvR 70.0 vs 40.0 on 40 paired inputs: Δ = +30.0, 95% CI [")
     gap = by["RLHF generalises better than SFT (smaller ID − OOD gap)"]
     assert gap["estimate"] == pytest.approx(27.5) and gap["direction"] == -1  # (30 − 2.5) points
-    # Holm over the six tested claims: each adjusted p at least its raw p
-    assert all(f["p_holm"] >= f["p_value"] for f in got)
+    h2h = by[H2H]
+    assert h2h["estimate"] == pytest.approx(-15.0) and h2h["ci_low"] < 0 < h2h["ci_high"]
+    assert h2h["evidence"].startswith("head-to-head win rate (%) against SFT: main 60.0 → idiom 45.0; mean change over 1")
+    across = by["RLHF lowers across-input diversity (ead)"]  # 0.539 − 0.820, SE √(0.01² + 0.01²)
+    assert across["estimate"] == pytest.approx(-0.281) and across["ci_high"] == pytest.approx(-0.281 + 1.959964 * 0.0141421, abs=1e-6)
+    assert "inputs not resampled" in across["evidence"]
+    # each input's slope on ln β: (0.4 − v) / ln 10, v its diversity at β = 0.05; mean −0.2 / ln 10
+    trend = by[KL_TREND]
+    assert trend["estimate"] == pytest.approx(-0.2 / 2.302585) and trend["ci_high"] < 0 and trend["n"] == 6
+    assert trend["evidence"].startswith("per-input sentence_bert diversity 0.600 at β = 0.05, 0.400 at β = 0.5 over 6 inputs")
+    # Holm over the tested claims: each adjusted p at least its raw p
+    assert all(f["p_holm"] >= f["p_value"] for f in got if f["verdict"] != "not run")
     for f in got:  # no verdict disagrees with its own interval
         if f["verdict"] == "reproduced":
             assert (f["ci_low"] > 0) if f["direction"] == 1 else (f["ci_high"] < 0)
@@ -109,29 +127,63 @@ def test_findings_decide_each_claim_from_its_paired_interval():
             assert (f["ci_high"] < 0) if f["direction"] == 1 else (f["ci_low"] > 0)
 
 
-def test_a_significant_interval_can_still_be_inconclusive_after_holm(monkeypatch):
-    from rlhflab.report import findings as F
+def test_a_significant_interval_can_still_be_inconclusive_after_holm():
     e = _eval()
-    e["preferences"]["ppo"]["main"] = _prefs(16, flip=(20, 21, 22, 23, 24, 25))  # 6 of 40: p ≈ 0.03 alone
-    alone = F.compute_findings(e, None, None, None)
-    row = next(f for f in alone if f["claim"] == "RLHF (PPO) beats SFT in distribution")
-    assert row["ci_low"] > 0 and row["p_value"] < 0.05
-    assert row["p_holm"] >= row["p_value"]
-    assert row["verdict"] == ("reproduced" if row["p_holm"] < 0.05 else "inconclusive")
+    # PPO wins 7 inputs SFT loses and loses 1 it wins: alone p ≈ 0.03 with its interval above 0; among
+    # the table's 5 tested claims Holm multiplies it by at least 3
+    e["preferences"]["ppo"]["main"] = _prefs(16, flip=(20, 21, 22, 23, 24, 25, 26, 0))
+    got = compute_findings(e, None, None, None)
+    row = next(f for f in got if f["claim"] == "RLHF (PPO) beats SFT in distribution")
+    assert row["ci_low"] > 0 and row["p_value"] == pytest.approx(0.030, abs=3e-3)
+    assert sum(f["verdict"] != "not run" for f in got) == 5
+    assert row["p_holm"] >= 3 * row["p_value"] > 0.05
+    assert row["verdict"] == "inconclusive"
 
 
-def test_kl_claim_is_not_run_without_a_sweep_and_restored_diversity_is_contradicted():
+def test_kl_claims_are_not_run_without_a_sweep_and_restored_diversity_is_contradicted():
     got = compute_findings(_eval(), None, None, None)
-    assert got[-1] == {"claim": KL_CLAIM, "verdict": "not run", "direction": -1, "unit": "score",
-                       "evidence": "not run: enable the kl_sweep stage"}
-    assert not any("diversity (" in f["claim"] for f in got)
-    assert compute_findings(None, None, None, None) == [got[-1]]
+    assert got[-2:] == [{"claim": KL_TREND, "verdict": "not run", "direction": -1, "unit": "score per unit log β",
+                         "evidence": "not run: enable the kl_sweep stage"},
+                        {"claim": KL_CLAIM, "verdict": "not run", "direction": -1, "unit": "score",
+                         "evidence": "not run: enable the kl_sweep stage"}]
+    assert not any(f["claim"].startswith("RLHF lowers") for f in got)
+    assert compute_findings(None, None, None, None) == got[-2:]
     restored = {"sft": _kl_point(0, [0.5, 0.4, 0.6, 0.5] * 5, 40, 30),
                 "points": [_kl_point(1.0, [0.7, 0.6, 0.8, 0.7] * 5, 40, 30, step=0)]}
-    row = compute_findings(None, None, restored, None)[0]
-    assert row["verdict"] == "contradicted"
-    assert row["evidence"].startswith("per-input sentence_bert diversity at β = 1.0 (step 0, SFT itself): 0.700 vs "
+    trend, top = compute_findings(None, None, restored, None)
+    assert top["verdict"] == "contradicted"
+    assert top["evidence"].startswith("per-input sentence_bert diversity at β = 1.0 (step 0, SFT itself): 0.700 vs "
                                       "SFT 0.500 over 20 inputs")
+    assert trend["verdict"] == "not run" and trend["evidence"].startswith("not checkable: needs two or more β")
+
+
+def _sweep(by_beta: dict[float, list[float]], sft: list[float]) -> dict:
+    return {"sft": _kl_point(0, sft, 40, 30), "points": [_kl_point(b, v, 40, 30) for b, v in by_beta.items()]}
+
+
+def test_kl_trend_is_the_paired_slope_of_diversity_on_log_beta():
+    """Per input, the least-squares slope on ln β; at β = 0.01, 0.1, 1 (ln β = −2 ln 10, −ln 10, 0)
+    an input at 0.3, 0.5, 0.7 has slope 0.4 / (2 ln 10) = 0.0869: diversity rising with β."""
+    rising = _sweep({1.0: [0.7, 0.8, 0.7, 0.8] * 5, 0.01: [0.3, 0.4, 0.3, 0.4] * 5, 0.1: [0.5, 0.6, 0.5, 0.6] * 5},
+                    [0.9] * 20)
+    trend, top = compute_findings(None, None, rising, None)
+    assert trend["estimate"] == pytest.approx(0.4 / (2 * 2.302585)) and trend["ci_low"] > 0
+    assert trend["verdict"] == "contradicted" and top["verdict"] == "reproduced"  # yet still below SFT
+    assert trend["evidence"].startswith("per-input sentence_bert diversity 0.350 at β = 0.01, 0.550 at β = 0.1, "
+                                        "0.750 at β = 1 over 20 inputs")
+    # inputs disagree: half fall by 0.2 per ln-10 step, half rise by 0.2: mean slope 0, inconclusive
+    mixed = _sweep({0.1: [0.6, 0.4] * 10, 1.0: [0.4, 0.6] * 10}, [0.9] * 20)
+    trend, _ = compute_findings(None, None, mixed, None)
+    assert trend["estimate"] == pytest.approx(0.0) and trend["verdict"] == "inconclusive"
+
+
+def test_largest_beta_claim_reads_the_largest_beta_whatever_the_order_given():
+    """β = 0.01 below SFT, β = 1 above it: the claim is about β = 1 (contradicted), listed first or last."""
+    for order in ([0.01, 1.0], [1.0, 0.01]):
+        values = {0.01: [0.3, 0.4] * 10, 1.0: [0.95, 0.9] * 10}
+        _, top = compute_findings(None, None, _sweep({b: values[b] for b in order}, [0.8, 0.7] * 10), None)
+        assert top["evidence"].startswith("per-input sentence_bert diversity at β = 1.0 (step 4): 0.925 vs SFT 0.750")
+        assert top["estimate"] == pytest.approx(0.175) and top["verdict"] == "contradicted"
 
 
 def test_a_set_where_no_policy_succeeds_gets_no_claim_and_leaves_the_gap():
@@ -233,7 +285,7 @@ def test_build_report_reads_the_given_stage_folders(tmp_path):
     out = tmp_path / "report"
     findings = build_report(inputs, out, title="my study")
     assert json.loads((out / "findings.json").read_text()) == findings
-    assert findings == compute_findings(_eval(), _div(), KL, {"best_step": 0})
+    assert findings == compute_findings({**_eval(), "shift": {"idiom": 0.2}}, _div(), KL, {"best_step": 0})
     md = (out / "report.md").read_text()
     page = (out / "index.html").read_text()
     assert md.startswith("# rlhflab report: my study\n") and "<h1>rlhflab report: my study</h1>" in page
@@ -242,13 +294,13 @@ def test_build_report_reads_the_given_stage_folders(tmp_path):
                "kl_sweep_across_input", "shift"}
     assert set(re.findall(r'data-figure="(\w+)"', page)) == figures
     assert {p.stem for p in (out / "figures").glob("*.png")} == figures
-    assert not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched from anywhere
+    assert not re.search(r'(src|href)="(?!data:|#)', page)  # nothing fetched from anywhere
     assert "| test_idiom | 4 | ood: length |" in md and "| test_main | 4 | id |" in md
     assert "| sft_train | 9 | – |" in md
     assert "| test/main | 4 | 0 | – |" in md and "| test/idiom | 4 | 1 (25.0%) | test/main |" in md
     assert "| policy | main | idiom | mean gap |" in md  # ID sets first, by the declared distribution
     assert "| ppo | 70.0 ± 5.0 | 32.5 ± 5.0 | 37.5 |" in md
-    assert "Holm-adjusted p-value over the 6 comparisons" in md and "| **reproduced** |" in md
+    assert "Holm-adjusted p-value over the 9 comparisons" in md and "| **reproduced** |" in md
     assert "| rm | 0.700 | 0.680 | 0.600 | – |" in md
     assert "| reward model | Chat | Safety | Prior Sets | RewardBench score |" in md and "| rm | 74.3 | 52.2 | 67.9 | 59.8 |" in md
     assert "Summarise &lt;this&gt;" in page and "75% beats reference" in page  # the sample browser
@@ -265,7 +317,7 @@ def test_performance_row_keeps_its_cells_with_one_test_set(tmp_path):
     md = (tmp_path / "r" / "report.md").read_text()
     assert "| sft | 40.0 ± 3.0 | – |" in md and "| ppo | 50.0 ± 4.0 | – |" in md
     assert "\n | – |" not in md
-    assert [f["claim"] for f in findings] == ["RLHF (PPO) beats SFT in distribution", KL_CLAIM]
+    assert [f["claim"] for f in findings] == ["RLHF (PPO) beats SFT in distribution", KL_TREND, KL_CLAIM]
 
 
 @pytest.mark.parametrize("baseline, shown", [("dpo", "DPO"), ("sft", "SFT")])
@@ -326,7 +378,7 @@ def test_kl_sweep_section_draws_figures_11_to_13_and_tables_one_checkpoint(tmp_p
     assert "| β | step | RM score | KL | gold | main PvR | idiom PvR | mean gap |" in md
     assert "| β | EAD per-input | EAD across-input | Sentence-BERT per-input | Sentence-BERT across-input |" in md
     # sorted by β; the SFT row is the β = ∞ end
-    assert "| 0.05 | 4 | 0.950 | 0.100 | 0.500 | 70.0 | 30.0 | 40.0 |" in md and "| 0.05 | 0.200 | 0.900 | 0.400 | 0.400 |" in md
+    assert "| 0.05 | 4 | 0.950 | 0.100 | 0.500 | 70.0 | 30.0 | 40.0 |" in md and "| 0.05 | 0.300 | 0.900 | 0.600 | 0.600 |" in md
     assert md.index("| 0.05 | 4 |") < md.index("| 0.5 | 4 |") < md.index("| ∞ (SFT) | – |")
     assert "| ∞ (SFT) | – | 1.000 | 0.000 | 0.500 | 40.0 | 30.0 | 10.0 |" in md
     assert "| ∞ (SFT) | 0.396 | 0.900 | 0.792 | 0.792 |" in md and "Diversity on 6 main inputs:" in md
@@ -361,15 +413,19 @@ def test_readme_tables_are_printed_from_a_run_folder(tmp_path):
     assert f"| {KL_CLAIM} | not run | – | – |" in text
 
 
-def test_length_control_finding_reads_the_eval_stage_bootstrap():
+def test_length_control_finding_reads_the_eval_stage_bootstrap_and_is_named_as_rlhflabs():
     e = _eval()
     e["length_controlled"] = {"ppo_vs_sft": {"main": {
         "estimate": 4.0, "ci_low": -3.0, "ci_high": 11.0, "p_value": 0.3, "n": 40,
         "lc_a": 44.0, "lc_b": 40.0, "raw_a": 70.0, "raw_b": 40.0}}}
-    row = next(f for f in compute_findings(e, None, None, None)
-               if f["claim"] == "RLHF's win-rate gain over SFT survives length control")
-    assert row["verdict"] == "inconclusive" and row["estimate"] == 4.0
-    assert row["evidence"].startswith("LC PvR 44.0 vs 40.0 (raw 70.0 vs 40.0): Δ = +4.0, 95% CI [-3.0, +11.0]")
+    claim = "rlhflab's own check, not the papers': RLHF's win-rate gain over SFT survives length control"
+    for judge in ("gold", "openai"):
+        row = next(f for f in compute_findings({**e, "judge": judge}, None, None, None) if f["claim"] == claim)
+        assert row["verdict"] == "inconclusive" and row["estimate"] == 4.0
+        assert row["evidence"].startswith("LC PvR 44.0 vs 40.0 (raw 70.0 vs 40.0)")
+        assert ": Δ = +4.0, 95% CI [-3.0, +11.0], Holm p = " in row["evidence"]
+        # the synthetic task's gold judge is a reward that itself docks words: the note says what the control removes
+        assert ("the gold judge itself scores length" in row["evidence"]) == (judge == "gold")
 
 
 def test_ood_sets_are_ordered_by_measured_shift():

@@ -34,6 +34,9 @@ def test_reward_model_loads_as_sequence_classifier(tiny_run):
     prompt = json.loads((cfg.run_dir / "data" / "test" / "id.jsonl").read_text().splitlines()[0])
     r = score(model, tok, [prompt["prompt"]] * 2, [prompt["reference"], "the weather was lovely"])
     assert r.shape == (2,) and torch.isfinite(r).all()
+    # it scores at the length it was trained at, however it is loaded
+    assert model.config.rm_max_length == cfg.rm.max_length
+    assert json.loads((folder / "reward_model.json").read_text()) == {"max_length": cfg.rm.max_length}
 
 
 def test_best_of_n_selects_by_reward_and_reports_spread(tiny_run):

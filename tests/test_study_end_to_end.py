@@ -125,7 +125,7 @@ def test_report_is_complete_and_self_contained(tiny_run):
     folder = cfg.run_dir / "report"
     page = (folder / "index.html").read_text()
     assert set(re.findall(r'data-figure="(\w+)"', page)) == FIGURES
-    assert not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched from anywhere
+    assert not re.search(r'(src|href)="(?!data:|#)', page)  # nothing fetched from anywhere (# : the contents)
     findings = json.loads((folder / "findings.json").read_text())
     assert any(f["claim"].startswith("RLHF (PPO) beats SFT in distribution") for f in findings)
     assert all(f["verdict"] in ("reproduced", "contradicted", "inconclusive", "not run") and f["evidence"]

@@ -25,6 +25,7 @@ import yaml
 from rlhflab.data.records import flatten, write_json
 from rlhflab.provenance import describe
 from rlhflab.report.figures import grouped_bars, save_figure
+from rlhflab.report.claims import gap_pairs, mean_gap
 from rlhflab.report.findings import ordered_sets
 from rlhflab.seed_inference import FOREST, findings_over_seeds, findings_table, forest_plot, method_note
 from rlhflab.stats import mean_se
@@ -140,8 +141,10 @@ def aggregate_runs(runs: list[Path], out_dir: Path) -> dict:
     common = set.intersection(*(set(e["test_sets"]) for e in evals))
     sets = [s for s in ordered_sets(evals[0]) if s in common]  # ID sets first, as the first run declares them
     pvr = {p: {s: over_seeds([e["pvr"][p][s]["win_rate"] for e in evals]) for s in sets} for p in policies}
-    gap = {p: over_seeds([mean(e["gap"][p].values()) for e in evals]) for p in policies
-           if all((e.get("gap") or {}).get(p) for e in evals)}
+    # each run's one mean gap, as its report defines it: over the OOD sets informative in that run
+    gaps = {p: [mean_gap(e["gap"][p], gap_pairs(e)) if (e.get("gap") or {}).get(p) else None for e in evals]
+            for p in policies}
+    gap = {p: over_seeds(g) for p, g in gaps.items() if all(x is not None for x in g)}
     div_policies = sorted(set.intersection(*(set(d["policies"]) for d in divs)))
     metrics = sorted(set.intersection(*(set(d["policies"][p]) for d in divs for p in div_policies))) if div_policies else []
     diversity = {p: {m: over_seeds([d["policies"][p][m]["per_input"]["mean"] for d in divs]) for m in metrics}
@@ -167,7 +170,9 @@ def aggregate_runs(runs: list[Path], out_dir: Path) -> dict:
         g = gap.get(p)
         lines.append(f"| {p} | " + " | ".join(f"{pvr[p][s]['mean']:.1f} ± {pvr[p][s]['se']:.1f}" for s in sets)
                      + (f" | {g['mean']:.1f} ± {g['se']:.1f} |" if g else " | – |"))
-    lines += ["", "![PvR](pvr_over_seeds.png)", ""]
+    lines += ["", "Mean gap: ID minus OOD win rate averaged over the OOD sets that are informative in each run "
+              "(the sets its report's gap claims use; a set where a policy scores below 2 points carries no "
+              "gap), then mean ± SE over seeds.", "", "![PvR](pvr_over_seeds.png)", ""]
     if diversity:
         lines += ["## Per-input diversity, mean ± SE over seeds", "", "| policy | " + " | ".join(metrics) + " |",
                   "|---" * (len(metrics) + 1) + "|"]

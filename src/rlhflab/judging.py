@@ -8,14 +8,18 @@ A stage using these reads `eval.judge`, `eval.openai`, `eval.local_model`, `eval
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict
+from pathlib import Path
 
+from rlhflab.artefacts import file_table, read_manifest
 from rlhflab.evaluation.annotations import AnnotationCache, judge_pairs
 from rlhflab.evaluation.judge_prompts import judge_text, record_prompt
 from rlhflab.evaluation.judges import GoldJudge, OpenAIJudge, RewardModelJudge
+from rlhflab.evaluation.reward_model import load_scorer, scoring_length
 from rlhflab.evaluation.winrate import generalisation_gap, win_rate
 from rlhflab.inputs import gold_reward_of, task_info
-from rlhflab.models import load_reward_model, load_tokenizer
 from rlhflab.pipeline import StageContext
 
 JUDGE_READS = ("eval.judge", "eval.openai", "eval.local_model", "eval.gold_noise", "model.dtype")
@@ -57,6 +61,20 @@ def judge_input(record, judge: str) -> str:
     return judge_text(record.prompt)
 
 
+def model_identity(name_or_path: str | Path) -> str:
+    """What a judge model is, for the judgement cache's key (a path says only where it is: a
+    retrained RM in the same folder would reuse the old one's judgements). A stage folder: its
+    manifest's artefact id, new at every retraining. Another local folder: the SHA-256 of its files'
+    contents. Anything else is a hub name, which names what it is."""
+    folder = Path(name_or_path)
+    manifest = read_manifest(folder) if folder.is_dir() else None
+    if manifest and manifest.get("artefact_id"):
+        return f"artefact:{manifest['artefact_id']}"
+    if folder.is_dir():
+        return "sha256:" + hashlib.sha256(json.dumps(file_table(folder), sort_keys=True).encode()).hexdigest()
+    return f"hub:{name_or_path}"
+
+
 def make_judge(ctx: StageContext, prompt: str | None):
     cfg = ctx.cfg.eval
     if cfg.judge == "gold":
@@ -67,15 +85,18 @@ def make_judge(ctx: StageContext, prompt: str | None):
         return GoldJudge(gold, info["gold_reward"], info.get("annotator_scale") if cfg.gold_noise else None)
     if cfg.judge in ("rm", "rm_proxy"):
         folder = ctx.input(cfg.judge)
-        tok = load_tokenizer(folder)
-        return RewardModelJudge(load_reward_model(folder, tok, ctx.cfg.model.dtype), tok, f"{cfg.judge}:{folder}")
+        rm, tok = load_scorer(folder, ctx.cfg.model.dtype)
+        return RewardModelJudge(rm, tok, f"{cfg.judge}:{model_identity(folder)}", scoring_length(rm))
     if cfg.judge == "local":
         from rlhflab.evaluation.judges import LocalJudge
         from rlhflab.models import load_causal_lm
 
         if not cfg.local_model:
             raise ValueError("eval.judge=local needs eval.local_model (a Hugging Face causal LM name or folder)")
-        return LocalJudge(load_causal_lm(cfg.local_model), load_tokenizer(cfg.local_model), cfg.local_model, prompt)
+        from rlhflab.models import load_tokenizer
+
+        return LocalJudge(load_causal_lm(cfg.local_model), load_tokenizer(cfg.local_model),
+                          f"{cfg.local_model}@{model_identity(cfg.local_model)}", prompt)
     spec = cfg.openai
     return OpenAIJudge(base_url=spec.base_url, model=spec.model, prompt=prompt, api_key_env=spec.api_key_env,
                        concurrency=spec.concurrency, timeout=spec.timeout, max_retries=spec.max_retries)

@@ -26,7 +26,8 @@ def train_policy(ctx: StageContext, trainer_class: type[OnlineTrainer], name: st
         checkpoint_dir=ctx.checkpoint_dir, metrics_file=ctx.metrics_file)
     summary = trainer.train()
     # what a sweep of this stage selects on: the kept checkpoint's validation reward (kirk2024 E.3)
-    summary["selected_val_rm_score"] = summary["selected"].get("val_rm_score")
+    for k in ("val_rm_score", "val_kl", "val_gold"):  # the kept weights' numbers, not the last step's
+        summary[f"selected_{k}"] = summary["selected"].get(k)
     if ctx.is_main:
         save_model(trainer.policy, trainer.tokenizer, ctx.out, adapter_only=saves_adapter(ctx.cfg.model.lora))
     return summary
@@ -39,4 +40,4 @@ def online_stage(name: str, run: Callable[[StageContext], dict]) -> Stage:
                  reads=("seed", "generation", name, "model.dtype", "model.lora", "train"), run=run,
                  enabled=lambda cfg: getattr(cfg, name).enabled,
                  select=("selected_val_rm_score", "max"),
-                 headline=("final_val_rm_score", "final_val_kl", "final_val_gold", "best_step"))
+                 headline=("selected_val_rm_score", "selected_val_kl", "selected_val_gold", "best_step"))

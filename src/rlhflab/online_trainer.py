@@ -29,10 +29,10 @@ from torch import nn
 from rlhflab.algorithms.ppo import chunks, eos_trick, kl_objective
 from rlhflab.config import Generation, LoRA, OnlineRL, Train
 from rlhflab.data.gold import GoldReward
-from rlhflab.evaluation.reward_model import score
+from rlhflab.evaluation.reward_model import load_scorer, score
 from rlhflab.generation import Samples, sample, token_logprobs
 from rlhflab.lora import adapter_disabled, prepare_trainable
-from rlhflab.models import disable_dropout, load_causal_lm, load_reward_model, load_tokenizer
+from rlhflab.models import disable_dropout, load_causal_lm, load_tokenizer
 from rlhflab.ppo_models import reference_logprobs
 from rlhflab.quantization import is_quantized
 from rlhflab.training import (BestWeights, FiniteGuard, batch_order, make_accelerator, make_optimizer,
@@ -132,10 +132,11 @@ class OnlineTrainer:
     def build(self, sft_dir: Path, rm_dir: Path, dtype: str, lora: LoRA | None, train: Train) -> nn.Module:
         """Load the models: set tokenizer, rm_tokenizer, ref (None with LoRA: the policy with its
         adapter off), rm, params; return the module to train. By default the policy alone."""
-        self.tokenizer, self.rm_tokenizer = load_tokenizer(sft_dir), load_tokenizer(rm_dir)
+        self.tokenizer = load_tokenizer(sft_dir)
         policy, self.params = prepare_trainable(load_causal_lm(sft_dir, dtype), lora, self.cfg.freeze_fraction)
         self.ref = None if lora else load_causal_lm(sft_dir, dtype).requires_grad_(False).eval()
-        self.rm = load_reward_model(rm_dir, self.rm_tokenizer, dtype).requires_grad_(False).eval()
+        self.rm, self.rm_tokenizer = load_scorer(rm_dir, dtype)
+        self.rm.requires_grad_(False).eval()
         use_gradient_checkpointing(policy, train)
         disable_dropout(policy, self.ref, self.rm)
         return policy

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from rlhflab.config import LoRA, PPOStage, Train
+from rlhflab.evaluation.reward_model import load_scorer
 from rlhflab.generation import token_logprobs
 from rlhflab.lora import prepare_trainable
 from rlhflab.models import ActorCritic, disable_dropout, load_causal_lm, load_reward_model, load_tokenizer
@@ -37,8 +38,7 @@ def load_ppo_models(cfg: PPOStage, sft_dir: Path, rm_dir: Path, dtype: str, lora
     tokenizer = load_tokenizer(sft_dir)
     policy, params = prepare_trainable(load_causal_lm(sft_dir, dtype), lora, cfg.freeze_fraction)
     reference = None if lora else load_causal_lm(sft_dir, dtype).requires_grad_(False).eval()
-    rm_tokenizer = load_tokenizer(rm_dir)
-    rm = load_reward_model(rm_dir, rm_tokenizer, dtype)
+    rm, rm_tokenizer = load_scorer(rm_dir, dtype)
     value_model = None
     if cfg.value_model == "separate":
         if rm_tokenizer.get_vocab() != tokenizer.get_vocab():

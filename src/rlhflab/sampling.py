@@ -13,9 +13,9 @@ from typing import Callable
 import torch
 
 from rlhflab.config import Generation
-from rlhflab.evaluation.reward_model import score
+from rlhflab.evaluation.reward_model import load_scorer, score
 from rlhflab.generation import sample_texts
-from rlhflab.models import load_causal_lm, load_reward_model, load_tokenizer
+from rlhflab.models import load_causal_lm, load_tokenizer
 from rlhflab.stats import standard_error
 
 # sampler(prompts, k) -> k outputs per prompt, input-major ([p0 s0, p0 s1, ..., p1 s0, ...])
@@ -76,8 +76,7 @@ def policy_sampler(policy_dir: Path, dtype: str, g: Generation, temperature: flo
     if best_of is None:
         return model_sampler(model, tokenizer, g, temperature)
     rm_dir, n, bon_temperature = best_of
-    rm_tok = load_tokenizer(rm_dir)
-    rm = load_reward_model(rm_dir, rm_tok, dtype)
+    rm, rm_tok = load_scorer(rm_dir, dtype)  # at the length it was trained at
 
     def best_of_n(prompts: list[str], k: int) -> list[str]:
         pool = sample_pool(model, tokenizer, prompts, k * n, bon_temperature, g)

@@ -159,6 +159,10 @@ class DatasetRef(Section):
         None, description="K/N: keep only the records whose input falls in part K of N of a hash of the "
         "normalised input (rlhflab.contamination), before `limit`; refs taking different parts share no "
         "input, whatever their source or split (e.g. validation 1/2, test 2/2 of one split)")
+    domain: Literal["tldr", "news"] | None = Field(
+        None, description="keep only the records of one summarisation domain, before `limit`: tldr (Reddit posts) "
+        "or news (CNN/DailyMail articles). summarize_from_feedback's validation split holds both, so an ID set "
+        "drawn from it needs domain: tldr and its news comparisons form an OOD set with domain: news")
 
     @model_validator(mode="after")
     def _check(self) -> "DatasetRef":

@@ -80,16 +80,16 @@ class GoldJudge:
 class RewardModelJudge:
     """Bradley–Terry preference of a reward model: σ(r_1 − r_2)."""
 
-    def __init__(self, model, tokenizer, name: str):
-        self.model, self.tokenizer, self.name = model, tokenizer, name
+    def __init__(self, model, tokenizer, name: str, max_length: int | None = None):
+        self.model, self.tokenizer, self.name, self.max_length = model, tokenizer, name, max_length
 
     def identity(self) -> dict:
-        return {"judge": "reward-model", "model": self.name}
+        return {"judge": "reward-model", "model": self.name, "max_length": self.max_length}
 
     def __call__(self, prompts, first, second):
         from rlhflab.evaluation.reward_model import score_pairs
 
-        r1, r2 = score_pairs(self.model, self.tokenizer, prompts, first, second)
+        r1, r2 = score_pairs(self.model, self.tokenizer, prompts, first, second, max_length=self.max_length)
         return [Judgement(p) for p in torch.sigmoid(r1 - r2).tolist()]
 
 

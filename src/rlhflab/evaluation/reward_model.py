@@ -1,19 +1,69 @@
-"""Scoring with a reward model, and reward-model metrics (pure functions over scores)."""
+"""Scoring with a reward model, and reward-model metrics (pure functions over scores).
+
+A reward model scores at the length it was trained at (`rm.max_length`): the rm stage records it
+in the RM folder (`reward_model.json`, and `rm_max_length` in its config.json, which any
+`from_pretrained` restores); a folder without the record (a user's or hub RM) scores at
+`DEFAULT_SCORING_LENGTH` tokens. Over-long inputs lose the start of their prompt
+(`encode_completion`), so scoring shorter than training drops what the RM learnt to read.
+"""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import torch
 
 from rlhflab.data.tokenize import LMExample, encode_completion, leading_space
-from rlhflab.models import backbone, position_ids
+from rlhflab.models import backbone, load_reward_model, load_tokenizer, position_ids
 from rlhflab.precision import inference_autocast
 from rlhflab.shared_prompt import group_by_prompt, in_caller_order, rows_of, run_shared, whole, worth_sharing
 
 
+SCORING_FILE = "reward_model.json"
+DEFAULT_SCORING_LENGTH = 512
+
+
+def record_scoring_length(model, folder: Path, max_length: int) -> None:
+    """Make the RM in `folder` score at `max_length` wherever it is loaded. Call before saving:
+    the config attribute travels in a full model's config.json; an adapter-only folder has no
+    config.json of its own, so the json beside it is what `load_scorer` reads."""
+    model.config.rm_max_length = max_length
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / SCORING_FILE).write_text(json.dumps({"max_length": max_length}) + "\n", encoding="utf-8")
+
+
+def recorded_scoring_length(folder: str | Path) -> int | None:
+    """The length an RM folder records it was trained at, or None (a folder rlhflab did not train)."""
+    path = Path(folder) / SCORING_FILE
+    if not path.is_file():
+        return None
+    value = json.loads(path.read_text(encoding="utf-8")).get("max_length")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 16:
+        raise ValueError(f"{path}: max_length must be an integer >= 16 (the RM's training rm.max_length), "
+                         f"got {value!r}; fix it or delete the file to score at {DEFAULT_SCORING_LENGTH}")
+    return value
+
+
+def scoring_length(model) -> int:
+    return getattr(model.config, "rm_max_length", None) or DEFAULT_SCORING_LENGTH
+
+
+def load_scorer(folder: str | Path, dtype: str = "float32"):
+    """(reward model, tokenizer) of an RM folder, set to score at the length it was trained at."""
+    tok = load_tokenizer(folder)
+    model = load_reward_model(folder, tok, dtype)
+    recorded = recorded_scoring_length(folder)
+    if recorded is not None:
+        model.config.rm_max_length = recorded
+    return model, tok
+
+
 @torch.no_grad()
 def score(model, tokenizer, prompts: list[str], completions: list[str], *, batch_size: int = 64,
-          max_length: int = 512) -> torch.Tensor:
+          max_length: int | None = None) -> torch.Tensor:
     """Reward of each (prompt, completion): the scalar head at the last token (EOS appended). [N]
+    Truncated to `max_length` tokens, by default the model's `scoring_length`.
 
     Completions of the same prompt (a best-of-N pool, the two sides of a pair) share one encoding
     of it (rlhflab.shared_prompt): scoring a pool of 16 of the quickstart's completions costs about
@@ -22,6 +72,7 @@ def score(model, tokenizer, prompts: list[str], completions: list[str], *, batch
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    max_length = max_length or scoring_length(model)
     examples = [encode_completion(tokenizer, p, leading_space(p, c), max_length) for p, c in zip(prompts, completions)]
     out = torch.zeros(len(prompts))
     batch, rows = [], 0

@@ -44,7 +44,7 @@ STAGES = {
     "grpo": ("metrics.jsonl", "manifest.json"),
     "online_dpo": ("metrics.jsonl", "manifest.json"),
     "diversity": ("diversity.json",),
-    "eval": ("results.json", "annotations/<policy>_vs_reference/<set>.json"),
+    "eval": ("results.json", "annotations/<policy>_vs_reference/<set>.json", "annotations/<policy>_vs_<baseline>/<set>.json"),
     "kl_sweep": ("sweep.json",),
     "downstream": ("table.json", "items.json"),
 }
@@ -70,13 +70,31 @@ class _Inputs:
         return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def with_head_to_head_preferences(results: dict | None, eval_dir: Path | None) -> dict | None:
+    """results.json with the per-input head-to-head judgements the findings' head-to-head claim
+    resamples: read from the eval stage's annotation files when results.json does not carry them
+    (eval stages written before results.json kept them)."""
+    from rlhflab.evaluation.winrate import preference_from_alpaca
+
+    if not results or results.get("head_to_head_preferences") or eval_dir is None:
+        return results
+    base, prefs = results.get("baseline", "sft"), {}
+    for p, sets in (results.get("head_to_head") or {}).items():
+        for s in sets:
+            f = Path(eval_dir) / "annotations" / f"{p}_vs_{base}" / f"{s}.json"
+            if f.exists():
+                rows = json.loads(f.read_text(encoding="utf-8"))
+                prefs.setdefault(p, {})[s] = [preference_from_alpaca(r.get("preference")) for r in rows]
+    return {**results, "head_to_head_preferences": prefs} if prefs else results
+
+
 def build_report(inputs: dict[str, Path], out_dir: Path, title: str,
                  alpaca_eval_sets: tuple[str, ...] = ()) -> list[dict]:
     """Write the report into out_dir from the given stage folders; returns the computed findings.
     alpaca_eval_sets: eval test sets joined into the downstream table as AlpacaEval 1 / 2."""
     src, out = _Inputs(inputs), Path(out_dir)
     task = src.json("data", "task.json")
-    results = src.json("eval", "results.json")
+    results = with_head_to_head_preferences(src.json("eval", "results.json"), src.dirs.get("eval"))
     div = src.json("diversity", "diversity.json")
     kl = src.json("kl_sweep", "sweep.json")
     ppo_manifest = src.json("ppo", "manifest.json") or {}
@@ -87,8 +105,9 @@ def build_report(inputs: dict[str, Path], out_dir: Path, title: str,
     sections.diversity(rep, div, results)
     sweeps.best_of_n(rep, src.json("bon", "sweep.json"))
     sweeps.kl_sweep(rep, kl)
-    sections.training_curves(rep, src.rows("rm", "metrics.jsonl"),
-                             {m: src.rows(m, "metrics.jsonl") for m in ("ppo", "rloo", "grpo", "online_dpo")})
+    online = ("ppo", "rloo", "grpo", "online_dpo")
+    sections.training_curves(rep, src.rows("rm", "metrics.jsonl"), {m: src.rows(m, "metrics.jsonl") for m in online},
+                             {m: (src.json(m, "manifest.json") or {}).get("metrics") for m in online})
     sections.reward_models(rep, src.json("rm_eval", "table.json"))
     hparam_sweeps(rep, {s: g for s in STAGES if "grid.json" in STAGES[s] and (g := src.json(s, "grid.json"))})
     downstream, down_items, unjoined = join_alpaca_eval(src.json("downstream", "table.json"),

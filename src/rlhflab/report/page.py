@@ -6,11 +6,13 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from pathlib import Path
 
 from rlhflab.report.figures import ordered
 
 STYLE = ("body{font-family:sans-serif;max-width:60em;margin:auto;padding:1em}table{border-collapse:collapse}"
+         ".wide{overflow-x:auto;max-width:100%}"
          "td,th{border:1px solid #ccc;padding:.2em .5em;font-size:90%;vertical-align:top}"
          "img{max-width:100%}pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em}")
 
@@ -48,6 +50,22 @@ def provenance(manifests: dict[str, dict | None]) -> str:
     return text + ". Runs repeat bit for bit on one CPU family, not across families."
 
 
+def wide(table: str) -> str:
+    """A table in a box that scrolls sideways: a table with a column per test set is wider than
+    the page, and would otherwise run off it."""
+    return f'<div class="wide">{table}</div>'
+
+
+def anchor(title: str) -> str:
+    """A heading's anchor as GitHub derives it from markdown, so one contents list serves both pages."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+
+def headings(sections: list[tuple[str, str]], samples: bool = False) -> list[str]:
+    """The report's second-level headings in order: its table of contents."""
+    return ["Findings", *(name for name, _ in sections), "Figures", *(["Sample browser"] if samples else [])]
+
+
 def _md_to_html(md: str) -> str:
     """The report's markdown is paragraphs and pipe tables only; render exactly that."""
     out, table = [], []
@@ -58,9 +76,9 @@ def _md_to_html(md: str) -> str:
             continue
         if table:
             head, *body = table
-            out.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"
-                       + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
-                       + "</table>")
+            out.append(wide("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"
+                            + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                                      for r in body) + "</table>"))
             table = []
         if line.strip():
             out.append(f"<p>{html.escape(line)}</p>")
@@ -100,7 +118,8 @@ def sample_browser(eval_results: dict | None, eval_dir: Path | None, per_set: in
 def render_markdown(title: str, findings: list[dict], sections: list[tuple[str, str]],
                     figures: list[tuple[str, str, str]], note: str = "", header: str = "") -> str:
     """report.md: findings table (and the note on how verdicts are reached), sections, then figures (file, title, caption) as images."""
-    md = [f"# rlhflab report: {title}", *([ "", header] if header else []), "", "## Findings", "",
+    md = [f"# rlhflab report: {title}", *(["", header] if header else []), "", "Contents:", "",
+          *(f"- [{h}](#{anchor(h)})" for h in headings(sections)), "", "## Findings", "",
           "| claim (from the papers) | verdict here | evidence |", "|---|---|---|"]
     md += [f"| {f['claim']} | {verdict(f['verdict'])} | {f['evidence']} |" for f in findings]
     if note:
@@ -116,23 +135,26 @@ def render_html(title: str, findings: list[dict], sections: list[tuple[str, str]
                 figures: list[tuple[str, str, str]], out_dir: Path, samples: str = "", note: str = "",
                 header: str = "") -> str:
     """index.html: the same content, each figure (read from out_dir/file) inlined as a data URI."""
+    def h2(name: str) -> str:
+        return f'<h2 id="{anchor(name)}">{html.escape(name)}</h2>'
+
+    toc = "".join(f'<li><a href="#{anchor(h)}">{html.escape(h)}</a></li>' for h in headings(sections, bool(samples)))
     parts = [f"<h1>rlhflab report: {html.escape(title)}</h1>", *([f"<p>{html.escape(header)}</p>"] if header else []),
-             "<h2>Findings</h2><table>",
-             "<tr><th>claim</th><th>verdict</th><th>evidence</th></tr>"]
-    parts += [f"<tr><td>{html.escape(f['claim'])}</td><td>{html.escape(f['verdict'])}</td>"
-              f"<td>{html.escape(f['evidence'])}</td></tr>" for f in findings]
-    parts.append("</table>")
+             f"<nav><p>Contents</p><ul>{toc}</ul></nav>", h2("Findings"),
+             wide("<table><tr><th>claim</th><th>verdict</th><th>evidence</th></tr>"
+                  + "".join(f"<tr><td>{html.escape(f['claim'])}</td><td>{html.escape(f['verdict'])}</td>"
+                            f"<td>{html.escape(f['evidence'])}</td></tr>" for f in findings) + "</table>")]
     if note:
         parts.append(_md_to_html(note))
     for name, body in sections:
-        parts.append(f"<h2>{html.escape(name)}</h2>{_md_to_html(body)}")
-    parts.append("<h2>Figures</h2>")
+        parts.append(h2(name) + _md_to_html(body))
+    parts.append(h2("Figures"))
     for f, t, c in figures:
         data = base64.b64encode((Path(out_dir) / f).read_bytes()).decode()
         parts.append(f'<figure><img alt="{html.escape(t)}" data-figure="{html.escape(Path(f).stem)}" '
                      f'src="data:image/png;base64,{data}"><figcaption>{html.escape(c)}</figcaption></figure>')
     if samples:
-        parts.append("<h2>Sample browser</h2>" + samples)
+        parts.append(h2("Sample browser") + samples)
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>rlhflab report: "
             f"{html.escape(title)}</title><link rel='icon' href='data:,'><style>{STYLE}</style></head>"
             f"<body>{''.join(parts)}</body></html>")

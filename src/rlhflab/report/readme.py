@@ -42,6 +42,20 @@ def _value(x) -> str:
     return str(x)
 
 
+def _headline(metrics: dict, keys: tuple[str, ...]) -> list[str]:
+    """The headline values; an on-policy stage's `final_*` validation numbers are those of its last
+    step, so where the stage kept another checkpoint the kept one's are shown instead."""
+    kept = metrics.get("selected") or {}
+    out = []
+    for k in keys:
+        rest = k.removeprefix("final_")
+        if rest != k and rest in kept:
+            out.append(f"kept {rest} {_value(kept[rest])}")
+        elif k in metrics:
+            out.append(f"{k} {_value(metrics[k])}")
+    return out
+
+
 def stage_table(run_dir: Path, headlines: dict[str, tuple[str, ...]]) -> list[str]:
     """| stage | seconds | peak RSS MB | headline metrics | for every stage folder with a manifest, in order."""
     lines = ["| stage | seconds | peak RSS MB | headline metrics |", "| --- | --- | --- | --- |"]
@@ -51,8 +65,7 @@ def stage_table(run_dir: Path, headlines: dict[str, tuple[str, ...]]) -> list[st
         if not m:
             continue
         total += m.get("seconds", 0.0)
-        metrics = m.get("metrics", {})
-        shown = ", ".join(f"{k} {_value(metrics[k])}" for k in keys if k in metrics) or "–"
+        shown = ", ".join(_headline(m.get("metrics", {}), keys)) or "–"
         rss = (m.get("memory") or {}).get("peak_rss_mb")
         lines.append(f"| {name} | {m.get('seconds', 0.0):.1f} | {'–' if rss is None else f'{rss:.0f}'} | {shown} |")
     lines.append(f"| total | {total:.1f} | | |")

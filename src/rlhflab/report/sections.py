@@ -4,10 +4,11 @@ draws its figures through `Sections.figure`."""
 from __future__ import annotations
 
 from pathlib import Path
+import math
 from statistics import mean
 
 from rlhflab.report import figures as F
-from rlhflab.report.findings import FLOOR, distribution, ordered_sets, uninformative_sets
+from rlhflab.report.findings import FLOOR, distribution, gap_pairs, mean_gap, ordered_sets, sets_in, uninformative_sets
 from rlhflab.report.page import fmt
 
 
@@ -113,10 +114,11 @@ def performance(rep: Sections, e: dict | None) -> None:
     rep.figure("pvr", f"Win rate vs reference ({e['judge']} judge)",
                "Preference-vs-reference win rate per policy on the ID and every OOD test set, ±1 SE "
                "(kirk2024 fig. 2–3).", lambda ax: F.grouped_bars(ax, pvr, "PvR win rate (%)", sets))
-    gaps = {p: {s: (v, 0.0) for s, v in g.items()} for p, g in (e.get("gap") or {}).items() if g}
+    gaps = {p: {s: (v, _gap_se(e, p, s)) for s, v in g.items()} for p, g in (e.get("gap") or {}).items() if g}
     if gaps:
         rep.figure("gap", "Generalisation gap (ID − OOD win rate)",
-                   "Each OOD set's win rate subtracted from that of the ID set it compares to; positive = the "
+                   "Each OOD set's win rate subtracted from that of the ID set it compares to, ±1 SE "
+                   "(√(SE_ID² + SE_OOD²): the two sets hold different inputs); positive = the "
                    "policy loses ground out of distribution (kirk2024 §6.1).",
                    lambda ax: F.grouped_bars(ax, gaps, "gap (points)", sets))
     h2h = {p: {s: (v["win_rate"], v["standard_error"]) for s, v in ss.items()}
@@ -126,13 +128,17 @@ def performance(rep: Sections, e: dict | None) -> None:
         rep.figure("head_to_head", f"Head-to-head win rate against {F.label(base)}",
                    f"Each policy's outputs judged against the {F.label(base)} model's on the same inputs "
                    "(kirk2024 fig. 4).", lambda ax: F.grouped_bars(ax, h2h, f"win rate vs {F.label(base)} (%)", sets))
-    lines = ["| policy | " + " | ".join(sets) + " | mean gap |", "|---" * (len(sets) + 2) + "|"]
+    pairs = gap_pairs(e)
+    excluded = [s for s in sets_in(e, "ood") if s not in pairs]
+    lines = ["| policy | " + " | ".join(s + ("†" if s in excluded else "") for s in sets) + " | mean gap |",
+             "|---" * (len(sets) + 2) + "|"]
     for p in F.ordered(e["pvr"]):
         cells = [f"{e['pvr'][p][s]['win_rate']:.1f} ± {e['pvr'][p][s]['standard_error']:.1f}"
                  if s in e["pvr"][p] else "–" for s in sets]
-        g = (e.get("gap") or {}).get(p) or {}
-        lines.append(f"| {p} | " + " | ".join(cells) + (f" | {mean(g.values()):.1f} |" if g else " | – |"))
+        g = mean_gap((e.get("gap") or {}).get(p) or {}, pairs)
+        lines.append(f"| {p} | " + " | ".join(cells) + (f" | {g:.1f} |" if g is not None else " | – |"))
     md = "PvR win rate (%) ± SE, judge: " + e["judge"] + "\n\n" + _set_roles(e, sets) + "\n\n" + "\n".join(lines)
+    md += "\n\n" + mean_gap_note(excluded)
     dark = uninformative_sets(e)
     if dark:
         md += (f"\n\nNo policy succeeds (every PvR below {FLOOR:g}%) on: {', '.join(dark)}. These sets carry no "
@@ -143,7 +149,7 @@ def performance(rep: Sections, e: dict | None) -> None:
             f"{k} {v:.3f}" for k, v in sorted(e["shift"].items(), key=lambda kv: kv[1]))
         rep.figure("shift", "Generalisation gap against measured distribution shift",
                    "x: cosine distance between the mean Sentence-BERT embeddings of the ID and each OOD "
-                   "set's inputs; y: the gap; hollow points: sets where no policy succeeds (kirk2024 §6.1, "
+                   "set's inputs; y: the gap; hollow points and †: sets where no policy succeeds (kirk2024 §6.1, "
                    "asked for by review2024).",
                    lambda ax: F.draw_shift(ax, e.get("gap") or {}, e["shift"], dark))
     val = e.get("judge_validation")
@@ -153,6 +159,23 @@ def performance(rep: Sections, e: dict | None) -> None:
         md += "\n".join(f"| {k} | {v['n']} | {fmt(v.get('label_agreement'))} | {fmt(v.get('gold_agreement'))} |"
                         for k, v in val.items())
     rep.add("Performance in and out of distribution", md)
+
+
+def _gap_se(e: dict, policy: str, s: str) -> float:
+    """SE of one gap, ID − OOD win rate: the sets' inputs are different, so their variances add."""
+    base = ((e.get("sets") or {}).get(s) or {}).get("compare_to")
+    pvr = e["pvr"].get(policy) or {}
+    if base not in pvr or s not in pvr:
+        return 0.0
+    se = math.hypot(pvr[base]["standard_error"], pvr[s]["standard_error"])
+    return se if math.isfinite(se) else 0.0
+
+
+def mean_gap_note(excluded: list[str]) -> str:
+    """What every table's "mean gap" averages over: the findings' definition."""
+    note = ("Mean gap: the mean over the informative OOD sets, as in the findings (a set, or the ID set it "
+            f"compares to, where every policy's PvR is below {FLOOR:g}% says nothing about generalisation)")
+    return note + (f"; † left out of it: {', '.join(excluded)}." if excluded else ".")
 
 
 def _length_table(e: dict, sets: list[str]) -> str:
@@ -222,9 +245,14 @@ def _tradeoff_grid(rep: Sections, d: dict, e: dict) -> None:
              sharex="col", sharey="row")
 
 
-def training_curves(rep: Sections, rm_rows: list[dict], online: dict[str, list[dict]]) -> None:
-    """RM accuracy, each on-policy method's curves (`online`: stage name -> its metrics.jsonl rows)
-    and, with two or more methods, their reward-against-KL paths."""
+def training_curves(rep: Sections, rm_rows: list[dict], online: dict[str, list[dict]],
+                    summaries: dict[str, dict | None] | None = None) -> None:
+    """RM accuracy, each on-policy method's curves (`online`: stage name -> its metrics.jsonl rows),
+    with two or more methods their reward-against-KL paths, and the checkpoint each kept
+    (`summaries`: stage name -> its manifest's metrics)."""
+    kept = _kept_checkpoints(summaries or {})
+    if kept:
+        rep.add("On-policy training: the kept checkpoints", kept)
     rm_rows = [r for r in rm_rows if "val_accuracy" in r]
     if rm_rows:
         rep.figure("rm_accuracy", "Reward model validation accuracy",
@@ -244,6 +272,24 @@ def training_curves(rep: Sections, rm_rows: list[dict], online: dict[str, list[d
                    "reward against KL to the SFT model, from step 0 (the SFT model) to the last pass (star); "
                    "a method further up at the same KL buys more reward for the same drift (Gao et al. 2023).",
                    lambda ax: F.draw_frontier(ax, val))
+
+
+def _kept_checkpoints(summaries: dict[str, dict | None]) -> str:
+    """The validation numbers of the checkpoint each method kept (the policy every later stage
+    uses), beside those of its last step, which the curves end on."""
+    rows = []
+    for m, s in summaries.items():
+        sel = (s or {}).get("selected")
+        if not sel:
+            continue
+        last = [fmt(s.get(f"final_{k}")) for k in ("val_rm_score", "val_kl", "val_gold")]
+        rows.append(f"| {F.label(m)} | {sel.get('step')} of {s.get('steps', '?')} | {fmt(sel.get('val_rm_score'))} | "
+                    f"{fmt(sel.get('val_kl'))} | {fmt(sel.get('val_gold'))} | " + " / ".join(last) + " |")
+    if not rows:
+        return ""
+    return ("Each method keeps the checkpoint with the best validation RM score − β·KL (or its last, when so "
+            "configured); every later stage uses the kept one:\n\n| method | kept step | val RM score | val KL | "
+            "val gold | last step: RM / KL / gold |\n|---|---|---|---|---|---|\n" + "\n".join(rows))
 
 
 def reward_models(rep: Sections, table: dict | None) -> None:

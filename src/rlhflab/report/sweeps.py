@@ -7,8 +7,9 @@ import re
 from statistics import mean
 
 from rlhflab.report import figures as F
+from rlhflab.report.findings import gap_pairs, mean_gap, sets_in
 from rlhflab.report.page import fmt
-from rlhflab.report.sections import Sections, fmt1
+from rlhflab.report.sections import Sections, fmt1, mean_gap_note
 
 
 def _sets_in_order(roles: dict, present) -> list[str]:
@@ -114,14 +115,21 @@ def kl_sweep(rep: Sections, sweep: dict | None) -> None:
 def _kl_table(sweep: dict, pts: list[dict], sft: dict, sets: list[str], metrics: list[str], where: str) -> str:
     """Two tables, one row per β and SFT as ∞: reward, KL and win rates; then diversity."""
     rows = [(f"{p['kl_coef']:g}", p) for p in pts] + [("∞ (SFT)", {**sft, "step": "–"})]
-    head = ["β", "step", "RM score", "KL", "gold"] + [f"{s} PvR" for s in sets] + ["mean gap"]
+    # the findings' mean gap: a set no β (and not SFT) succeeds on is left out, as in the eval tables
+    as_results = {"test_sets": {s: None for s in sets}, "sets": sweep.get("sets") or {},
+                  "pvr": {name: p.get("pvr") or {} for name, p in rows}}
+    pairs = gap_pairs(as_results)
+    excluded = [s for s in sets_in(as_results, "ood") if s not in pairs]
+    head = (["β", "step", "RM score", "KL", "gold"] + [f"{s}{'†' if s in excluded else ''} PvR" for s in sets]
+            + ["mean gap"])
     lines = [f"{where} (its step below; step 0 is the SFT model itself).", "",
              "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for name, p in rows:
         gap = p.get("gap") or {}
         cells = [name, str(p.get("step")), fmt(p.get("rm_score")), fmt(p.get("kl")), fmt(p.get("gold"))]
         cells += [fmt1((p.get("pvr") or {}).get(s, {}).get("win_rate")) for s in sets]
-        lines.append("| " + " | ".join(cells + [fmt1(mean(gap.values())) if gap else "–"]) + " |")
+        lines.append("| " + " | ".join(cells + [fmt1(mean_gap(gap, pairs))]) + " |")
+    lines += ["", mean_gap_note(excluded)]
     head = ["β"] + [f"{F.METRIC_LABEL.get(m, m)} {F.KINDS[k]}" for m in metrics for k in F.KINDS]
     lines += ["", f"Diversity on {sweep.get('n_inputs')} {sweep.get('diversity_test_set')} inputs:", "",
               "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]

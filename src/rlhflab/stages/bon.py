@@ -23,7 +23,8 @@ from rlhflab.data.records import write_json, write_jsonl
 from rlhflab.evaluation.winrate import generalisation_gap
 from rlhflab.inputs import gold_reward_of, layout, read_set
 from rlhflab.layout import roles
-from rlhflab.models import load_causal_lm, load_reward_model, load_tokenizer
+from rlhflab.evaluation.reward_model import load_scorer
+from rlhflab.models import load_causal_lm, load_tokenizer
 from rlhflab.pipeline import Stage, StageContext
 from rlhflab.sampling import best_of_n_curve, sample_pool, score_pool
 
@@ -44,9 +45,7 @@ def sweep_evaluator(ctx: StageContext, gold):
     if not proxy_free:
         raise ValueError("bon.sweep_evaluator=rm_proxy needs the proxy RM (rm.proxy: true) and a different "
                          "selecting RM (bon.reward_model: rm); an RM cannot judge its own picks")
-    folder = ctx.input("rm_proxy")
-    tok = load_tokenizer(folder)
-    proxy = load_reward_model(folder, tok, ctx.cfg.model.dtype)
+    proxy, tok = load_scorer(ctx.input("rm_proxy"), ctx.cfg.model.dtype)
     return "rm_proxy", lambda prompts, pool: score_pool(proxy, tok, prompts, pool)
 
 
@@ -56,9 +55,7 @@ def run(ctx: StageContext) -> dict:
     policy_dir = ctx.input("sft")
     tokenizer = load_tokenizer(policy_dir)
     policy = load_causal_lm(policy_dir, ctx.cfg.model.dtype)
-    rm_dir = ctx.input(cfg.reward_model)
-    rm_tok = load_tokenizer(rm_dir)
-    rm = load_reward_model(rm_dir, rm_tok, ctx.cfg.model.dtype)
+    rm, rm_tok = load_scorer(ctx.input(cfg.reward_model), ctx.cfg.model.dtype)
     gold = gold_reward_of(ctx)
     evaluator, evaluate = sweep_evaluator(ctx, gold)
     pool_size = max(cfg.n, max(cfg.sweep)) if evaluator else cfg.n

@@ -24,8 +24,8 @@ import torch
 
 from rlhflab.data.records import write_json
 from rlhflab.evaluation.annotations import AnnotationCache, judge_pairs
-from rlhflab.evaluation.winrate import (annotations, generalisation_gap, length_controlled_difference, model_outputs,
-                                        win_rate)
+from rlhflab.evaluation.winrate import (LC_BLOCK, annotations, generalisation_gap, length_controlled_difference,
+                                        model_outputs, win_rate)
 from rlhflab.inputs import available_policies, gold_reward_of, layout, policy_wants, preference_needs, read_set, sampler_of
 from rlhflab.judging import judge_input, judge_needs, judges_for, references_of
 from rlhflab.layout import roles
@@ -64,7 +64,7 @@ def run(ctx: StageContext) -> dict:
     results: dict = {"judge": cfg.judge, "test_sets": {k: len(v) for k, v in test_sets.items()}, "sets": sets,
                      "bon_outputs": None if "bon" not in policies else "sampled" if bon_from_stage is None else "bon",
                      "baseline": cfg.baseline, "pvr": {}, "head_to_head": {}, "gap": {}, "head_to_head_change": {},
-                     "gold": {}, "preferences": {}, "lengths": {},
+                     "gold": {}, "preferences": {}, "head_to_head_preferences": {}, "lengths": {},
                      "reference_lengths": {s: [len(r.reference or "") for r in recs] for s, recs in test_sets.items()}}
     judges = judges_for(ctx, test_sets)
 
@@ -90,6 +90,7 @@ def run(ctx: StageContext) -> dict:
             results["pvr"][name][s] = asdict(win_rate(prefs, bootstrap=cfg.bootstrap, seed=ctx.seed))
             if name != cfg.baseline and cfg.baseline in outputs:
                 h2h = compare(s, outputs[name][s], outputs[cfg.baseline][s], (name, cfg.baseline), 1)
+                results["head_to_head_preferences"].setdefault(name, {})[s] = h2h  # per input, for paired claims
                 results["head_to_head"][name][s] = asdict(win_rate(h2h, bootstrap=cfg.bootstrap, seed=ctx.seed))
             if gold:
                 results["gold"].setdefault(name, {})[s] = mean(gold(r.prompt, o) for r, o in zip(recs, outputs[name][s]))
@@ -102,7 +103,8 @@ def run(ctx: StageContext) -> dict:
         if ood and h2h:  # the gap with the sign turned: how the head-to-head win rate moves from ID to OOD
             results["head_to_head_change"][name] = {s: -g for s, g in generalisation_gap(h2h, ood).items()}
 
-    results["lc_win_rate"], results["length_controlled"] = length_control(results, sets, cfg.baseline, ctx.seed)
+    results["lc_win_rate"], results["length_controlled"] = length_control(results, sets, cfg.baseline, ctx.seed,
+                                                                                  cfg.lc_resamples)
     results["judge_validation"] = validate_judge(ctx, judges, cache)
     if ood:
         results["shift"] = input_shift(ctx, test_sets, ood)
@@ -134,11 +136,16 @@ def bon_stage_outputs(ctx: StageContext, test_sets: dict) -> dict[str, list[str]
     return out
 
 
-def length_control(results: dict, sets: dict, baseline: str, seed: int) -> tuple[dict, dict]:
+CLAIMED_LC_POLICY = "ppo"
+
+
+def length_control(results: dict, sets: dict, baseline: str, seed: int, resamples: int = 10000) -> tuple[dict, dict]:
     """AlpacaEval 2's length-controlled PvR win rate of every policy on every set (instruction
     difficulty fitted from the study's policies), and on each ID set each policy's LC difference
     from the baseline with a refitting paired bootstrap. A set with too few valid judgements for
-    the GLM gets None rather than a number from a degenerate fit."""
+    the GLM gets None rather than a number from a degenerate fit. Only PPO's difference is a
+    claim (report.findings), so only it gets `resamples` draws for a small enough p; the others'
+    intervals need no tail that far out, and a strong difference would cost ~30 s each."""
     from rlhflab.evaluation.length_control import length_controlled_win_rates
 
     prefs, lengths, refs = results["preferences"], results["lengths"], results["reference_lengths"]
@@ -158,7 +165,8 @@ def length_control(results: dict, sets: dict, baseline: str, seed: int) -> tuple
             if info["distribution"] == "id" and lc[p].get(s) is not None:
                 diffs.setdefault(f"{p}_vs_{baseline}", {})[s] = length_controlled_difference(
                     {q: prefs[q][s] for q in prefs}, {q: lengths[q][s] for q in prefs}, refs[s], p, baseline,
-                    seed=seed, key=f"lc-{p}-{s}", full={q: lc[q][s] for q in prefs})
+                    seed=seed, key=f"lc-{p}-{s}", full={q: lc[q][s] for q in prefs},
+                    resamples=resamples if p == CLAIMED_LC_POLICY else LC_BLOCK)
     return lc, diffs
 
 

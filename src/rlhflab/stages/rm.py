@@ -23,7 +23,8 @@ from rlhflab.algorithms.losses import bradley_terry_loss
 from rlhflab.contamination import input_text, normalise
 from rlhflab.data.records import PreferenceRecord
 from rlhflab.data.tokenize import encode_pairs
-from rlhflab.evaluation.reward_model import RewardScorer, example_rewards, pairwise_accuracy, score_pairs
+from rlhflab.evaluation.reward_model import (RewardScorer, example_rewards, pairwise_accuracy, record_scoring_length,
+                                             score_pairs)
 from rlhflab.inputs import base_model_dir, base_model_needs, layout, preference_needs, read_set
 from rlhflab.layout import DataSet, Layout
 from rlhflab.lora import prepare_trainable, saves_adapter
@@ -93,6 +94,7 @@ def train_reward_model(ctx: StageContext, train_recs, val_recs, seed: int) -> di
     best.restore()
     unfreeze(raw)
     if ctx.is_main:
+        record_scoring_length(raw, ctx.out, cfg.max_length)
         save_model(raw, tokenizer, ctx.out, adapter_only=saves_adapter(ctx.cfg.model.lora))
     return {**metrics, "steps": steps, "initial_val_accuracy": initial_acc, "best_val_accuracy": best.score,
             "best_step": best.step, "train_pairs": len(train), "init": init}

@@ -24,11 +24,10 @@ from rlhflab.data.chat import render
 from rlhflab.data.records import PreferenceRecord, read_records, write_json
 from rlhflab.data.sources import SourceError, load_source
 from rlhflab.data.sources.registry import PREF_TEST_SETS
-from rlhflab.evaluation.reward_model import pairwise_accuracy, rewardbench_score, score_pairs
+from rlhflab.evaluation.reward_model import load_scorer, pairwise_accuracy, rewardbench_score, score_pairs
 from rlhflab.evaluation.rewardbench import rewardbench_result, subset_accuracies
 from rlhflab.inputs import gold_reward_of, layout, preference_needs, read_set
 from rlhflab.layout import roles
-from rlhflab.models import load_reward_model, load_tokenizer
 from rlhflab.pipeline import Stage, StageContext
 
 
@@ -49,9 +48,7 @@ def run(ctx: StageContext) -> dict:
             k: sum(gold(r.prompt, r.chosen) > gold(r.prompt, r.rejected) for r in recs) / len(recs)
             for k, recs in subsets.items()}
     for rm_name in [n for n in ("rm", "rm_proxy") if ctx.has_input(n)]:
-        folder = ctx.input(rm_name)
-        tok = load_tokenizer(folder)
-        rm = load_reward_model(folder, tok, ctx.cfg.model.dtype)
+        rm, tok = load_scorer(ctx.input(rm_name), ctx.cfg.model.dtype)
         row: dict = {"accuracy": {}, "gold_agreement": {}}
         for k, recs in subsets.items():
             prompts = [r.prompt for r in recs]

@@ -8,6 +8,8 @@ Choices where the papers are silent (also in the README):
   `distribution: id` becomes its ID part (same name) and an OOD part (`ood_<by>` for the set `id`,
   `<name>_ood_<by>` for another) compared to it; a declared OOD set stays whole;
 - records with an empty completion/response are dropped and counted;
+- a ref's `domain` keeps one summarisation domain (`record_domain`), so summarize_from_feedback's
+  validation split (Reddit posts and CNN/DM articles) can give a TL;DR-only ID set and a news OOD set;
 - a ref's `part: K/N` keeps the records whose normalised input hashes into part K (before its
   `limit`), so a validation and a test set drawn from one split share no input by construction;
 - `pretrain/corpus.jsonl` holds the SFT (or chosen) texts, so a model can still be pretrained
@@ -24,6 +26,7 @@ from rlhflab.contamination import in_part
 from rlhflab.data.chat import render_records
 from rlhflab.data.records import PreferenceRecord, SFTRecord, write_json, write_jsonl
 from rlhflab.data.sources import load_source
+from rlhflab.data.sources.common import article_prompt
 from rlhflab.data.splits import apply_split, describe, fit_split
 from rlhflab.layout import PRETRAIN_CORPUS, TASK_INFO, DataSet, Layout, test_set
 from rlhflab.tasks.common import fill_missing
@@ -43,14 +46,36 @@ def _template_used(setting: str, tokenizer) -> str:
     return "model" if tokenizer is not None and getattr(tokenizer, "chat_template", None) else "tulu"
 
 
+SOURCE_DOMAINS = {"tldr": "tldr", "cnn_dailymail": "news"}
+
+
+def record_domain(record) -> str | None:
+    """A record's summarisation domain: its meta.domain, else for summarize_from_feedback (posts
+    and articles in one split) whether its prompt is an article's (as its adapter wrote it), else its
+    source's; None when it has none."""
+    meta = record.meta or {}
+    if isinstance(meta.get("domain"), str):
+        return meta["domain"]
+    if meta.get("source") == "summarize_from_feedback" and isinstance(meta.get("input"), str):
+        return "news" if record.prompt == article_prompt(meta["input"]) else "tldr"
+    return SOURCE_DOMAINS.get(meta.get("source"))
+
+
+def ref_filter(ref: DatasetRef) -> Callable | None:
+    """What a ref keeps of its source's records before its `limit`: its part, its domain."""
+    parts, domain = ref.parts, ref.domain
+    if not parts and not domain:
+        return None
+    return lambda r: (not parts or in_part(r, *parts)) and (not domain or record_domain(r) == domain)
+
+
 def load_ref(ref: DatasetRef, kind: str, label: str, seed: int) -> list:
-    """The records of one ref: its `part` (if any) kept before its seeded `limit` sample."""
-    parts = ref.parts
-    recs = load_source(ref.source, kind, ref.split, ref.path, ref.limit, seed,
-                       keep=(lambda r: in_part(r, *parts)) if parts else None)
+    """The records of one ref: its `part` and `domain` (if any) kept before its seeded `limit` sample."""
+    recs = load_source(ref.source, kind, ref.split, ref.path, ref.limit, seed, keep=ref_filter(ref))
     if not recs:
-        raise ValueError(f"{label}: part {ref.part} of {ref.source} ({ref.split}) holds none of its records; "
-                         "give that set more records or fewer parts")
+        what = " and ".join(x for x in (ref.part and f"part {ref.part}", ref.domain and f"domain {ref.domain}") if x)
+        raise ValueError(f"{label}: {what} of {ref.source} ({ref.split}) holds none of its records; "
+                         "give that set more records, fewer parts or another domain")
     return recs
 
 
