@@ -53,3 +53,28 @@ def run_killed_in_step(trainer_module: str, trainer_class: str, sets: list[str],
         f"run_pipeline(load_config('quickstart', {sets!r}), REGISTRY, until={until!r})\n")
     return subprocess.run([sys.executable, "-c", killer], env={**os.environ, "HF_HUB_OFFLINE": "1"},
                           capture_output=True, text=True)
+
+
+def send_json(handler, status: int, payload) -> None:
+    """Answer an http.server request with `payload` as JSON (the test endpoints' replies)."""
+    import json
+
+    data = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def serving(handler_class, path: str = ""):
+    """A local HTTP server on a free port for a test endpoint: yields its base URL (+ `path`)."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}{path}"
+    finally:
+        srv.shutdown()

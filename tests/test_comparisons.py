@@ -37,3 +37,14 @@ def test_policy_samples_need_a_task_with_annotators(tmp_path):
                    "comparisons: {source: sft_samples}\n")
     with pytest.raises(ConfigError, match="comparisons.source"):
         load_config(cfg)
+
+
+def test_the_proxy_rms_set_is_sampled_last_and_labelled_by_gold_alone():
+    from rlhflab import layout as L
+    from rlhflab.stages.comparisons import gold_label, preference_sets
+
+    data = L.Layout.build(L.train_and_validation() + [L.test_set("preference", "id", "id"),
+                                                      L.DataSet("preference", "proxy", "proxy")])
+    assert list(preference_sets(data)) == ["train", "validation", "test_id", "proxy"]  # the RM's samples unchanged
+    pairs = [(_rec(i), "good", "bad", 1.0, 0.0) if i % 2 else (_rec(i), "bad", "good", 0.0, 1.0) for i in range(100)]
+    assert all(r.chosen == " good" and r.rejected == " bad" for r in gold_label(pairs))

@@ -7,9 +7,9 @@ import random
 import pytest
 
 from rlhflab.config import ConfigError, load_config
-from rlhflab.contamination import (ANCHOR_WORDS, CORPUS, HeldOutSet, contamination_report, corpus_overlaps,
-                                   error_message, in_part, index, input_text, keyed, normalise, overlap,
-                                   violations)
+from rlhflab.contamination import (ANCHOR_WORDS, CORPUS, ContaminationError, HeldOutSet, contamination_report,
+                                   corpus_overlaps, error_message, in_part, index, input_text, keyed, normalise,
+                                   overlap, violations)
 from rlhflab.data.records import PreferenceRecord, PromptRecord, SFTRecord, read_json
 from rlhflab import layout as L
 from rlhflab.tasks.common import carve_validation
@@ -185,12 +185,21 @@ def test_the_synthetic_task_has_no_overlap_at_all(tmp_path):
     assert check_contamination(tmp_path, 0.0) == {"max_fraction": 0.0}
     c = read_json(tmp_path / "task.json")["contamination"]
     assert c["corpus"] == "compared" and c["threshold"] == 0.0
-    assert set(c["tests"]["test/id"]["against"]) >= {"sft/train", "prompts/train", "test/ood_news", CORPUS}
+    assert set(c["tests"]["test/id"]["against"]) >= {"sft/train", "prompts/train", "test/ood_news", CORPUS,
+                                                      "preference/proxy"}
     # The corpus check works on this corpus: a test post as an unlabelled document is found.
     post = json.loads((tmp_path / "test" / "ood_news.jsonl").read_text().splitlines()[3])
     with (tmp_path / "pretrain" / "corpus.jsonl").open("a") as f:
         f.write(json.dumps({"text": post["prompt"].rsplit("\nTL;DR:", 1)[0]}) + "\n")
     assert check_contamination(tmp_path, 1.0)["other"] == CORPUS
+    # A test input in the proxy RM's pairs is found like one in any other training set.
+    test_post = json.loads((tmp_path / "test" / "id.jsonl").read_text().splitlines()[2])
+    with (tmp_path / "preference" / "proxy.jsonl").open("a") as f:
+        f.write(json.dumps({"prompt": test_post["prompt"], "chosen": " a", "rejected": " b", "id": "x"}) + "\n")
+    with pytest.raises(ContaminationError, match="preference/proxy"):
+        check_contamination(tmp_path, 0.04)
+    assert read_json(tmp_path / "task.json")["contamination"]["tests"]["test/id"]["against"]["preference/proxy"][
+        "count"] == 1
 
 
 # ------------------------------------------------------------------------------- proxy RM ---
@@ -216,9 +225,41 @@ def test_the_proxy_rm_learns_from_train_and_validation_never_a_test_set(monkeypa
         seed = 5
         cfg = load_config("quickstart")
 
-    rm.run_proxy(Ctx())
+    metrics = rm.run_proxy(Ctx())
     assert read == ["preference/train.jsonl", "preference/validation.jsonl"]
     ids = [r.id for r in trained["train"] + trained["val"]]
     assert sorted(ids) == sorted([f"train-{i}" for i in range(40)] + [f"validation-{i}" for i in range(40)])
     assert not {r.prompt for r in trained["train"]} & {r.prompt for r in trained["val"]}
     assert trained["seed"] == 5 + Ctx.cfg.rm.proxy_seed_offset
+    # without a proxy set of its own (files and datasets tasks) the manifest says it is a near-copy
+    assert metrics == {"proxy_data": "same pairs as rm, other seed", "proxy_labels": "the RM's labels",
+                       "pairs_shared_with_rm": 80, "prompts_shared_with_rm": 40}
+
+
+def test_the_proxy_rm_learns_only_its_own_set_and_records_what_it_shares_with_the_rm(monkeypatch):
+    from rlhflab.stages import rm
+
+    layout = L.Layout.build(L.train_and_validation() + [L.test_set("preference", "id", "id"),
+                                                        L.DataSet("preference", "proxy", "proxy")])
+    assert [s.file for s in rm.proxy_sets(layout)] == ["preference/proxy.jsonl"]
+
+    def pairs(ds: L.DataSet):
+        # the last proxy pair reuses a prompt of the RM's training pairs: counted, not assumed away
+        return [PreferenceRecord(f"{ds.name} post {i}" if (ds.role, i) != ("proxy", 39) else "train post 0",
+                                 " a", " b", f"{ds.name}-{i}") for i in range(40)]
+
+    read, trained = [], {}
+    monkeypatch.setattr(rm, "layout", lambda ctx: layout)
+    monkeypatch.setattr(rm, "read_set", lambda ctx, ds: read.append(ds.file) or pairs(ds))
+    monkeypatch.setattr(rm, "train_reward_model", lambda ctx, train, val, seed: trained.update(
+        train=train, val=val) or {"best_val_accuracy": 0.9})
+
+    class Ctx:
+        seed = 5
+        cfg = load_config("quickstart")
+
+    metrics = rm.run_proxy(Ctx())
+    assert read[0] == "preference/proxy.jsonl" and "preference/test_id.jsonl" not in read
+    assert sorted(r.id for r in trained["train"] + trained["val"]) == sorted(f"proxy-{i}" for i in range(40))
+    assert metrics == {"best_val_accuracy": 0.9, "proxy_data": "gold-labelled pairs on held-out prompts (ID and OOD regions)",
+                       "proxy_labels": "gold reward (noise-free)", "pairs_shared_with_rm": 0, "prompts_shared_with_rm": 1}

@@ -26,6 +26,26 @@ def test_reward_model_beats_chance_and_reports_ood(tiny_run):
     assert sum("val_accuracy" in m for m in metrics) >= 3  # the validation-accuracy curve
 
 
+def test_the_proxy_rm_learns_other_gold_labelled_pairs_and_beats_chance(tiny_run):
+    """kirk2024 J.3: a held-out evaluator on other data than the RM's, trained on the comparisons
+    stage's proxy set (pairs of SFT samples on fresh prompts), labels by the gold reward."""
+    from rlhflab.data.gold import get_gold_reward
+
+    cfg, results = tiny_run
+    folder = cfg.run_dir / "comparisons" / "preference"
+    rm_pairs = [json.loads(l) for f in ("train", "validation") for l in (folder / f"{f}.jsonl").read_text().splitlines()]
+    proxy = [json.loads(l) for l in (folder / "proxy.jsonl").read_text().splitlines()]
+    assert not {r["id"] for r in proxy} & {r["id"] for r in rm_pairs}
+    assert not {r["prompt"] for r in proxy} & {r["prompt"] for r in rm_pairs}
+    gold = get_gold_reward("synthetic-tldr")
+    assert all(gold(r["prompt"], r["chosen"]) > gold(r["prompt"], r["rejected"]) for r in proxy)
+    manifest = json.loads((cfg.run_dir / "rm_proxy" / "manifest.json").read_text())["metrics"]
+    assert manifest["proxy_data"] == "gold-labelled pairs on held-out prompts (ID and OOD regions)"
+    assert manifest["pairs_shared_with_rm"] == manifest["prompts_shared_with_rm"] == 0
+    assert 0.9 * len(proxy) <= manifest["train_pairs"] < len(proxy)  # about 5% carved off for its selection
+    assert manifest["best_val_accuracy"] > 0.6  # on its own gold-labelled held-out pairs
+
+
 def test_reward_model_loads_as_sequence_classifier(tiny_run):
     cfg, _ = tiny_run
     folder = cfg.run_dir / "rm"

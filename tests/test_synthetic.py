@@ -1,5 +1,6 @@
 import json
 import random
+from pathlib import Path
 from statistics import mean
 
 import pytest
@@ -213,7 +214,8 @@ def test_no_post_text_repeats_across_sets(built):
     a, _ = built
     files = [(a / "sft/train.jsonl", SFTRecord), (a / "sft/validation.jsonl", SFTRecord),
              (a / "preference/train.jsonl", PreferenceRecord), (a / "preference/validation.jsonl", PreferenceRecord),
-             (a / "prompts/train.jsonl", PromptRecord), (a / "prompts/validation.jsonl", PromptRecord)]
+             (a / "prompts/train.jsonl", PromptRecord), (a / "prompts/validation.jsonl", PromptRecord),
+             (a / "preference/proxy.jsonl", PreferenceRecord)]
     files += [(path, kind) for name in TEST_SETS for path, kind, _ in _test_files(a, name)]
     bodies = [_body(r.prompt) for path, kind in files for r in read_records(path, kind)]
     assert len(bodies) == len(set(bodies))
@@ -222,7 +224,8 @@ def test_no_post_text_repeats_across_sets(built):
 
 
 def test_graded_sets_leave_the_other_sets_unchanged(built, tmp_path, monkeypatch):
-    """Without the partly-unseen topic sets, every other file is byte-identical."""
+    """Without the partly-unseen topic sets, every other file is byte-identical (but the proxy RM's
+    pairs, drawn from every region there is)."""
     a, _ = built
     partial = [n for n, f in TOPIC_SHIFTS.items() if f < 1]
     monkeypatch.setattr(task, "SHIFTS", {n: s for n, s in task.SHIFTS.items() if n not in partial})
@@ -233,7 +236,37 @@ def test_graded_sets_leave_the_other_sets_unchanged(built, tmp_path, monkeypatch
     files = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.jsonl"))
     assert len(files) == len(list(a.rglob("*.jsonl"))) - 2 * len(partial)
     for f in files:
+        if str(f) != "preference/proxy.jsonl":
+            assert (a / f).read_bytes() == (tmp_path / f).read_bytes(), f
+
+
+def test_the_proxy_rms_pairs_are_fresh_gold_labelled_and_from_every_region(built):
+    """kirk2024 J.3's proxy RM learns "a different data distribution": no pair id and no prompt of
+    the RM's pairs (nor of any other set), labels from the gold ordering, ID and OOD posts alike."""
+    a, summary = built
+    proxy = read_records(a / "preference/proxy.jsonl", PreferenceRecord)
+    assert len(proxy) == summary["sizes"]["preference_proxy"] == SMALL.n_preference_train + SMALL.n_preference_validation
+    assert all(syn.gold_reward(r.prompt, r.chosen) > syn.gold_reward(r.prompt, r.rejected) for r in proxy)
+    kinds = {"sft": SFTRecord, "preference": PreferenceRecord, "prompts": PromptRecord, "test": PromptRecord}
+    others = [r for f in a.glob("*/*.jsonl") if f.name != "proxy.jsonl" and f.parent.name in kinds
+              for r in read_records(f, kinds[f.parent.name])]
+    assert not {r.id for r in proxy} & {r.id for r in others}
+    assert not {r.prompt for r in proxy} & {r.prompt for r in others}
+    assert {r.meta["split"] for r in proxy} == set(TEST_SETS)  # both sides of the split ("without splitting")
+    info = json.loads((a / "task.json").read_text())
+    assert {"kind": "preference", "role": "proxy", "name": "proxy"}.items() <= info["sets"][-1].items()
+
+
+def test_without_a_proxy_set_every_other_file_is_unchanged(built, tmp_path):
+    a, _ = built
+    build_synthetic_task(SMALL.model_copy(update={"n_preference_proxy": 0}), 7, tmp_path)
+    files = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.jsonl"))
+    assert sorted(p.relative_to(a) for p in a.rglob("*.jsonl")) == sorted(files + [Path("preference/proxy.jsonl")])
+    for f in files:
         assert (a / f).read_bytes() == (tmp_path / f).read_bytes(), f
+    assert all(s["role"] != "proxy" for s in json.loads((tmp_path / "task.json").read_text())["sets"])
+    with pytest.raises(ValueError, match="n_preference_proxy"):
+        SyntheticTask(n_preference_proxy=5)
 
 
 # kirk2024 appendix J.1's single-factor splits: ID below the median on one factor, `ood` its complement
@@ -300,7 +333,7 @@ def test_single_factor_split_declares_one_ood_set(built_split):
             ("id", "id", None, None), ("ood", "ood", split, "id")]
     assert task.synthetic_layout(split).to_json() == info["sets"]
     files = sorted(str(p.relative_to(a)) for p in a.rglob("*.jsonl"))
-    assert files == sorted([f for f, _ in _ID_FILES + _OOD_FILES] + ["pretrain/corpus.jsonl"])
+    assert files == sorted([f for f, _ in _ID_FILES + _OOD_FILES] + ["pretrain/corpus.jsonl", "preference/proxy.jsonl"])
     assert {k for k in summary["sizes"] if "test" in k} == {"test_id", "test_ood", "preference_test_id",
                                                              "preference_test_ood"}
 

@@ -99,8 +99,14 @@ def prompts_tag(
 
             tagger = LocalTagger(load_causal_lm(model), load_tokenizer(model), model)
         else:
+            from rlhflab.config.base import http_url_problem
+
+            if (problem := http_url_problem(base_url)) is not None:
+                raise ValueError(f"--base-url: {problem}")
             tagger = ChatTagger(base_url=base_url, model=model, api_key_env=api_key_env)
         tagged, summary = tag_prompts(records, tagger)
+        if summary["n"] and summary["unreadable"] == summary["n"] and getattr(tagger, "last_error", None):
+            raise ValueError(f"no prompt was tagged: {tagger.last_error}")  # the endpoint, not the prompts
         write_jsonl(out_file, tagged)
         write_json(f"{out_file}.summary.json", summary)
     except (RecordError, ValueError, OSError) as e:

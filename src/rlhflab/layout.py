@@ -11,6 +11,8 @@ in the same layout):
     sft/train.jsonl, sft/validation.jsonl                  SFT records
     preference/train.jsonl, preference/validation.jsonl    preference pairs
     preference/test_<name>.jsonl                           preference test sets (ID and OOD)
+    preference/proxy.jsonl                                 (optional) the proxy RM's own pairs, on inputs
+                                                           of no other set (rlhflab.stages.rm)
     prompts/train.jsonl, prompts/validation.jsonl          policy-training prompts
     test/<name>.jsonl                                      prompt test sets with references
     pretrain/corpus.jsonl                                  unlabelled text {"text"}
@@ -22,7 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Iterable, Literal
 
 Kind = Literal["sft", "preference", "prompt"]
-Role = Literal["train", "validation", "test"]
+Role = Literal["train", "validation", "test", "proxy"]  # proxy: the proxy RM's training pairs
 
 PRETRAIN_CORPUS = "pretrain/corpus.jsonl"
 TASK_INFO = "task.json"
@@ -33,7 +35,7 @@ class DataSet:
     """One set of records.
 
     kind:         sft | preference | prompt (which record schema its file holds)
-    role:         train | validation | test
+    role:         train | validation | test | proxy (a preference set only the proxy RM learns from)
     name:         "train" / "validation", or the test set's name
     distribution: id | ood, relative to the training data
     shift:        for an OOD set, what differs from the ID data (length, sentiment, topic, domain, ...)

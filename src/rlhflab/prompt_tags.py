@@ -15,13 +15,12 @@ import os
 import random
 import re
 import time
-import urllib.error
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Protocol, Sequence
 
 from rlhflab.data.records import PromptRecord
-from rlhflab.llm_client import chat_completion
+from rlhflab.llm_client import EndpointError, chat_completion
 
 TAGS = ("Coding", "Math", "Asking for Advice", "Brainstorming", "Classification", "Closed Question Answering",
         "Creative Writing", "Extraction", "Inhabiting a Character/Persona", "Open Question Answering",
@@ -109,7 +108,8 @@ class ChatTagger:
     def __init__(self, *, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
                  timeout: float = 60.0, max_retries: int = 3, backoff: float = 1.0):
         self.base_url, self.model = base_url, model
-        self.api_key = os.environ.get(api_key_env, "")
+        self.api_key_env, self.api_key = api_key_env, os.environ.get(api_key_env, "")
+        self.last_error: str | None = None  # what the endpoint last said, for the command's message
         self.concurrency, self.timeout, self.max_retries, self.backoff = concurrency, timeout, max_retries, backoff
 
     def identity(self) -> dict:
@@ -121,11 +121,10 @@ class ChatTagger:
                 return chat_completion(self.base_url, self.model, self.api_key,
                                        [{"role": "user", "content": TAG_PROMPT.format(instruction=query)}],
                                        temperature=0.0, max_tokens=100, timeout=self.timeout)
-            except urllib.error.HTTPError as e:
-                if e.code < 500 and e.code != 429:
+            except EndpointError as e:
+                self.last_error = f"{e}; {e.advice('--', self.api_key_env)}"
+                if not e.retryable:
                     return None
-            except (urllib.error.URLError, TimeoutError, OSError, KeyError, IndexError, json.JSONDecodeError):
-                pass
             time.sleep(self.backoff * 2 ** attempt)
         return None
 

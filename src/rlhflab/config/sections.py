@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from rlhflab.config.base import Policy, Section
+from rlhflab.config.base import Policy, Section, http_url_problem
 from rlhflab.config.benchmarks import RewardBench
 from rlhflab.config.scale import LoRA
 
@@ -138,8 +138,10 @@ class RMStage(Section):
     margin: float = Field(0.0, description="subtracted from r_chosen − r_rejected in the loss")
     max_length: int = Field(512, ge=16)
     eval_every: int = Field(20, ge=1, description="steps between ID validation-accuracy passes (kirk2024 fig. 23)")
-    proxy: bool = Field(True, description="also train the proxy RM (kirk2024 appendix J.3) on the training and "
-                        "validation pairs, never a test pair")
+    proxy: bool = Field(True, description="also train the proxy RM (kirk2024 appendix J.3), a held-out evaluator: on "
+                        "the task's proxy pairs where it has them (synthetic: task.n_preference_proxy gold-labelled "
+                        "pairs on inputs of no other set), else on the RM's training and validation pairs; never a "
+                        "test pair")
     proxy_seed_offset: int = Field(1, ge=1, description="the proxy RM's seed is seed + this")
 
 
@@ -250,10 +252,18 @@ class OpenAIJudgeSpec(Section):
         "auto", description="auto: the prompt the test set's records declare: AlpacaEval's alpaca_eval_gpt4 prompt "
         "for chat records, kirk2024's news prompt (fig. 7) for news records (meta.domain: news, the cnn_dailymail "
         "source, summarize_from_feedback's articles), else TL;DR (fig. 8)")
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str = Field("OPENAI_API_KEY", description="the environment variable holding the key (none is "
+                             "sent when it is unset, as a local server wants)")
     concurrency: int = Field(8, ge=1)
     timeout: float = Field(60.0, gt=0)
     max_retries: int = Field(4, ge=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _whole_url(cls, url: str) -> str:
+        if (problem := http_url_problem(url)) is not None:
+            raise ValueError(problem)
+        return url
 
 
 class EvalStage(Section):

@@ -36,6 +36,11 @@ class SyntheticTask(Section):
     n_preference_train: int = Field(2000, ge=10)
     n_preference_validation: int = Field(300, ge=10)
     n_preference_test: int = Field(300, ge=10, description="per ID / OOD preference test set")
+    n_preference_proxy: int | None = Field(
+        None, ge=0, description="pairs for the proxy RM alone (kirk2024 appendix J.3: other data than the RM's): "
+        "fresh posts from every ID and OOD region of the split in equal shares, labelled by the gold reward, not the "
+        "annotators. null: n_preference_train + n_preference_validation (the pairs the proxy RM trained on when "
+        "it shared the RM's); 0: no such set, the proxy RM trains on the RM's pairs with another seed")
     n_policy_prompts: int = Field(1000, ge=10, description="prompts for PPO rollouts")
     n_policy_validation: int = Field(100, ge=10)
     n_test: int = Field(200, ge=10, description="inputs per ID / OOD test set")
@@ -74,7 +79,16 @@ class SyntheticTask(Section):
             raise ValueError("id_topics: name at least one topic and leave at least one out (the topic OOD set)")
         if self.min_filler > self.max_filler:
             raise ValueError("min_filler must not exceed max_filler")
+        if 0 < self.proxy_pairs < 10:
+            raise ValueError("n_preference_proxy: 0 (none) or at least 10 (the proxy RM selects on 5% of them)")
         return self
+
+    @property
+    def proxy_pairs(self) -> int:
+        """How many pairs the data stage draws for the proxy RM (0: none)."""
+        if self.n_preference_proxy is None:
+            return self.n_preference_train + self.n_preference_validation
+        return self.n_preference_proxy
 
 
 class TestSetRole(Section):

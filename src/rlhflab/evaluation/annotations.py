@@ -86,7 +86,8 @@ def judge_pairs(judge: Judge, prompts: Sequence[str], a: Sequence[str], b: Seque
             raise JudgeUnavailable(
                 f"the judge stopped answering ({lost[0].error}, {len(lost)} of the last {len(idx)} pairs); "
                 f"{answered} of {n} judgements of this comparison are done"
-                + (" and cached; resume with the same command to judge only the missing ones" if cache else ""))
+                + (" and cached; resume with the same command (after the fix it names, if any) to judge only the "
+                   "missing ones" if cache else ""))
         progress(min(start + chunk, len(todo)), len(todo))
     out = []
     for j, s in zip(results, swaps):

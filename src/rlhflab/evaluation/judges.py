@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.error
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Protocol
@@ -27,7 +26,7 @@ import torch
 
 from rlhflab.evaluation.judge_prompts import (FIRST_RANKED, PROMPTS, SECOND_RANKED, SYSTEM_PROMPT, TEMPLATE_DIGESTS,
                                               ReplyError, parse_ranking)
-from rlhflab.llm_client import chat_completion
+from rlhflab.llm_client import EndpointError, chat_completion
 from rlhflab.stats import sigmoid
 
 
@@ -105,7 +104,7 @@ class OpenAIJudge:
         if prompt not in PROMPTS:
             raise ValueError(f"unknown judge prompt {prompt!r}; choose from {', '.join(PROMPTS)}")
         self.base_url, self.model, self.prompt = base_url.rstrip("/"), model, prompt
-        self.api_key = os.environ.get(api_key_env, "")
+        self.api_key_env, self.api_key = api_key_env, os.environ.get(api_key_env, "")
         self.concurrency, self.timeout, self.max_retries, self.backoff = concurrency, timeout, max_retries, backoff
         self.temperature, self.max_tokens = temperature, max_tokens
 
@@ -125,16 +124,12 @@ class OpenAIJudge:
             try:
                 raw = self._request(content)
                 return Judgement(parse_ranking(raw), raw=raw, attempts=attempt)
-            except urllib.error.HTTPError as e:
-                error = f"HTTP {e.code}"
-                if e.code < 500 and e.code != 429:  # a client error will not fix itself
+            except EndpointError as e:
+                error = f"{e}; {e.advice('eval.openai', self.api_key_env)}"
+                if not e.retryable:  # a wrong key, URL or model will not fix itself
                     break
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
-                error = f"transport: {type(e).__name__}"
             except ReplyError as e:
                 error = f"unparseable reply: {e}"
-            except (KeyError, IndexError, TypeError, json.JSONDecodeError):
-                error = "response is not a chat completion"
             if attempt <= self.max_retries:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
         return Judgement(None, raw=raw, error=error, attempts=attempt)

@@ -10,6 +10,10 @@ Why: an RM learns the differences it is shown. Pairs of hand-corrupted reference
 cues (length, padding) that do not rank the SFT model's own samples, so best-of-N and PPO would
 optimise the wrong thing; pairs of policy samples teach the errors the policy actually makes.
 The files keep the data stage's layout, so downstream stages read either source the same way.
+
+The proxy RM's own set, when the task has one, gets its two samples the same way but is labelled by
+the gold ordering, not the annotators (kirk2024 J.3: other data than the RM's); it is sampled last,
+so every other set's samples and labels are what they would be without it.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from rlhflab.pipeline import Stage, StageContext
 
 
 def preference_sets(data) -> dict:
-    """name -> set of every preference file of the task: train, validation, test_<name>."""
+    """name -> set of every preference file of the task: train, validation, test_<name>, and proxy (last) when the
+    task has the proxy RM's own set."""
     sets = {"train": data.require("preference", "train"), "validation": data.require("preference", "validation")}
     sets.update({f"test_{ds.name}": ds for ds in sorted(data.tests("preference"), key=lambda ds: ds.name)})
-    return sets
+    proxy = data.get("preference", "proxy")
+    return {**sets, "proxy": proxy} if proxy else sets
 
 
 def candidate_pairs(recs: list[PreferenceRecord], a: list[str], b: list[str], gold) -> tuple[list, dict]:
@@ -62,6 +68,12 @@ def label(rng: random.Random, pairs: list, scale: float) -> tuple[list[Preferenc
     return out, agree / max(1, len(pairs))
 
 
+def gold_label(pairs: list) -> list[PreferenceRecord]:
+    """The proxy RM's pairs: chosen by the gold reward itself (pairs tied under it are dropped already)."""
+    return [PreferenceRecord(prompt=r.prompt, chosen=" " + (x if gx > gy else y), rejected=" " + (y if gx > gy else x),
+                             id=r.id, meta=r.meta) for r, x, y, gx, gy in pairs]
+
+
 def run(ctx: StageContext) -> dict:
     cfg, g = ctx.cfg.comparisons, ctx.cfg.generation
     gold = gold_reward_of(ctx)
@@ -88,7 +100,7 @@ def run(ctx: StageContext) -> dict:
     scale = syn.annotator_scale([gx - gy for *_, gx, gy in candidates["train"]], ctx.cfg.task.annotator_agreement)
     rng = random.Random(ctx.seed + 23)
     for name, ds in files.items():
-        recs, agreement = label(rng, candidates[name], scale)
+        recs, agreement = (gold_label(candidates[name]), 1.0) if name == "proxy" else label(rng, candidates[name], scale)
         metrics["pairs"][name] = len(recs)
         metrics["annotator_gold_agreement"][name] = agreement
         if ctx.is_main:

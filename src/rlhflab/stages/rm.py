@@ -5,11 +5,15 @@ completion. Loss −log σ(r_c − r_r − margin); one epoch; model selection b
 which is logged during training (kirk2024 fig. 23). Saved as a Hugging Face sequence-classification
 model (`AutoModelForSequenceClassification.from_pretrained`).
 
-The proxy RM (kirk2024 appendix J.3) is trained the same way with another seed on the training and
-every validation set of preference pairs, never on a test pair, and is then used as a held-out
-evaluator: its test-set accuracy (rm_eval) is out of sample, and no policy is judged on inputs its
-judge was trained on. J.3 trains it "using the full dataset ... without splitting", i.e. on both
-sides of the ID/OOD split, not on the test split.
+The proxy RM (kirk2024 appendix J.3) is the held-out evaluator: "trained with a different random
+seed and a different data distribution". Where the task has a proxy preference set (the synthetic
+task's `preference/proxy.jsonl`) it learns from that alone: fresh inputs from both sides of the
+ID/OOD split (J.3: "the full dataset ... without splitting") that no other set holds, labelled by
+the gold reward, so it shares no pair and no input with the RM that PPO and best-of-N optimise and
+none of its annotators' noise. Without one (files and datasets tasks) it falls back to the RM's
+training and validation pairs with another seed -- a near-copy of the RM -- and never a test pair.
+Either way its test-set accuracy (rm_eval) is out of sample, and the manifest records what it
+learnt from and how much of it the RM also saw.
 """
 
 from __future__ import annotations
@@ -107,24 +111,45 @@ def run_rm(ctx: StageContext) -> dict:
     return train_reward_model(ctx, train, val, ctx.seed)
 
 
-def proxy_sets(data: Layout) -> list[DataSet]:
-    """The preference sets the proxy RM learns from: training and every validation set, no test set."""
+def rm_sets(data: Layout) -> list[DataSet]:
+    """The preference sets the RM learns from or is selected on."""
     return [s for s in data.sets if s.kind == "preference" and s.role in ("train", "validation")]
 
 
+def proxy_sets(data: Layout) -> list[DataSet]:
+    """The preference sets the proxy RM learns from: the task's proxy set, else the RM's; no test set."""
+    own = data.get("preference", "proxy")
+    return [own] if own else rm_sets(data)
+
+
+def provenance(pool: list[PreferenceRecord], rm_pairs: list[PreferenceRecord], own_set: bool) -> dict:
+    """What separates the proxy RM from the RM, for its manifest."""
+    seen_ids, seen_inputs = {r.id for r in rm_pairs}, {normalise(input_text(r)) for r in rm_pairs}
+    return {"proxy_data": "gold-labelled pairs on held-out prompts (ID and OOD regions)" if own_set
+            else "same pairs as rm, other seed",
+            "proxy_labels": "gold reward (noise-free)" if own_set else "the RM's labels",
+            "pairs_shared_with_rm": sum(r.id in seen_ids for r in pool),
+            "prompts_shared_with_rm": len({normalise(input_text(r)) for r in pool} & seen_inputs)}
+
+
 def proxy_split(pool: list[PreferenceRecord], seed: int) -> tuple[list, list]:
-    """(training, selection) pairs of the proxy RM. The validation pairs are in its training pool,
-    so checkpoint selection needs its own held-out pairs: a seeded 5% carved from the pool (as a
+    """(training, selection) pairs of the proxy RM. Its pool has no validation set of its own (a
+    proxy set is one file; without one the RM's validation pairs are in the pool), so checkpoint
+    selection needs its own held-out pairs: a seeded 5% carved from the pool (as a
     task's missing validation set is), whole inputs at a time, so no selection input was seen in
     training (summarize-from-feedback has many pairs per post)."""
     return carve_validation(pool, seed, key=lambda r: normalise(input_text(r)))
 
 
 def run_proxy(ctx: StageContext) -> dict:
-    pool = [r for ds in proxy_sets(layout(ctx)) for r in read_set(ctx, ds)]
+    data = layout(ctx)
+    sets = proxy_sets(data)
+    pool = [r for ds in sets for r in read_set(ctx, ds)]
+    own_set = sets != rm_sets(data)
+    rm_pairs = [r for ds in rm_sets(data) for r in read_set(ctx, ds)] if own_set else pool
     seed = ctx.seed + ctx.cfg.rm.proxy_seed_offset
     train, val = proxy_split(pool, seed)
-    return train_reward_model(ctx, train, val, seed)
+    return {**train_reward_model(ctx, train, val, seed), **provenance(pool, rm_pairs, own_set)}
 
 
 def _needs(cfg) -> list[str]:

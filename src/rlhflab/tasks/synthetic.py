@@ -24,11 +24,12 @@ the three): ID is the reddit posts below the median on that factor only -- short
 length, less positive than the median sentiment, or from the ID topics -- whatever the other
 factors, and the one OOD test set `ood` is the complement on that factor (for topic: posts of the
 other topics, facts from their own vocabulary, as in `ood_topic_100`); no news set. SFT, preference
-train/validation and the policy prompts come from the same ID region in every design.
+train/validation and the policy prompts come from the same ID region in every design; the proxy
+RM's pairs (`n_preference_proxy`, see `proxy_pairs`) come from every region, labelled by the gold reward.
 
 No post text appears twice in the task (train, validation, test, or the pretraining corpus). The
-partly-unseen topic sets are drawn after all other data, from their own random stream, so every
-other set is the same whether or not they exist.
+partly-unseen topic sets, and after them the proxy RM's pairs, are drawn after all other data, each
+from their own random stream, so every other set is the same whether or not they exist.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from typing import Callable
 from rlhflab.config import SyntheticTask
 from rlhflab.data import synthetic as syn
 from rlhflab.data.records import PreferenceRecord, PromptRecord, SFTRecord, write_json, write_jsonl
-from rlhflab.layout import PRETRAIN_CORPUS, TASK_INFO, Layout, test_set, train_and_validation
+from rlhflab.layout import PRETRAIN_CORPUS, TASK_INFO, DataSet, Layout, test_set, train_and_validation
 
 # topic-shift test set -> probability that each of its posts' who / event / question facts is drawn
 # from the OOD topic's own (unseen) vocabulary rather than from an ID topic's
@@ -63,10 +64,10 @@ def split_shifts(split: str = "joint") -> dict[str, str | None]:
     return SHIFTS if split == "joint" else {"id": None, "ood": split}
 
 
-def synthetic_layout(split: str = "joint") -> Layout:
+def synthetic_layout(split: str = "joint", proxy: bool = True) -> Layout:
     tests = [test_set(kind, name, "id" if shift is None else "ood", shift)
              for kind in ("prompt", "preference") for name, shift in split_shifts(split).items()]
-    return Layout.build(train_and_validation() + tests)
+    return Layout.build(train_and_validation() + tests + ([DataSet("preference", "proxy", "proxy")] if proxy else []))
 
 
 def _split_summary(cfg: SyntheticTask, median_words: float, median_sentiment: float) -> dict:
@@ -169,11 +170,26 @@ def _preference(rng: random.Random, post: syn.Post, region: str) -> tuple[Prefer
     raise RuntimeError(f"post {post.id}: could not draw two summaries of different quality")
 
 
+def proxy_pairs(sampler: _Sampler, rng: random.Random, regions: list[str], n: int) -> list[PreferenceRecord]:
+    """The proxy RM's pairs, on "a different data distribution" than the RM's (kirk2024 appendix J.3):
+    fresh posts, no input of any other set, from every region of the split in turn -- ID and each OOD
+    region, as J.3 trains "without splitting" -- labelled by the gold reward itself, where the RM's
+    pairs carry the simulated annotators' noise."""
+    out = []
+    for i in range(n):
+        region = regions[i % len(regions)]
+        rec, ga, gb = _preference(rng, sampler.draw(region, f"proxy-{region}"), region)
+        if ga < gb:
+            rec.chosen, rec.rejected = rec.rejected, rec.chosen
+        out.append(rec)
+    return out
+
+
 def build_synthetic_task(cfg: SyntheticTask, seed: int, out_dir: Path,
                          progress: Callable[[str], None] = lambda s: None) -> dict:
     """Write every dataset of the task under `out_dir`; return a summary for the manifest."""
     rng = random.Random(seed)
-    layout = synthetic_layout(cfg.split)
+    layout = synthetic_layout(cfg.split, proxy=cfg.proxy_pairs > 0)
     shifts = split_shifts(cfg.split)
     drawn_first, drawn_last = (_DRAWN_FIRST, _DRAWN_LAST) if cfg.split == "joint" else (tuple(shifts), ())
 
@@ -280,6 +296,15 @@ def build_synthetic_task(cfg: SyntheticTask, seed: int, out_dir: Path,
         prompt_tests(late, random.Random(late_rng.randrange(2**31)), drawn_last)
         pref_sets.update(late_pref)
 
+    if cfg.proxy_pairs:
+        progress("the proxy RM's pairs")
+        # Drawn last from its own stream, so every set above is as it was without it.
+        seen.update(corpus_texts)
+        proxy_rng = random.Random(rng.randrange(2**31))
+        proxy = _Sampler(cfg, random.Random(proxy_rng.randrange(2**31)), seen, median_words, median_sentiment)
+        write_jsonl(path("preference", "proxy"), proxy_pairs(proxy, random.Random(proxy_rng.randrange(2**31)),
+                                                             list(shifts), cfg.proxy_pairs))
+
     tests = [f"test_{t}" for t in shifts]
     summary = {
         "task": "synthetic-tldr",
@@ -289,6 +314,7 @@ def build_synthetic_task(cfg: SyntheticTask, seed: int, out_dir: Path,
         "annotator_agreement": {k: agreement[k] for k in ["train", "validation", *tests]},
         "sizes": {"sft_train": len(sft_train), "sft_validation": len(sft_val),
                   **{f"preference_{k}": len(pref_sets[k]) for k in ["train", "validation", *tests]},
+                  "preference_proxy": cfg.proxy_pairs,
                   "policy_prompts": cfg.n_policy_prompts, "pretrain_corpus": len(corpus),
                   **{f"test_{k}": test_sizes[k] for k in shifts}},
     }
