@@ -77,6 +77,13 @@ def run(
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cfg = _load(config, set_)
     cfg = cfg if seeds is None else with_seed_count(cfg, seeds)
+    from rlhflab.model_sources import model_source_problems
+
+    if problems := model_source_problems(cfg):  # in seconds, not after a stage's retries
+        console.print("[red]error:[/red] " + escape("; ".join(problems)) if len(problems) == 1 else
+                      "[red]error:[/red] models the config names cannot be loaded:\n  "
+                      + "\n  ".join(escape(p) for p in problems), highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     if dry_run:
         _print_plan(cfg, until, set(force))
         return

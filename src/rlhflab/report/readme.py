@@ -11,7 +11,6 @@ the torch threads, since results and timings differ across CPUs.
 from __future__ import annotations
 
 import json
-import platform
 from pathlib import Path
 from statistics import mean
 
@@ -19,17 +18,12 @@ from rlhflab.report.findings import DIGITS, ordered_sets
 
 
 def machine() -> str:
-    """"<CPU model>, <n> torch threads": where a number was measured."""
+    """"<CPU model> (<family>, <n> cores), <n> torch threads": where a number was measured."""
     import torch
 
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{model}, {torch.get_num_threads()} torch threads"
+    from rlhflab.provenance import describe, machine as this_machine
+
+    return f"{describe(this_machine())}, {torch.get_num_threads()} torch threads"
 
 
 def _json(path: Path):
