@@ -206,3 +206,35 @@ def test_an_absurd_data_size_is_refused_before_anything_runs(tmp_path):
     assert res.exit_code == 1 and "the task asks for 1,000,016,800 records: about 1,600.0 GB of memory" in res.output
     assert "hours to generate; lower task.n_* or pass --yes" in " ".join(res.output.split())
     assert not any(tmp_path.iterdir())
+
+
+def test_a_section_whose_kind_changes_is_replaced_not_merged(tmp_path):
+    (tmp_path / "data").mkdir()
+    for f in ("sft.jsonl", "test.jsonl"):
+        (tmp_path / "data" / f).write_text("")
+    mine = tmp_path / "cfgs" / "mine.yaml"
+    mine.parent.mkdir()
+    mine.write_text("extends: quickstart\ntask:\n  kind: files\n  sft_train: ../data/sft.jsonl\n"
+                    "  test_sets: {id: {path: ../data/test.jsonl, distribution: id}}\n"
+                    "comparisons: {source: task}\neval: {judge: rm}\ndiversity: {metrics: [ead]}\n")
+    cfg = load_config(mine)  # the quickstart's synthetic keys (n_preference_test, ...) are not merged in
+    assert cfg.task.kind == "files" and cfg.model.hidden_size == load_config("quickstart").model.hidden_size
+    # relative paths are read from the config file's folder, where the files are
+    assert cfg.task.sft_train == mine.parent / "../data/sft.jsonl" and cfg.task.sft_train.exists()
+    assert cfg.task.test_sets["id"].path.exists()
+    by_set = load_config("quickstart", ["task.kind=files", f"task.sft_train={tmp_path}/data/sft.jsonl",
+                                        "comparisons.source=task", "eval.judge=rm", "diversity.metrics=[ead]"])
+    assert by_set.task.kind == "files" and by_set.task.sft_train == tmp_path / "data" / "sft.jsonl"
+
+
+def test_a_missing_data_file_names_its_task_key(tmp_path):
+    from rlhflab.data.records import RecordError
+    from rlhflab.tasks.files import build_files_task
+
+    (tmp_path / "sft.jsonl").write_text('{"id": "1", "prompt": "p", "completion": "c"}\n')
+    cfg = load_config("quickstart", ["task.kind=files", f"task.sft_train={tmp_path}/sft.jsonl",
+                                     f"task.test_sets={{far: {{path: {tmp_path}/gone.jsonl, distribution: id}}}}",
+                                     "comparisons.source=task", "eval.judge=rm", "diversity.metrics=[ead]"])
+    with pytest.raises(RecordError, match=rf"^task\.test_sets\.far\.path: {tmp_path}/gone\.jsonl: no such file "
+                                          r"\(a relative path is read from the config file's folder"):
+        build_files_task(cfg.task, 0, tmp_path / "out")

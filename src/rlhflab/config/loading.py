@@ -66,8 +66,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _merge(base: Any, over: Any) -> Any:
-    """`over` deep-merged onto `base` (mappings merge key by key; anything else replaces)."""
+    """`over` deep-merged onto `base` (mappings merge key by key; anything else replaces). A section
+    whose `kind` changes (task: {kind: files} over the quickstart's synthetic task) is replaced
+    whole: the other kind's keys are not its own."""
     if not isinstance(base, dict) or not isinstance(over, dict):
+        return over
+    if "kind" in over and "kind" in base and over["kind"] != base["kind"]:
         return over
     return {**base, **{k: _merge(base.get(k), v) if k in base else v for k, v in over.items()}}
 
@@ -83,6 +87,8 @@ def read_config_file(source: str | Path, _seen: tuple[str, ...] = ()) -> tuple[d
     if origin in _seen:
         raise ConfigError(f"{path}: `extends` loops back to itself ({' -> '.join(_seen + (origin,))})")
     data = _read_yaml(path)
+    if not origin.startswith("builtin:"):
+        _resolve_task_paths(data.get("task"), path.parent)
     base_name = data.pop("extends", None)
     if base_name is not None:
         if not isinstance(base_name, str):
@@ -92,6 +98,33 @@ def read_config_file(source: str | Path, _seen: tuple[str, ...] = ()) -> tuple[d
     if "name" not in data and not origin.startswith("builtin:"):
         data["name"] = re.sub(r"[^A-Za-z0-9_.-]", "-", path.stem).lstrip("-_.") or "experiment"
     return data, origin
+
+
+# the task keys that name files (files task), and the keys of dataset refs that may (datasets task)
+TASK_FILE_KEYS = ("sft_train", "sft_validation", "preference_train", "preference_validation", "policy_prompts",
+                  "policy_validation", "pretrain_corpus")
+
+
+def _resolve_task_paths(task: Any, folder: Path) -> None:
+    """Relative data paths of a config file's task, read from the file's folder where the file is
+    there (so a config and its data travel together), else left to the working directory."""
+    if not isinstance(task, dict):
+        return
+
+    def resolved(value: Any) -> Any:
+        if isinstance(value, str) and value and not Path(value).is_absolute() and (folder / value).exists():
+            return str(folder / value)
+        return value
+
+    for key in TASK_FILE_KEYS:
+        if isinstance(task.get(key), dict):  # a dataset ref: {source, split, path}
+            task[key]["path"] = resolved(task[key].get("path"))
+        elif key in task:
+            task[key] = resolved(task[key])
+    for group in ("test_sets", "preference_tests"):
+        for ref in (task.get(group) or {}).values():
+            if isinstance(ref, dict) and "path" in ref:
+                ref["path"] = resolved(ref["path"])
 
 
 def apply_override(data: dict[str, Any], assignment: str, defaults: dict[str, Any] | None = None) -> None:
@@ -118,6 +151,9 @@ def apply_override(data: dict[str, Any], assignment: str, defaults: dict[str, An
         if not isinstance(child, dict):
             raise ConfigError(f"--set {key}: {p!r} is a value, not a section")
         node = child
+    current = node.get("kind", known.get("kind") if isinstance(known, dict) else None)
+    if parts[-1] == "kind" and current is not None and value != current:
+        node.clear()  # another kind of section (--set task.kind=files): the old kind's keys are not its own
     node[parts[-1]] = value
 
 

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from rlhflab.config import FilesTask
-from rlhflab.data.records import RECORD_TYPES, read_records, write_json, write_jsonl
+from rlhflab.data.records import RECORD_TYPES, RecordError, read_records, write_json, write_jsonl
 from rlhflab.layout import PRETRAIN_CORPUS, TASK_INFO, DataSet, Layout, test_set
 from rlhflab.tasks.common import fill_missing
 
@@ -32,9 +32,20 @@ def files_sets(task: FilesTask) -> list[tuple[DataSet, Path | None]]:
     return out
 
 
+def _read(key: str, src: Path, kind: str) -> list:
+    """The records of the file at task key `key`; a missing file names the key as well as the path."""
+    if not Path(src).exists() and not Path(src).is_symlink():  # a broken link gets read_records' own message
+        raise RecordError(f"task.{key}: {src}: no such file (a relative path is read from the config file's folder "
+                          "when the file is there, else from the working directory)")
+    return read_records(src, RECORD_TYPES[kind])  # validates every record, naming file and line
+
+
 def build_files_task(task: FilesTask, seed: int, out_dir: Path) -> dict:
-    given = {ds: (src, read_records(src, RECORD_TYPES[ds.kind]))  # validates every record, naming file and line
-             for ds, src in files_sets(task) if src is not None}
+    # files_sets' order: the train/validation keys, then test_sets, then preference_tests
+    keys = [*TRAIN_AND_VALIDATION, *(f"test_sets.{k}.path" for k in task.test_sets),
+            *(f"preference_tests.{k}.path" for k in task.preference_tests)]
+    given = {ds: (src, _read(key, src, ds.kind)) for key, (ds, src) in zip(keys, files_sets(task), strict=True)
+             if src is not None}
     named = {field: given[ds][1] if ds in given else None for field, ds in TRAIN_AND_VALIDATION.items()}
     filled = fill_missing(named, seed)
     sets: list[DataSet] = []
