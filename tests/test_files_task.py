@@ -79,7 +79,8 @@ def test_a_clean_files_task_has_no_overlap(tmp_path, files):
     tests = read_json(out / "task.json")["contamination"]["tests"]
     assert set(tests) == {"test/mine"} and tests["test/mine"]["n"] == 6
     assert set(tests["test/mine"]["against"]) == {"sft/train", "sft/validation", "preference/train",
-                                                  "preference/validation", "prompts/train", "prompts/validation"}
+                                                  "preference/validation", "prompts/train", "prompts/validation",
+                                                  "pretrain/corpus"}  # the SFT texts, when no corpus is given
 
 
 def test_a_test_input_planted_in_training_data_stops_the_data_stage(tmp_path, files):
@@ -111,3 +112,15 @@ def test_a_test_input_planted_in_training_data_stops_the_data_stage(tmp_path, fi
     assert results[-1].metrics["contamination"]["max_fraction"] == pytest.approx(1 / 6)
     report = read_json(tmp_path / "runs" / "planted" / "data" / "task.json")["contamination"]["tests"]["test/mine"]
     assert report["against"]["preference/train"] == {"count": 1, "fraction": 1 / 6, "examples": [["t-q7", "train-8"]]}
+
+
+def test_without_a_corpus_of_its_own_a_files_task_pretrains_on_its_sft_texts(tmp_path, files):
+    """The README's promise: `pretrain/corpus.jsonl` holds the SFT texts, so a small model can be
+    pretrained on the task (the pretrain stage stopped with "no pretraining corpus" before)."""
+    out, _ = _build(tmp_path, files, leave_out="none")
+    corpus = [json.loads(line) for line in (out / "pretrain" / "corpus.jsonl").read_text().splitlines()]
+    assert corpus == [{"text": f"P{i}: c{i}"} for i in range(40)]
+    own = tmp_path / "corpus.jsonl"
+    _write(own, [{"text": "my own corpus"}])
+    out2, _ = _build(tmp_path, {**files, "pretrain_corpus": str(own)}, leave_out="none")
+    assert (out2 / "pretrain" / "corpus.jsonl").read_text() == own.read_text()

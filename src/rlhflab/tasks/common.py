@@ -48,3 +48,11 @@ def fill_missing(sets: dict[str, list | None], seed: int) -> dict[str, list | No
     if not s["policy_validation"]:
         s["policy_validation"] = as_prompts(s["sft_validation"] or s["preference_validation"] or [])
     return s
+
+
+def corpus_from_training(sft_train: list | None, preference_train: list | None) -> list[dict]:
+    """The pretraining corpus a task without one of its own gets: its SFT texts (prompt + completion),
+    else its preferred responses (prompt + chosen), so a small model can be pretrained on the task."""
+    if sft_train:
+        return [{"text": r.prompt + r.completion} for r in sft_train]
+    return [{"text": r.prompt + r.chosen} for r in preference_train or []]

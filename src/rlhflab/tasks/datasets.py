@@ -29,7 +29,7 @@ from rlhflab.data.sources import load_source
 from rlhflab.data.sources.common import article_prompt
 from rlhflab.data.splits import apply_split, describe, fit_split
 from rlhflab.layout import PRETRAIN_CORPUS, TASK_INFO, DataSet, Layout, test_set
-from rlhflab.tasks.common import fill_missing
+from rlhflab.tasks.common import corpus_from_training, fill_missing
 
 
 def _usable(r) -> bool:
@@ -162,9 +162,7 @@ def build_datasets_task(task: DatasetsTask, seed: int, out_dir: Path, tokenizer=
         if recs:
             write_jsonl(out_dir / ds.file, recs)
             sizes[ds.file] = len(recs)
-    corpus = ([{"text": r.prompt + r.completion} for r in sft_train] if sft_train
-              else [{"text": r.prompt + r.chosen} for r in pref_train])
-    write_jsonl(out_dir / PRETRAIN_CORPUS, corpus)
+    write_jsonl(out_dir / PRETRAIN_CORPUS, corpus_from_training(sft_train, pref_train))
 
     info = {"task": "datasets", "gold_reward": None, "sizes": sizes, "dropped_empty": dropped,
             "chat_template": _template_used(task.chat_template, tokenizer),

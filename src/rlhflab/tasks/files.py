@@ -12,7 +12,7 @@ from pathlib import Path
 from rlhflab.config import FilesTask
 from rlhflab.data.records import RECORD_TYPES, RecordError, read_records, write_json, write_jsonl
 from rlhflab.layout import PRETRAIN_CORPUS, TASK_INFO, DataSet, Layout, test_set
-from rlhflab.tasks.common import fill_missing
+from rlhflab.tasks.common import corpus_from_training, fill_missing
 
 # config field -> its set in the layout
 TRAIN_AND_VALIDATION = {"sft_train": DataSet("sft", "train", "train"),
@@ -68,9 +68,11 @@ def build_files_task(task: FilesTask, seed: int, out_dir: Path) -> dict:
             sizes[ds.file] = len(recs)
             (out_dir / ds.file).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, out_dir / ds.file)
+    (out_dir / PRETRAIN_CORPUS).parent.mkdir(parents=True, exist_ok=True)
     if task.pretrain_corpus is not None:
-        (out_dir / PRETRAIN_CORPUS).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(task.pretrain_corpus, out_dir / PRETRAIN_CORPUS)
+    else:  # as the datasets task does: a small model can still be pretrained on the task's own texts
+        write_jsonl(out_dir / PRETRAIN_CORPUS, corpus_from_training(filled["sft_train"], filled["preference_train"]))
     layout = Layout.build(sets)
     write_json(out_dir / TASK_INFO, {"task": "files", "gold_reward": None, "sizes": sizes, "derived": derived,
                                      "sets": layout.to_json()})
