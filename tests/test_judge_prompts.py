@@ -71,10 +71,17 @@ def test_the_judge_prompt_is_the_one_the_records_declare():
     cfg = EvalStage(judge="openai")
     assert judge_prompt(cfg, [chat]) == "instruction" and judge_prompt(cfg, [post]) == judge_prompt(cfg, sff[1:]) == "tldr"
     assert judge_prompt(cfg, [article]) == judge_prompt(cfg, sff[:1]) == judge_prompt(cfg, [syn_news]) == "news"
-    # declared, never guessed from the wording: an undeclared "ARTICLE:" prompt gets the default
-    assert judge_prompt(cfg, [PromptRecord("ARTICLE: a\nTL;DR:")]) == "tldr"
+    # declared, never guessed from the wording: undeclared records are refused, naming the fix
+    for undeclared in ([PromptRecord("ARTICLE: a\nTL;DR:")], [PromptRecord("x", meta={"domain": "askscience"})],
+                       [post, PromptRecord("Q: plain prompt/completion")]):
+        with pytest.raises(ValueError) as e:
+            judge_prompt(cfg, undeclared, "mine")
+        assert str(e.value) == (
+            f"eval.openai.prompt: auto finds no judge prompt for test set 'mine': 1 of its {len(undeclared)} records "
+            "declare no domain; give each record meta.domain (tldr, news or instruction; chat records with "
+            "meta.messages are instruction), or set eval.openai.prompt to tldr, news or instruction")
     assert judge_prompt(cfg, [PromptRecord("Text: a", meta={"domain": "news"})]) == "news"
-    assert judge_prompt(cfg, [PromptRecord("x", meta={"domain": "askscience"})]) == "tldr"  # not a declaration
+    assert judge_prompt(EvalStage(judge="openai", openai={"prompt": "tldr"}), [PromptRecord("x")]) == "tldr"
     with pytest.raises(ValueError, match="different judge prompts"):
         judge_prompt(cfg, sff)
     assert judge_prompt(EvalStage(judge="openai", openai={"prompt": "news"}), sff) == "news"

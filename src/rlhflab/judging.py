@@ -30,22 +30,29 @@ def judge_needs(cfg) -> list[str]:
     return [cfg.eval.judge] if cfg.eval.judge in ("rm", "rm_proxy") else []
 
 
-def judge_prompt(cfg, records=()) -> str | None:
-    """The prompt an LLM judge uses for a test set; None for judges without one (gold, RMs).
+def judge_prompt(cfg, records=(), name: str = "") -> str | None:
+    """The prompt an LLM judge uses for test set `name`; None for judges without one (gold, RMs).
     auto: the prompt the set's records declare (`judge_prompts.record_prompt`: AlpacaEval's
     instruction prompt for chat records; by meta.domain, else by source adapter, kirk2024's news
-    prompt (fig. 7) or TL;DR prompt (fig. 8)); TL;DR when they declare none. Never chosen from a
-    set's name or its prompts' wording; a set whose records declare different prompts is an error."""
+    prompt (fig. 7) or TL;DR prompt (fig. 8)). Never chosen from a set's name or its prompts'
+    wording: records that declare no domain, or different ones, are an error naming the fix (a
+    TL;DR rubric silently applied to any other task would judge it by the wrong criteria)."""
     if cfg.judge not in ("openai", "local"):
         return None
     spec = cfg.openai
     if spec.prompt != "auto":
         return spec.prompt
-    declared = sorted({record_prompt(r) or "tldr" for r in records})
+    declared = {record_prompt(r) for r in records}
+    if None in declared:
+        raise ValueError(f"eval.openai.prompt: auto finds no judge prompt for test set {name!r}: "
+                         f"{sum(record_prompt(r) is None for r in records)} of its {len(records)} records declare no "
+                         "domain; give each record meta.domain (tldr, news or instruction; chat records with "
+                         "meta.messages are instruction), or set eval.openai.prompt to tldr, news or instruction")
     if len(declared) > 1:
-        raise ValueError(f"a test set's records declare different judge prompts ({', '.join(declared)}); "
-                         "judge each domain in its own test set, or set eval.openai.prompt")
-    return declared[0] if declared else "tldr"
+        raise ValueError(f"test set {name!r}: its records declare different judge prompts "
+                         f"({', '.join(sorted(declared))}); judge each domain in its own test set, or set "
+                         "eval.openai.prompt")
+    return declared.pop() if declared else "tldr"
 
 
 def judge_input(record, judge: str) -> str:
@@ -107,7 +114,7 @@ def judges_for(ctx: StageContext, test_sets: dict) -> dict:
     built: dict = {}
     out = {}
     for s, recs in test_sets.items():
-        prompt = judge_prompt(ctx.cfg.eval, recs)
+        prompt = judge_prompt(ctx.cfg.eval, recs, s)
         if prompt not in built:
             built[prompt] = make_judge(ctx, prompt)
         out[s] = built[prompt]
