@@ -91,9 +91,11 @@ def test_ppo_resumes_exactly_after_a_crash(tiny_run, tmp_path):
     except Crash:
         pass
     assert (ckpt / "state").exists()
-    resumed = _trainer(cfg, tmp_path, tmp_path, checkpoint_dir=ckpt, metrics_file=metrics, log=log)
+    told = []
+    resumed = _trainer(cfg, tmp_path, tmp_path, checkpoint_dir=ckpt, metrics_file=metrics, log=log,
+                       on_resume=lambda step, total: told.append((step, total)))
     summary = resumed.train()
-    assert summary["resumed_at_step"] == 4
+    assert summary["resumed_at_step"] == 4 and told == [(4, 10)]
     _assert_same_rows(_rows(tmp_path), _rows(cfg.run_dir / "ppo"))
 
 
@@ -115,6 +117,7 @@ def test_ppo_stage_resumes_after_sigkill(tiny_run, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     manifest = json.loads((run_dir / "ppo" / "manifest.json").read_text())
     assert manifest["metrics"]["resumed_at_step"] == 4
+    assert "ppo: resuming at step 4 of 10" in done.stderr  # the run says it resumed, and where
     _assert_same_rows(_rows(run_dir / "ppo"), _rows(cfg.run_dir / "ppo"))
 
 

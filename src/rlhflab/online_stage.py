@@ -23,7 +23,8 @@ def train_policy(ctx: StageContext, trainer_class: type[OnlineTrainer], name: st
         prompts=[r.prompt for r in read_set(ctx, data.require("prompt", "train"))],
         val_prompts=[r.prompt for r in read_set(ctx, data.require("prompt", "validation"))],
         gold=gold_reward_of(ctx), log=ctx.log, progress=lambda i, n: ctx.progress(name, i, n),
-        checkpoint_dir=ctx.checkpoint_dir, metrics_file=ctx.metrics_file)
+        checkpoint_dir=ctx.checkpoint_dir, metrics_file=ctx.metrics_file,
+        on_resume=lambda step, total: ctx.progress(f"{name}: resuming at step {step} of {total}", 0, 0))
     summary = trainer.train()
     # what a sweep of this stage selects on: the kept checkpoint's validation reward (kirk2024 E.3)
     for k in ("val_rm_score", "val_kl", "val_gold"):  # the kept weights' numbers, not the last step's

@@ -90,12 +90,14 @@ class OnlineTrainer:
                  lora: LoRA | None = None, train: Train = Train(), gold: GoldReward | None = None,
                  log: Callable[[int, dict], None] = lambda step, row: None,
                  progress: Callable[[int, int], None] = lambda done, total: None,
-                 checkpoint_dir: Path | None = None, metrics_file: Path | None = None):
+                 checkpoint_dir: Path | None = None, metrics_file: Path | None = None,
+                 on_resume: Callable[[int, int], None] = lambda step, total: None):
         """Train from the SFT model in `sft_dir` against the RM in `rm_dir` on `prompts`; `kl_coef` is
         the β of the validation objective; `checkpoint_dir` (None: none) holds resumable state and a
-        copy of `metrics_file` for a resumed run to continue."""
+        copy of `metrics_file` for a resumed run to continue; `on_resume(step, total)` is told where a
+        resumed run picks up."""
         self.cfg, self.generation, self.seed = cfg, generation, seed
-        self.log, self.progress = log, progress
+        self.log, self.progress, self.on_resume = log, progress, on_resume
         self.checkpoint_dir, self.metrics_file = checkpoint_dir, metrics_file
         set_seed(seed)
         self.accelerator = make_accelerator(train)
@@ -282,7 +284,9 @@ class OnlineTrainer:
         summary metrics."""
         cfg, best = self.cfg, self.loop.best
         resumed_at = self.loop.step if self.maybe_resume() else None
-        if resumed_at is None:
+        if resumed_at is not None:
+            self.on_resume(resumed_at, self.steps)
+        else:
             self.loop.best_val = first = self.validate()
             self.log(0, first)
             best.offer(0, first["val_objective"], always=True)
