@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import shlex
-import signal
-import sys
-import threading
 from pathlib import Path
 from typing import Optional
 
@@ -21,6 +16,7 @@ from rlhflab.cli_data import data_app, prompts_app
 from rlhflab.config import ConfigError, dump_config, load_config
 from rlhflab.data.records import RecordError
 from rlhflab.display import RunDisplay, quiet_libraries
+from rlhflab.interrupts import say_interrupted, sigterm_interrupts
 from rlhflab.memory import describe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -93,7 +89,7 @@ def run(
         _error(problem)
         raise typer.Exit(1)
     # library noise (bitsandbytes' import-time warnings among it) to <output_dir>/<name>.log from here on
-    with quiet_libraries(Path(cfg.output_dir) / f"{cfg.name}.log"), _sigterm_interrupts():
+    with quiet_libraries(Path(cfg.output_dir) / f"{cfg.name}.log"), sigterm_interrupts():
         try:
             from rlhflab.evaluation.annotations import JudgeUnavailable
             from rlhflab.experiment import run_experiment
@@ -111,7 +107,7 @@ def run(
                                         on_done=_print_run, on_stage=display.on_stage,
                                         on_progress=display.on_progress, on_log=display.on_log)
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM from a scheduler: one line, no traceback
-            _interrupted(e, getattr(e, "signal_name", "SIGINT"))
+            raise typer.Exit(say_interrupted(console, e, getattr(e, "signal_name", "SIGINT")))
         except (PipelineError, RecordError, RunInUse, NonFiniteError, JudgeUnavailable) as e:
             if debug:
                 raise
@@ -153,46 +149,6 @@ def _print_plan(cfg, until: str | None, force: set[str]) -> None:
         for name, status in rows:
             table.add_row(name, status)
         out.print(table)
-
-
-class _Terminated(KeyboardInterrupt):
-    signal_name = "SIGTERM"
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts():
-    """SIGTERM (a scheduler's kill, `timeout`, `kill PID`) stops a run as Ctrl-C does: the stage's
-    temporary folder removed, the run lock released, one line said."""
-    def stop(signum, frame):
-        raise _Terminated()
-
-    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupted(e: KeyboardInterrupt, signal_name: str) -> None:
-    """One line on what was stopped where and how to go on; exit status 128 + the signal's number.
-    `e` is a pipeline.RunInterrupted when a stage was running, else a plain KeyboardInterrupt."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while the line is printed changes nothing
-    if os.environ.get("RANK", "0") == "0":  # under torchrun every process is stopped; one of them says so
-        where, goes_on = "between stages", "stages that finished are kept and skipped"
-        if hasattr(e, "stage"):  # pipeline.RunInterrupted
-            where = f"in stage {e.stage} of {e.run_dir}"
-            if e.reached is not None:
-                desc, done, total = e.reached
-                where += f", at {desc} {done}/{total}" if total else f", at {desc}"
-            goes_on += (f"; {e.stage} resumes from its last checkpoint ({e.checkpoint})" if e.checkpoint is not None
-                        else f"; {e.stage} starts again")
-        command = shlex.join(["rlhflab", *sys.argv[1:]])
-        console.print(f"[yellow]interrupted[/yellow] ({signal_name}) {escape(where)}; rerun to go on: "
-                      f"{escape(command)} ({escape(goes_on)})", highlight=False, soft_wrap=True)
-    raise typer.Exit(128 + (signal.SIGTERM if signal_name == "SIGTERM" else signal.SIGINT))
 
 
 def _print_run(cfg, results, seconds: float) -> None:
@@ -269,6 +225,26 @@ def aggregate(
         out.print(f"{v['verdict']} over seeds ({combined}{v['reproduced_in']}/{v['checked_in']} seeds reproduce): "
                   f"{claim}", markup=False)
     out.print(f"aggregate: {Path(out_dir) / 'aggregate.md'}")
+
+
+@app.command()
+def export(
+    run_dir: str = typer.Argument(..., help="a finished run folder, e.g. runs/quickstart"),
+    fmt: str = typer.Option("csv", "--format", help="csv or latex (booktabs)"),
+    out_dir: Optional[str] = typer.Option(None, "--out", help="default: RUN/export"),
+) -> None:
+    """The run's findings, win rates (PvR, head-to-head), diversity and reward-model tables with their
+    intervals, as CSV or LaTeX files; the report's figures are beside their PNGs as PDFs."""
+    from pathlib import Path
+
+    from rlhflab.report.export import export_run
+
+    try:
+        written = export_run(Path(run_dir), Path(out_dir or Path(run_dir) / "export"), fmt)
+    except (ValueError, OSError, KeyError) as e:
+        _fail(e)
+    for path in written:
+        out.print(str(path), highlight=False)
 
 
 @app.command()

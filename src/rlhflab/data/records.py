@@ -163,6 +163,11 @@ def write_json(path: str | Path, obj: Any) -> None:
     _atomic_write(path, write)
 
 
+def write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically."""
+    _atomic_write(path, lambda f: f.write(text))
+
+
 def read_json(path: str | Path) -> Any:
     with Path(path).open(encoding="utf-8") as f:
         return json.load(f)

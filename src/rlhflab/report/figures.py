@@ -37,6 +37,12 @@ def label(policy: str) -> str:
     return POLICY_LABEL.get(policy, policy)
 
 
+def _write(fig, path: Path, dpi: int) -> None:
+    """The PNG the pages show, and beside it the same figure as a vector PDF for a paper."""
+    fig.savefig(path, dpi=dpi)
+    fig.savefig(path.with_suffix(".pdf"), metadata={"CreationDate": None})  # same figure, same bytes
+
+
 def save_figure(path: Path, title: str, draw: Callable, figsize=(6.4, 3.8), dpi=110) -> Path:
     """One figure: a single axes handed to draw(ax), titled, laid out and written as a PNG."""
     path = Path(path)
@@ -46,7 +52,7 @@ def save_figure(path: Path, title: str, draw: Callable, figsize=(6.4, 3.8), dpi=
         draw(ax)
         ax.set_title(title, fontsize=10)
         fig.tight_layout()
-        fig.savefig(path, dpi=dpi)
+        _write(fig, path, dpi)
     finally:
         plt.close(fig)
     return path
@@ -85,7 +91,7 @@ def save_grid(path: Path, title: str, cells: list[list[Callable | None]], col_ti
             fig.legend(handles, labels, fontsize=8, loc="upper right", ncol=min(len(labels), 6))
         fig.suptitle(title, fontsize=10, x=0.02, y=0.995, ha="left")
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / (panel[1] * rows + 0.8)))
-        fig.savefig(path, dpi=dpi)
+        _write(fig, path, dpi)
     finally:
         plt.close(fig)
     return path
