@@ -248,6 +248,29 @@ def export(
 
 
 @app.command()
+def compare(
+    run_a: str = typer.Argument(..., help="a finished run folder (A)"),
+    run_b: str = typer.Argument(..., help="another, of the same task and test sets (B)"),
+    out_dir: Optional[str] = typer.Option(None, "--out", help="where to write compare.md/.json (default: none)"),
+) -> None:
+    """Is A's policy better than B's? Each shared policy on each shared test set, paired input by
+    input (same inputs, references and judge), with a bootstrap interval and Holm's correction."""
+    from pathlib import Path
+
+    from rlhflab.data.records import write_json, write_text
+    from rlhflab.report.compare import compare_markdown, compare_runs
+
+    try:
+        result = compare_runs(Path(run_a), Path(run_b))
+        if out_dir:
+            write_json(Path(out_dir) / "compare.json", result)
+            write_text(Path(out_dir) / "compare.md", compare_markdown(result))
+    except (ValueError, OSError, KeyError) as e:
+        _fail(e)
+    out.print(compare_markdown(result), markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
 def verify(run_dir: str = typer.Argument(..., help="a run folder, e.g. runs/quickstart")) -> None:
     """Check every stage folder of a run against the sizes and SHA-256 hashes its manifest records."""
     from pathlib import Path
