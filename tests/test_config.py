@@ -238,3 +238,12 @@ def test_a_missing_data_file_names_its_task_key(tmp_path):
     with pytest.raises(RecordError, match=rf"^task\.test_sets\.far\.path: {tmp_path}/gone\.jsonl: no such file "
                                           r"\(a relative path is read from the config file's folder"):
         build_files_task(cfg.task, 0, tmp_path / "out")
+
+
+def test_every_cross_section_problem_is_listed_at_once():
+    with pytest.raises(ConfigError) as e:
+        load_config("quickstart", ["task.kind=files", "task.sft_train=a.jsonl"])  # three synthetic-only settings
+    lines = str(e.value).splitlines()
+    assert lines[0] == "quickstart: invalid config" and len(lines) == 4
+    assert [line.split(":")[0].strip() for line in lines[1:]] == ["comparisons.source", "diversity.nli_model",
+                                                                  "eval.judge"]

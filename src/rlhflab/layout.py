@@ -120,6 +120,16 @@ class Layout:
             raise LayoutError(f"the task has no {kind} {role} set {name or role!r} (it has: {have})")
         return s
 
+    def test_set_or_first_id(self, name: str | None, kind: Kind = "prompt") -> DataSet:
+        """The named test set, or with None the first ID test set the task declared (named "id" in
+        the synthetic task, whatever the user named it in theirs)."""
+        if name is not None:
+            return self.require(kind, "test", name)
+        first = next((s for s in self.tests(kind) if s.distribution == "id"), None)
+        if first is None:
+            raise LayoutError(f"the task has no ID {kind} test set; declare one (distribution: id)")
+        return first
+
     def tests(self, kind: Kind = "prompt") -> list[DataSet]:
         """Test sets of one kind, in the order the task declared them."""
         return [s for s in self.sets if s.kind == kind and s.role == "test"]

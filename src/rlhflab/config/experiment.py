@@ -65,22 +65,25 @@ class ExperimentConfig(Section):
     def _check(self) -> "ExperimentConfig":
         if self.data_seed is None:  # resolved once, so a copy with another seed keeps it
             self.__dict__["data_seed"] = self.seeds[0] if self.seeds else self.seed
+        problems = []  # all of them at once: a user fixes a config in one pass, not one error per run
         if self.comparisons.source == "sft_samples" and self.task.kind != "synthetic":
-            raise ValueError("comparisons.source: 'sft_samples' needs simulated annotators, which only "
-                             "the synthetic task has; with your own data use comparisons.source: task")
+            problems.append("comparisons.source: 'sft_samples' needs simulated annotators, which only "
+                            "the synthetic task has; with your own data use comparisons.source: task")
         if ("nli" in self.diversity.metrics and self.diversity.nli_model is None
                 and self.task.kind != "synthetic" and self.diversity.enabled):
-            raise ValueError("diversity.nli_model: NLI diversity needs an NLI classifier; set "
-                             "diversity.nli_model to a Hugging Face MNLI model (e.g. roberta-large-mnli) "
-                             "or remove 'nli' from diversity.metrics")
+            problems.append("diversity.nli_model: NLI diversity needs an NLI classifier; set "
+                            "diversity.nli_model to a Hugging Face MNLI model (e.g. roberta-large-mnli) "
+                            "or remove 'nli' from diversity.metrics")
         if self.eval.enabled and self.eval.judge == "gold" and self.task.kind != "synthetic":
-            raise ValueError("eval.judge: only the synthetic task has a gold reward; with real data use "
-                             "rm_proxy, rm, openai or local")
+            problems.append("eval.judge: only the synthetic task has a gold reward; with real data use "
+                            "rm_proxy, rm, openai or local")
         named = getattr(self.task, "test_sets", None)  # the file and datasets tasks name theirs
         unknown = [s for s in self.downstream.alpaca_eval_sets if isinstance(named, dict) and s not in named]
         if unknown:
-            raise ValueError(f"downstream.alpaca_eval_sets: {', '.join(unknown)} is not a test set of the task "
-                             f"(it has {', '.join(sorted(named))}); name the eval test sets to join as AlpacaEval")
+            problems.append(f"downstream.alpaca_eval_sets: {', '.join(unknown)} is not a test set of the task "
+                            f"(it has {', '.join(sorted(named))}); name the eval test sets to join as AlpacaEval")
+        if problems:
+            raise ValueError("\n  ".join(problems))
         return self
 
     @property

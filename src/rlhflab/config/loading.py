@@ -13,11 +13,12 @@ from pydantic import ValidationError
 from rlhflab.config.base import ConfigError
 from rlhflab.config.experiment import ExperimentConfig
 
-BUILTIN = ("quickstart", "study", "smollm2-synthetic", "tldr", "alpacafarm", "lr-sweep", "ablations")
-
-
 def builtin_path(name: str) -> Path:
     return Path(str(resources.files("rlhflab") / "configs" / f"{name}.yaml"))
+
+
+# every YAML file in rlhflab/configs, so a new built-in is listed wherever the names are shown
+BUILTIN = tuple(sorted(p.stem for p in builtin_path("quickstart").parent.glob("*.yaml")))
 
 
 def _locate(source: str | Path, relative_to: Path | None = None) -> tuple[Path, str]:
@@ -166,7 +167,7 @@ def _format_errors(err: ValidationError, origin: str) -> str:
             msg = "unknown key (check the spelling; `rlhflab config show` lists every key)"
         elif "input" in e and e["type"] != "missing" and not isinstance(e["input"], dict):
             msg = f"{msg} (got {e['input']!r})"
-        lines.append(f"  {loc or '<top>'}: {msg}")
+        lines.append(f"  {loc}: {msg}" if loc else f"  {msg}")  # cross-section checks name their keys themselves
     return "\n".join(lines)
 
 

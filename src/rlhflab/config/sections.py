@@ -199,7 +199,8 @@ class DiversityStage(Section):
     policies: list[Policy] = Field(
         default_factory=lambda: ["sft", "bon", "ppo", "dpo"],
         description="bon costs bon.n × samples_per_input samples per input")
-    test_set: str = Field("id", description="the test set whose inputs are used")
+    test_set: str | None = Field(None, description="the test set whose inputs are used (default: the task's first "
+                                 "ID test set)")
     n_inputs: int = Field(500, ge=2, description="kirk2024 §5.2: 500 inputs")
     samples_per_input: int = Field(16, ge=2, description="kirk2024 §5.2: K = 16")
     temperature: float = Field(1.0, gt=0.0, description="kirk2024 §5.2: τ = 1")
@@ -238,7 +239,8 @@ class KLSweepStage(Section):
         "last", description="the one checkpoint of each β's run that every number (RM score, KL, gold, win rates, "
         "diversity) comes from. last (default): what training at β did; val_objective: ppo's selection, which at a "
         "large β can keep step 0, the SFT model itself")
-    test_set: str = Field("id", description="the test set whose inputs the diversity is measured on")
+    test_set: str | None = Field(None, description="the test set whose inputs the diversity is measured on "
+                                 "(default: the task's first ID test set)")
     n_inputs: int = Field(64, ge=2, description="inputs for diversity, and the most judged per test set for win rates")
     samples_per_input: int = Field(8, ge=2)
 

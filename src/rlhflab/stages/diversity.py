@@ -28,12 +28,13 @@ def diversity_sampler(ctx: StageContext, name: str):
 
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg.diversity
-    recs = read_set(ctx, layout(ctx).require("prompt", "test", cfg.test_set))[: cfg.n_inputs]
+    chosen = layout(ctx).test_set_or_first_id(cfg.test_set)
+    recs = read_set(ctx, chosen)[: cfg.n_inputs]
     prompts, k = [r.prompt for r in recs], cfg.samples_per_input
     encoder = load_sentence_encoder(cfg.sentence_encoder) if "sentence_bert" in cfg.metrics else None
     nli = nli_for(cfg, task_info(ctx).get("task")) if "nli" in cfg.metrics else None
     policies = available_policies(ctx, cfg.policies)
-    table: dict = {"test_set": cfg.test_set, "n_inputs": len(prompts), "samples_per_input": k,
+    table: dict = {"test_set": chosen.name, "n_inputs": len(prompts), "samples_per_input": k,
                    "temperature": cfg.temperature, "bon_pool_temperature": cfg.temperature,
                    "ead_tokenisation": cfg.ead_tokenisation, "nli_variant": cfg.nli_variant,
                    "nli_scale": [-2.0, 2.0], "policies": {}}

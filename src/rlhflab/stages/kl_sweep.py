@@ -44,7 +44,8 @@ class Measure:
         self.test_sets = {ds.name: read_set(ctx, ds)[: cfg.n_inputs] for ds in tests}
         self.compare_to = {s: v["compare_to"] for s, v in self.sets.items()
                            if v["distribution"] == "ood" and v["compare_to"]}
-        self.div_prompts = [r.prompt for r in read_set(ctx, data.require("prompt", "test", cfg.test_set))][: cfg.n_inputs]
+        self.div_set = data.test_set_or_first_id(cfg.test_set)
+        self.div_prompts = [r.prompt for r in read_set(ctx, self.div_set)][: cfg.n_inputs]
         div = ctx.cfg.diversity
         self.encoder = load_sentence_encoder(div.sentence_encoder) if "sentence_bert" in div.metrics else None
         self.nli = nli_for(div, task_info(ctx).get("task")) if "nli" in div.metrics else None
@@ -107,7 +108,7 @@ def run(ctx: StageContext) -> dict:
         write_json(ctx.out / "sweep.json", {
             "method": cfg.method, "select_on": cfg.select_on, "judge": ctx.cfg.eval.judge, "sets": measure.sets,
             "win_rate_inputs": {s: len(r) for s, r in measure.test_sets.items()},
-            "diversity_test_set": cfg.test_set, "n_inputs": len(measure.div_prompts),
+            "diversity_test_set": measure.div_set.name, "n_inputs": len(measure.div_prompts),
             "samples_per_input": cfg.samples_per_input, "temperature": ctx.cfg.diversity.temperature,
             "points": points, "sft": sft})
     return headline(points, sft, measure.sets)
