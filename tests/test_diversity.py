@@ -212,13 +212,18 @@ def test_diversity_stage_draws_best_of_n_pool_at_the_diversity_temperature(monke
         return lambda prompts, k: [f"{p} says {j}" for p in prompts for j in range(k)]
 
     monkeypatch.setattr(inputs, "policy_sampler", fake_policy_sampler)
-    monkeypatch.setattr(stage, "layout", lambda ctx: SimpleNamespace(require=lambda *a: None))
+    id_set = SimpleNamespace(name="id")
+    monkeypatch.setattr(stage, "layout", lambda ctx: SimpleNamespace(test_set_or_first_id=lambda *a: id_set))
+    monkeypatch.setattr(stage, "task_info", lambda ctx: {"task": "synthetic-tldr"})
     monkeypatch.setattr(stage, "read_set", lambda ctx, ds: [SimpleNamespace(id=str(i), prompt=f"post {i}")
                                                             for i in range(2)])
     ctx = SimpleNamespace(cfg=ConfigView(cfg, stage.STAGE.reads, "diversity"), seed=0, is_main=False,
                           input=lambda s: tmp_path / s, has_input=lambda s: True, progress=lambda *a: None)
-    stage.run(ctx)  # bon.temperature is not among the stage's reads: reading it would raise
+    headline = stage.run(ctx)  # bon.temperature is not among the stage's reads: reading it would raise
     assert calls == [("sft", 1.0, None), ("sft", 1.0, 1.0)]  # (model, τ, best-of-N pool τ)
+    # the synthetic task's ground truth is recorded beside the configured metrics (no fact stated: content 0)
+    assert headline["sft/ead_per_input"] > 0 and headline["sft/content_per_input"] == 0.0
+    assert {"sft/form_per_input", "bon/content_distinct_across_input"} <= set(headline)
     calls.clear()
     eval_ctx = SimpleNamespace(cfg=cfg, input=lambda s: tmp_path / s)
     inputs.sampler_of(eval_ctx, "bon", 0.5)  # eval: best-of-N's pool stays at bon.temperature

@@ -181,3 +181,19 @@ def test_readme_stage_table_shows_the_kept_checkpoint(tmp_path):
         "final_val_rm_score": 0.9, "best_step": 4, "selected": {"step": 4, "val_rm_score": 0.7}}}})
     rows = stage_table(tmp_path, {"ppo": ("final_val_rm_score", "final_val_kl", "best_step")})
     assert rows[2] == "| ppo | 1.0 | – | kept val_rm_score 0.7, best_step 4 |"
+
+
+def test_ground_truth_content_is_claimed_beside_the_papers_metrics_form_and_counts_are_not():
+    from rlhflab.report.diversity_claims import across_input_claims, kl_metric, per_input_claims
+
+    def spread(values):
+        return {"per_input": {"mean": sum(values) / len(values), "std": 0.1, "values": values},
+                "across_input": {"mean": 0.5, "std": 0.05}}
+
+    d = {"n_inputs": 4, "policies": {p: {m: spread(v) for m in ("ead", "content", "form", "content_distinct")}
+                                     for p, v in (("sft", [0.8, 0.7, 0.9, 0.8]), ("ppo", [0.3, 0.2, 0.4, 0.3]))}}
+    names = [r["claim"] for r in per_input_claims(d, 0)]
+    assert names == ["RLHF lowers per-input diversity (ead)", "RLHF lowers per-input diversity (content)"]
+    assert [r["claim"] for r in across_input_claims(d)] == ["RLHF lowers across-input diversity (ead)",
+                                                            "RLHF lowers across-input diversity (content)"]
+    assert kl_metric(["content", "content_distinct", "form", "ead"]) == "ead" and kl_metric(["content"]) is None

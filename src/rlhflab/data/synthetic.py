@@ -79,6 +79,19 @@ def fact_slots(text: str) -> dict[str, str]:
     return out
 
 
+def stated_facts(text: str) -> frozenset[tuple[str, str]]:
+    """The (slot, phrase) pairs `text` asserts: its content. Every phrase counts, not only the first
+    per slot as in fact_slots, so a summary naming a real and an invented `who` differs from one
+    naming the real one alone."""
+    return frozenset((_PHRASE_SLOT[p], p) for p in find_facts(text))
+
+
+def delexicalise(text: str) -> list[str]:
+    """`text`'s words with each fact phrase replaced by one token naming its slot ("<who>"): its
+    form. Case and punctuation are dropped with normalise, so they are not wording."""
+    return _PHRASE_RE.sub(lambda m: f"<{_PHRASE_SLOT[m.group(1)]}>", normalise(text)).split()
+
+
 # --------------------------------------------------------------------------------------------
 # Posts
 # --------------------------------------------------------------------------------------------

@@ -245,22 +245,32 @@ class Spread:
     values: list[float] | None = None  # per input (eq. 2), kept so policies can be compared input by input
 
 
+def _defined(vals: list[float]) -> list[float]:
+    """The values that are not NaN: a metric may be undefined on a set (ground-truth form diversity
+    where no two samples share content), and such a set is left out rather than counted as 0."""
+    return [v for v in vals if not math.isnan(v)]
+
+
 def per_input(metric: Callable[[list[int]], float], n_inputs: int, k: int) -> Spread:
-    """Mean and std over inputs of metric(indices of one input's K outputs) — eq. 2."""
-    vals = [metric(list(range(i * k, (i + 1) * k))) for i in range(n_inputs)]
-    return Spread(mean(vals), pstdev(vals), len(vals), [float(v) for v in vals])
+    """Mean and std over inputs of metric(indices of one input's K outputs) — eq. 2; n counts the
+    inputs where it is defined, and `values` keeps NaN for the others so inputs stay aligned."""
+    vals = [float(metric(list(range(i * k, (i + 1) * k)))) for i in range(n_inputs)]
+    ok = _defined(vals)
+    return Spread(mean(ok) if ok else math.nan, pstdev(ok) if ok else math.nan, len(ok), vals)
 
 
 def across_input(metric: Callable[[list[int]], float], n_inputs: int, k: int, resamples: int,
                  seed: int) -> Spread:
     """metric(first output of every input) — eq. 3 — with the spread over `resamples` redraws of
-    which output stands for each input (the first draw is always sample 0)."""
+    which output stands for each input (the first draw is always sample 0; undefined redraws are
+    left out of the spread)."""
     rng = random.Random(seed)
     picks = [[i * k for i in range(n_inputs)]]
     for _ in range(max(0, resamples - 1)):
         picks.append([i * k + rng.randrange(k) for i in range(n_inputs)])
     vals = [metric(p) for p in picks]
-    return Spread(vals[0], pstdev(vals) if len(vals) > 1 else 0.0, len(vals))
+    ok = _defined(vals)
+    return Spread(vals[0], pstdev(ok) if len(ok) > 1 else 0.0, len(vals))
 
 
 def diversity_table(texts: list[str], n_inputs: int, k: int, *, embeddings: np.ndarray | None = None,
@@ -313,7 +323,8 @@ def nli_for(cfg, task: str | None) -> NLIClassifier | None:
 def configured_diversity(texts: list[str], n_inputs: int, k: int, cfg, *, encoder=None,
                          nli: NLIClassifier | None = None, seed: int = 0) -> dict[str, dict[str, Spread]]:
     """diversity_table with the settings of `cfg` (a diversity config section), keeping only its
-    metrics; each text is embedded once. Every stage that reports diversity goes through here, so
+    metrics; each text is embedded once. Every stage that reports diversity goes through here (by way
+    of ground_truth_diversity.measured_diversity, which adds the synthetic task's ground truth), so
     the diversity stage's numbers and the KL sweep's are the same measurement."""
     emb = encoder.encode(texts, batch_size=128, convert_to_numpy=True) if "sentence_bert" in cfg.metrics else None
     result = diversity_table(texts, n_inputs, k, embeddings=emb, nli=nli, max_nli_pairs=cfg.max_nli_pairs,

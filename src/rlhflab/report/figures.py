@@ -19,12 +19,14 @@ from rlhflab.report.findings import NAMES  # noqa: E402
 
 POLICY_ORDER = ["sft", "bon", "ppo", "dpo", "grpo", "rloo", "online_dpo"]
 POLICY_LABEL = NAMES
-METRIC_LABEL = {"ead": "EAD", "sentence_bert": "Sentence-BERT", "nli": "NLI"}
+METRIC_LABEL = {"ead": "EAD", "sentence_bert": "Sentence-BERT", "nli": "NLI", "content": "content (ground truth)",
+                "content_distinct": "distinct fact sets (ground truth)", "form": "form (ground truth)"}
 KINDS = {"per_input": "per-input", "across_input": "across-input"}
 
 
 def metrics_in_order(names) -> list[str]:
-    """Diversity metrics in the paper's order (EAD, Sentence-BERT, NLI), then any others by name."""
+    """Diversity metrics in the paper's order (EAD, Sentence-BERT, NLI), then the ground truth's, then
+    any others by name."""
     return sorted(names, key=lambda m: (list(METRIC_LABEL).index(m) if m in METRIC_LABEL else 9, m))
 
 

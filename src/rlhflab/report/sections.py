@@ -206,8 +206,9 @@ def diversity(rep: Sections, d: dict | None, e: dict | None) -> None:
     if not d:
         return
     pol = d["policies"]
-    for kind, fig in (("per_input", "5"), ("across_input", "6")):
-        table = {p: {m: (v[kind]["mean"], v[kind]["std"]) for m, v in ms.items()} for p, ms in pol.items()}
+    for kind, fig in (("per_input", "5"), ("across_input", "6")):  # scores in [0, 1] (a count would dwarf them)
+        table = {p: {m: (v[kind]["mean"], v[kind]["std"]) for m, v in ms.items() if m != "content_distinct"}
+                 for p, ms in pol.items()}
         rep.figure(f"diversity_{kind}", f"{kind.replace('_', '-')} diversity ({d['test_set']} inputs)",
                    f"{d['n_inputs']} inputs × {d['samples_per_input']} samples at τ = {d['temperature']}; "
                    f"bars ±1 std over {'inputs' if kind == 'per_input' else 'redraws'} (kirk2024 fig. {fig}).",
@@ -221,17 +222,26 @@ def diversity(rep: Sections, d: dict | None, e: dict | None) -> None:
         cells = []
         for m in metrics:
             v = pol[p].get(m)
-            cells += [f"{v['per_input']['mean']:.3f} ± {v['per_input']['std']:.3f}",
-                      f"{v['across_input']['mean']:.3f} ± {v['across_input']['std']:.3f}"] if v else ["–", "–"]
+            cells += [_spread(v["per_input"]), _spread(v["across_input"])] if v else ["–", "–"]
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
     rep.add("Output diversity", "\n".join(lines))
+
+
+def _spread(v: dict) -> str:
+    """mean ± std; "–" where the metric is undefined (ground-truth form when no two samples state the
+    same facts)."""
+    if v.get("mean") is None or not math.isfinite(v["mean"]):
+        return "–"
+    return f"{v['mean']:.3f} ± {v['std']:.3f}"
 
 
 def _tradeoff_grid(rep: Sections, d: dict, e: dict) -> None:
     """kirk2024 fig. 25 in full: a row per test set (its PvR win rate), a column per diversity
     metric and kind; one point per policy."""
     pol, sets = d["policies"], [s for s in ordered_sets(e) if any(s in v for v in e["pvr"].values())]
-    cols = [(m, k) for m in F.metrics_in_order({m for ms in pol.values() for m in ms}) for k in F.KINDS]
+    # the papers' metrics and the ground truth's content (form and the count of fact sets are in the table)
+    shown = {m for ms in pol.values() for m in ms} - {"form", "content_distinct"}
+    cols = [(m, k) for m in F.metrics_in_order(shown) for k in F.KINDS]
     if not sets or not cols:
         return
     where = {"id": "ID", "ood": "OOD"}

@@ -4,8 +4,9 @@ For N inputs of one test set, K samples per input at τ = 1 from each policy (be
 its N candidates are drawn at the same τ, not at bon.temperature, so every policy is measured at
 one temperature, kirk2024 §6.2); EAD, Sentence-BERT and NLI diversity per input (mean, std over
 inputs; eq. 2) and across inputs (first sample of every input, spread over redraws; eq. 3). Each
-text is embedded once and reused. Writes `diversity.json` and the samples
-(`samples/<policy>.jsonl`) so any number can be recomputed.
+text is embedded once and reused. On the synthetic task the ground truth is recorded beside them:
+`content`, `content_distinct` and `form` (rlhflab.evaluation.ground_truth_diversity). Writes
+`diversity.json` and the samples (`samples/<policy>.jsonl`) so any number can be recomputed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import asdict
 import torch
 
 from rlhflab.data.records import write_json, write_jsonl
-from rlhflab.evaluation.diversity import configured_diversity, load_sentence_encoder, nli_for
+from rlhflab.evaluation.diversity import load_sentence_encoder, nli_for
+from rlhflab.evaluation.ground_truth_diversity import measured_diversity
 from rlhflab.inputs import available_policies, layout, policy_wants, read_set, sampler_of, task_info
 from rlhflab.pipeline import Stage, StageContext
 
@@ -32,7 +34,8 @@ def run(ctx: StageContext) -> dict:
     recs = read_set(ctx, chosen)[: cfg.n_inputs]
     prompts, k = [r.prompt for r in recs], cfg.samples_per_input
     encoder = load_sentence_encoder(cfg.sentence_encoder) if "sentence_bert" in cfg.metrics else None
-    nli = nli_for(cfg, task_info(ctx).get("task")) if "nli" in cfg.metrics else None
+    task = task_info(ctx).get("task")
+    nli = nli_for(cfg, task) if "nli" in cfg.metrics else None
     policies = available_policies(ctx, cfg.policies)
     table: dict = {"test_set": chosen.name, "n_inputs": len(prompts), "samples_per_input": k,
                    "temperature": cfg.temperature, "bon_pool_temperature": cfg.temperature,
@@ -43,7 +46,7 @@ def run(ctx: StageContext) -> dict:
         ctx.progress("diversity", i, len(policies))
         torch.manual_seed(ctx.seed + 101)  # every policy gets the same sampling seed
         texts = diversity_sampler(ctx, name)(prompts, k)
-        result = configured_diversity(texts, len(prompts), k, cfg, encoder=encoder, nli=nli, seed=ctx.seed)
+        result = measured_diversity(texts, len(prompts), k, cfg, task, encoder=encoder, nli=nli, seed=ctx.seed)
         table["policies"][name] = {m: {kind: asdict(s) for kind, s in v.items()} for m, v in result.items()}
         for m, v in result.items():
             headline[f"{name}/{m}_per_input"] = v["per_input"].mean

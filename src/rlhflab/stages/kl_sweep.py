@@ -19,7 +19,8 @@ import torch
 
 from rlhflab.data.records import write_json
 from rlhflab.evaluation.annotations import AnnotationCache
-from rlhflab.evaluation.diversity import configured_diversity, load_sentence_encoder, nli_for
+from rlhflab.evaluation.diversity import load_sentence_encoder, nli_for
+from rlhflab.evaluation.ground_truth_diversity import measured_diversity
 from rlhflab.inputs import gold_reward_of, layout, read_set, task_info
 from rlhflab.judging import JUDGE_READS, judge_needs, judges_for, pvr_by_set
 from rlhflab.layout import roles
@@ -48,7 +49,8 @@ class Measure:
         self.div_prompts = [r.prompt for r in read_set(ctx, self.div_set)][: cfg.n_inputs]
         div = ctx.cfg.diversity
         self.encoder = load_sentence_encoder(div.sentence_encoder) if "sentence_bert" in div.metrics else None
-        self.nli = nli_for(div, task_info(ctx).get("task")) if "nli" in div.metrics else None
+        self.task = task_info(ctx).get("task")
+        self.nli = nli_for(div, self.task) if "nli" in div.metrics else None
         self.judges = judges_for(ctx, self.test_sets)
         self.cache = AnnotationCache(ctx.run_dir / "judge-cache" / "annotations.jsonl", reuse=not ctx.forced)
 
@@ -62,8 +64,8 @@ class Measure:
         k = ctx.cfg.kl_sweep.samples_per_input
         torch.manual_seed(ctx.seed + 101)  # the diversity stage's sampling seed
         texts = model_sampler(model, tokenizer, g, div.temperature)(self.div_prompts, k)
-        table = configured_diversity(texts, len(self.div_prompts), k, div, encoder=self.encoder, nli=self.nli,
-                                     seed=ctx.seed)
+        table = measured_diversity(texts, len(self.div_prompts), k, div, self.task, encoder=self.encoder,
+                                   nli=self.nli, seed=ctx.seed)
         return {**judged, "diversity": {m: {kind: asdict(s) for kind, s in v.items()} for m, v in table.items()}}
 
 
