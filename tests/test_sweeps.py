@@ -169,7 +169,7 @@ def _bon_patches(monkeypatch, stage, gold):
 
     for name, value in {"layout": lambda ctx: LAYOUT, "read_set": _records, "gold_reward_of": lambda ctx: gold,
                         "load_tokenizer": lambda d: None, "load_causal_lm": lambda d, dtype: None,
-                        "load_reward_model": lambda d, tok, dtype: FakeRM(-1.0 if Path(d).name == "rm_proxy" else 1.0),
+                        "load_scorer": lambda d, dtype: (FakeRM(-1.0 if Path(d).name == "rm_proxy" else 1.0), None),
                         "sample_pool": fake_pool, "score_pool": fake_score}.items():
         monkeypatch.setattr(stage, name, value)
 
