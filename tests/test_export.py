@@ -49,7 +49,7 @@ def test_csv_keeps_every_number_and_latex_escapes_text_and_rounds(tmp_path):
     tex = export_run(run, tmp_path / "tex", "latex")
     findings_tex = (tmp_path / "tex" / "findings.tex").read_text()
     assert r"\begin{tabular}{llrrrrrlr}" in findings_tex and r"\toprule" in findings_tex
-    assert r"PPO beats SFT in distribution & reproduced & 12.5 & 4.250 & 20.0 & 0.0004 & 0.0052 & points & 48 \\" \
+    assert r"PPO beats SFT in distribution & reproduced & 12.5 & 4.2 & 20.0 & 0.0004 & 0.0052 & points & 48 \\" \
         in findings_tex
     assert r"KL \& 50\% of β & not run & -- & -- & -- & -- & -- & score & -- \\" in findings_tex
     assert (tmp_path / "tex" / "reward_models.tex").exists() and len(tex) == 4

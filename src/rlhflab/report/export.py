@@ -62,13 +62,15 @@ def to_csv(head: list[str], rows: list[list]) -> str:
     return buf.getvalue()
 
 
-def _latex_cell(v, column: str = "") -> str:
-    """Text escaped; a p-value to 2 significant digits; another float with 3 decimals below 10
-    (diversity, accuracy), else 1 (win-rate points)."""
+def _latex_cell(v, column: str = "", points: bool = False) -> str:
+    """Text escaped; a p-value to 2 significant digits; win-rate points (`points`, or any float of 10
+    or more) to 1 decimal; other floats (diversity, accuracy) to 3."""
     if v is None:
         return "--"
     if isinstance(v, float) and column.startswith("p_"):
         return f"{v:.2g}"
+    if isinstance(v, float) and points:
+        return f"{v:.1f}"
     if isinstance(v, float):
         return f"{v:.2g}" if 0 < abs(v) < 1e-3 else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
     return "".join(LATEX_SPECIALS.get(c, c) for c in str(v))
@@ -80,7 +82,9 @@ def to_latex(head: list[str], rows: list[list], caption: str) -> str:
                and any(isinstance(r[i], (int, float)) for r in rows) for i in range(len(head))]
     lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_latex_cell(caption)}}}",
              r"\begin{tabular}{" + "".join("r" if n else "l" for n in numeric) + "}", r"\toprule", " & ".join(_latex_cell(h) for h in head) + r" \\", r"\midrule"]
-    lines += [" & ".join(_latex_cell(v, h) for v, h in zip(r, head)) + r" \\" for r in rows]
+    unit = head.index("unit") if "unit" in head else None  # the findings' rows say their own unit
+    lines += [" & ".join(_latex_cell(v, h, unit is not None and r[unit] == "points") for v, h in zip(r, head))
+              + r" \\" for r in rows]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
