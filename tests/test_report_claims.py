@@ -197,3 +197,29 @@ def test_ground_truth_content_is_claimed_beside_the_papers_metrics_form_and_coun
     assert [r["claim"] for r in across_input_claims(d)] == ["RLHF lowers across-input diversity (ead)",
                                                             "RLHF lowers across-input diversity (content)"]
     assert kl_metric(["content", "content_distinct", "form", "ead"]) == "ead" and kl_metric(["content"]) is None
+
+
+def test_each_metric_is_set_against_the_ground_truth_where_there_is_one(tmp_path):
+    from rlhflab.report.metric_validity import metric_validity, validity_rows
+    from rlhflab.report.sections import Sections
+
+    def table(content, ead, nli):
+        return {m: {"per_input": {"mean": sum(v) / len(v), "std": 0.0, "values": v}, "across_input": {"mean": 0.0}}
+                for m, v in (("content", content), ("ead", ead), ("nli", nli))}
+
+    # per input EAD rises with content everywhere (ρ = 1); NLI falls with it (ρ = −1)
+    d = {"n_inputs": 3, "test_set": "id", "samples_per_input": 4,
+         "policies": {"sft": table([0.5, 0.6, 0.7], [0.50, 0.60, 0.70], [0.5, 0.4, 0.3]),
+                      "ppo": table([0.1, 0.2, 0.3], [0.10, 0.20, 0.30], [0.9, 0.8, 0.7])}}
+    rows = validity_rows(d)
+    assert [r["metric"] for r in rows] == ["ead", "nli"]
+    assert rows[0]["per_input"]["estimate"] == pytest.approx(1.0) and rows[0]["policies"] == pytest.approx(1.0)
+    assert rows[1]["per_input"]["estimate"] == pytest.approx(-1.0) and rows[1]["policies"] == pytest.approx(-1.0)
+    rep = Sections(tmp_path)
+    metric_validity(rep, d)
+    title, body = rep.sections[-1]
+    assert title == "Do the diversity metrics measure diversity here?" and "(sft 0.600 > ppo 0.200)" in body
+    assert "| EAD | +1.00 [" in body and "| NLI | -1.00 [" in body and (tmp_path / "figures" / "metric_validity.png").exists()
+    without = Sections(tmp_path / "none")
+    metric_validity(without, {**d, "policies": {p: {"ead": t["ead"]} for p, t in d["policies"].items()}})
+    assert without.sections == [] and without.figures == []

@@ -94,7 +94,7 @@ def test_diversity_stage_tables(tiny_run):
 
 FIGURES = {"pvr", "gap", "head_to_head", "shift", "diversity_per_input", "diversity_across_input", "tradeoff",
            "best_of_n", "rm_accuracy", "ppo_curves", "kl_sweep", "kl_sweep_win_rates", "kl_sweep_per_input",
-           "kl_sweep_across_input"}
+           "kl_sweep_across_input", "metric_validity"}  # the last: the synthetic task's ground truth
 
 
 def test_kl_sweep_points(tiny_run):

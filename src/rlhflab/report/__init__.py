@@ -12,6 +12,7 @@ each with the comparison it rests on and its uncertainty; nothing is written by 
     sections  the report's sections (tables and the figures beside them)
     sweeps    the best-of-N and KL-penalty sweep sections
     hparams   the hyper-parameter sweep tables (kirk2024 tables 8–10 and 14)
+    metric_validity  each diversity metric against the ground truth, where the task has one
     page      markdown and HTML rendering, the sample browser
 """
 
@@ -26,6 +27,7 @@ from rlhflab.report.figures import grouped_bars, save_figure, twin_plot
 from rlhflab.report.findings import compute_findings, method_note
 from rlhflab.report.hparams import hparam_sweeps
 from rlhflab.report.methods import method_comparisons, methods_section
+from rlhflab.report.metric_validity import metric_validity
 from rlhflab.report.page import provenance, render_html, render_markdown, sample_browser
 
 __all__ = ["build_report", "compute_findings", "grouped_bars", "save_figure", "twin_plot", "STAGES"]
@@ -103,6 +105,7 @@ def build_report(inputs: dict[str, Path], out_dir: Path, title: str,
     sections.data(rep, task)
     sections.performance(rep, results)
     sections.diversity(rep, div, results)
+    metric_validity(rep, div)
     sweeps.best_of_n(rep, src.json("bon", "sweep.json"))
     sweeps.kl_sweep(rep, kl)
     online = ("ppo", "rloo", "grpo", "online_dpo")
