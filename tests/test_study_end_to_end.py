@@ -85,13 +85,17 @@ def test_diversity_stage_tables(tiny_run):
     d = json.loads((cfg.run_dir / "diversity" / "diversity.json").read_text())
     assert set(d["policies"]) == {"sft", "ppo", "dpo"} and d["n_inputs"] == 16 and d["samples_per_input"] == 8
     for metrics in d["policies"].values():
-        assert set(metrics) == {"ead", "sentence_bert", "nli"}
-        for v in metrics.values():
+        assert set(metrics) == {"ead", "sentence_bert", "nli"} | GROUND_TRUTH
+        for m, v in metrics.items():
+            if m == "form":  # defined only on inputs where two samples state the same facts
+                assert 0 < v["per_input"]["n"] <= 16 and len(v["per_input"]["values"]) == 16
+                continue
             assert v["per_input"]["n"] == 16 and v["per_input"]["std"] > 0 and v["across_input"]["n"] == 10
     samples = (cfg.run_dir / "diversity" / "samples" / "ppo.jsonl").read_text().splitlines()
     assert len(samples) == 16 and len(json.loads(samples[0])["outputs"]) == 8
 
 
+GROUND_TRUTH = {"content", "content_distinct", "form"}  # the synthetic task knows what each output states
 FIGURES = {"pvr", "gap", "head_to_head", "shift", "diversity_per_input", "diversity_across_input", "tradeoff",
            "best_of_n", "rm_accuracy", "ppo_curves", "kl_sweep", "kl_sweep_win_rates", "kl_sweep_per_input",
            "kl_sweep_across_input", "metric_validity"}  # the last: the synthetic task's ground truth
@@ -112,7 +116,7 @@ def test_kl_sweep_points(tiny_run):
         assert set(p["pvr"]) == TEST_SETS and set(p["gap"]) == TEST_SETS - {"id"}
         assert all(v["n"] == 8 for v in p["pvr"].values())
         assert p["gap"]["ood_news"] == pytest.approx(p["pvr"]["id"]["win_rate"] - p["pvr"]["ood_news"]["win_rate"])
-        assert set(p["diversity"]) == {"ead", "sentence_bert", "nli"}
+        assert set(p["diversity"]) == {"ead", "sentence_bert", "nli"} | GROUND_TRUTH
         assert all(set(v) == {"per_input", "across_input"} and len(v["per_input"]["values"]) == 8
                    for v in p["diversity"].values())
         assert 0 < p["diversity"]["sentence_bert"]["per_input"]["mean"] < 1
