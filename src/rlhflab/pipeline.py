@@ -119,6 +119,11 @@ class StageContext:
         return self.run_dir / ".checkpoints" / f"{self.stage.name}-{self.key}"
 
     @property
+    def checkpoint_dirs(self) -> list[Path]:
+        """`checkpoint_dir` and those of a sweep's points (`<checkpoint_dir>-p<i>`), which exist or not."""
+        return [self.checkpoint_dir, *self.checkpoint_dir.parent.glob(f"{self.checkpoint_dir.name}-p*")]
+
+    @property
     def metrics_file(self) -> Path:
         return self.out / "metrics.jsonl"
 
@@ -303,8 +308,7 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
             if state.is_main_process:
                 shutil.rmtree(tmp, ignore_errors=True)
             if isinstance(e, KeyboardInterrupt) and not isinstance(e, RunInterrupted):
-                kept = [d for d in (ctx.checkpoint_dir, *ctx.checkpoint_dir.parent.glob(f"{ctx.checkpoint_dir.name}-p*"))
-                        if (d / "state").exists()]  # a sweep's points checkpoint in folders of their own
+                kept = [d for d in ctx.checkpoint_dirs if (d / "state").exists()]
                 checkpoint = kept[0] if kept else None
                 raise RunInterrupted(stage.name, run_dir, reached[0] if reached else None, checkpoint,
                                      getattr(e, "signal_name", "SIGINT")) from None
@@ -334,9 +338,8 @@ def _run_stages(cfg, stages, active_names, force, state, run_dir, owner, on_stag
                 "files": file_table(tmp),
             })
             publish(tmp, final)
-            shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)
-            for point_dir in ctx.checkpoint_dir.parent.glob(f"{ctx.checkpoint_dir.name}-p*"):
-                shutil.rmtree(point_dir, ignore_errors=True)
+            for folder in ctx.checkpoint_dirs:
+                shutil.rmtree(folder, ignore_errors=True)
         state.wait_for_everyone()
         on_stage(stage.name, "done")
         results.append(StageResult(stage.name, "ran", seconds, metrics, stage.headline, memory))
