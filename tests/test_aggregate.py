@@ -76,7 +76,7 @@ def test_mean_and_standard_error_over_seeds(tmp_path):
     assert ("| RLHF beats SFT | inconclusive | +3.17 [-2.7, +9.04] | 0.15 | 5.32 | s0 +4 [+3, +5]; s1 +5 [+4, +6]; "
             "s2 +0.5 [-0.5, +1.5] | 2 / 0 / 1 of 3 |") in md
     assert "![findings over seeds](findings_forest.png)" in md and "DerSimonian–Laird" in md
-    assert "over the 1 claim checked" in md and "exchangeable" in md
+    assert "Holm within the 1 secondary claim (no primary" in md and "exchangeable" in md
     assert "| policy | b_id | a_ood | mean gap |" in md and "| ppo | 30.0 ± 5.8 | 20.0 ± 5.8 | 10.0 ± 0.0 |" in md
     assert (f"| {tmp_path / 's1'} | 1 | 0.3.0 | not recorded | 2.13.0 | AMD EPYC 7B13 (AMD x86_64 AVX2, 2 cores) "
             "| data-id |") in md
@@ -127,4 +127,4 @@ def test_aggregate_cli_errors_name_the_missing_file_and_refuse_one_run_twice(tmp
     _run(tmp_path / "s2", 20, 40, 0.4, 5.0)
     ok = CliRunner().invoke(app, ["aggregate", str(tmp_path / "s0"), str(tmp_path / "s2"), "--out", str(tmp_path / "a")])
     said = " ".join(ok.output.split())
-    assert ok.exit_code == 0 and "over seeds (+4.5 [-1.85, +10.9], Holm p 0.07; 2/2 seeds reproduce): RLHF beats SFT" in said
+    assert ok.exit_code == 0 and "over seeds (+4.5 [-1.85, +10.9], adj. p 0.07; 2/2 seeds reproduce): RLHF beats SFT" in said

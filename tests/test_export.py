@@ -15,7 +15,8 @@ def _run(tmp_path):
     for stage, name, obj in [
         ("report", "findings.json", [{"claim": "PPO beats SFT in distribution", "verdict": "reproduced",
                                       "direction": 1, "estimate": 12.5, "ci_low": 4.25, "ci_high": 20.0,
-                                      "p_value": 0.0004, "p_holm": 0.0052, "unit": "points", "n": 48},
+                                      "p_value": 0.0004, "p_holm": 0.0052, "unit": "points", "n": 48,
+                                      "family": "primary"},
                                      {"claim": "KL & 50% of β", "verdict": "not run", "direction": -1,
                                       "unit": "score", "evidence": "not run"}]),
         ("eval", "results.json", {"judge": "gold", "baseline": "sft",
@@ -45,13 +46,13 @@ def test_csv_keeps_every_number_and_latex_escapes_text_and_rounds(tmp_path):
                     ["ppo", "far", "ood", "40.0", "4.0", "", "", "48"]]
     findings = list(csv.reader((tmp_path / "csv" / "findings.csv").open()))
     assert findings[1] == ["PPO beats SFT in distribution", "reproduced", "12.5", "4.25", "20.0", "0.0004", "0.0052",
-                           "points", "48"]
+                           "primary", "points", "48"]
     tex = export_run(run, tmp_path / "tex", "latex")
     findings_tex = (tmp_path / "tex" / "findings.tex").read_text()
-    assert r"\begin{tabular}{llrrrrrlr}" in findings_tex and r"\toprule" in findings_tex
-    assert r"PPO beats SFT in distribution & reproduced & 12.5 & 4.2 & 20.0 & 0.0004 & 0.0052 & points & 48 \\" \
+    assert r"\begin{tabular}{llrrrrrllr}" in findings_tex and r"\toprule" in findings_tex
+    assert r"PPO beats SFT in distribution & reproduced & 12.5 & 4.2 & 20.0 & 0.0004 & 0.0052 & primary & points & 48 \\" \
         in findings_tex
-    assert r"KL \& 50\% of β & not run & -- & -- & -- & -- & -- & score & -- \\" in findings_tex
+    assert r"KL \& 50\% of β & not run & -- & -- & -- & -- & -- & -- & score & -- \\" in findings_tex
     assert (tmp_path / "tex" / "reward_models.tex").exists() and len(tex) == 4
 
 

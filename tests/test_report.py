@@ -129,23 +129,27 @@ def test_findings_decide_each_claim_from_its_paired_interval():
 
 def test_a_significant_interval_can_still_be_inconclusive_after_holm():
     e = _eval()
-    # PPO wins 7 inputs SFT loses and loses 1 it wins: alone p ≈ 0.03 with its interval above 0; among
-    # the table's 5 tested claims Holm multiplies it by at least 3
+    # PPO and best-of-N each win 7 inputs SFT loses and lose 1 it wins: alone p ≈ 0.03 with the interval
+    # above 0; in the primary family of two, Holm multiplies the smaller p by 2
     e["preferences"]["ppo"]["main"] = _prefs(16, flip=(20, 21, 22, 23, 24, 25, 26, 0))
+    e["preferences"]["bon"]["main"] = list(e["preferences"]["ppo"]["main"])
     got = compute_findings(e, None, None, None)
-    row = next(f for f in got if f["claim"] == "RLHF (PPO) beats SFT in distribution")
-    assert row["ci_low"] > 0 and row["p_value"] == pytest.approx(0.030, abs=3e-3)
-    assert sum(f["verdict"] != "not run" for f in got) == 5
-    assert row["p_holm"] >= 3 * row["p_value"] > 0.05
-    assert row["verdict"] == "inconclusive"
+    primary = [f for f in got if f.get("family") == "primary"]
+    assert [f["claim"] for f in primary] == ["RLHF (PPO) beats SFT in distribution", "Best-of-N beats SFT"]
+    for row in primary:
+        assert row["ci_low"] > 0 and row["p_value"] == pytest.approx(0.030, abs=3e-3)
+        assert row["p_holm"] >= 2 * min(f["p_value"] for f in primary) > 0.05
+        assert row["verdict"] == "inconclusive"
+    # the gate is closed: no secondary claim is decided either
+    assert all(f["verdict"] in ("inconclusive", "not run") for f in got)
 
 
 def test_kl_claims_are_not_run_without_a_sweep_and_restored_diversity_is_contradicted():
     got = compute_findings(_eval(), None, None, None)
     assert got[-2:] == [{"claim": KL_TREND, "verdict": "not run", "direction": -1, "unit": "score per unit log β",
-                         "evidence": "not run: enable the kl_sweep stage"},
+                         "family": "secondary", "evidence": "not run: enable the kl_sweep stage"},
                         {"claim": KL_CLAIM, "verdict": "not run", "direction": -1, "unit": "score",
-                         "evidence": "not run: enable the kl_sweep stage"}]
+                         "family": "secondary", "evidence": "not run: enable the kl_sweep stage"}]
     assert not any(f["claim"].startswith("RLHF lowers") for f in got)
     assert compute_findings(None, None, None, None) == got[-2:]
     restored = {"sft": _kl_point(0, [0.5, 0.4, 0.6, 0.5] * 5, 40, 30),
@@ -300,7 +304,7 @@ def test_build_report_reads_the_given_stage_folders(tmp_path):
     assert "| test/main | 4 | 0 | – |" in md and "| test/idiom | 4 | 1 (25.0%) | test/main |" in md
     assert "| policy | main | idiom | mean gap |" in md  # ID sets first, by the declared distribution
     assert "| ppo | 70.0 ± 5.0 | 32.5 ± 5.0 | 37.5 |" in md
-    assert "Holm-adjusted p-value over the 9 comparisons" in md and "| **reproduced** |" in md
+    assert "Holm within the 2 primary claims" in md and "Holm within the 7 secondary claims" in md and "| **reproduced** |" in md
     assert "| rm | 0.700 | 0.680 | 0.600 | – |" in md
     assert "| reward model | Chat | Safety | Prior Sets | RewardBench score |" in md and "| rm | 74.3 | 52.2 | 67.9 | 59.8 |" in md
     assert "Summarise &lt;this&gt;" in page and "75% beats reference" in page  # the sample browser
@@ -423,7 +427,7 @@ def test_length_control_finding_reads_the_eval_stage_bootstrap_and_is_named_as_r
         row = next(f for f in compute_findings({**e, "judge": judge}, None, None, None) if f["claim"] == claim)
         assert row["verdict"] == "inconclusive" and row["estimate"] == 4.0
         assert row["evidence"].startswith("LC PvR 44.0 vs 40.0 (raw 70.0 vs 40.0)")
-        assert ": Δ = +4.0, 95% CI [-3.0, +11.0], Holm p = " in row["evidence"]
+        assert ": Δ = +4.0, 95% CI [-3.0, +11.0], adjusted p = " in row["evidence"]
         # the synthetic task's gold judge is a reward that itself docks words: the note says what the control removes
         assert ("the gold judge itself scores length" in row["evidence"]) == (judge == "gold")
 

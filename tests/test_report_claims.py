@@ -36,8 +36,9 @@ def _row(findings, claim):
 
 
 def test_shift_slope_is_the_advantage_per_unit_of_measured_shift():
-    # PPO − SFT: near +0 points at shift 0.1, far +50 at 0.3: slope 50 / 0.2 = 250 points per unit
-    e = _results({"sft": {"main": 20, "near": 10, "far": 10}, "ppo": {"main": 20, "near": 10, "far": 30}},
+    # PPO − SFT: near +0 points at shift 0.1, far +50 at 0.3: slope 50 / 0.2 = 250 points per unit. PPO wins
+    # in distribution (the primary claim), so the secondary family is tested at all
+    e = _results({"sft": {"main": 10, "near": 10, "far": 10}, "ppo": {"main": 30, "near": 10, "far": 30}},
                  {"near": 0.1, "far": 0.3})
     row = _row(compute_findings(e, None, None, None), SHIFT)
     assert row["estimate"] == pytest.approx(250.0) and row["ci_low"] > 0 and row["verdict"] == "reproduced"
@@ -74,7 +75,7 @@ def test_a_set_one_policy_fails_on_still_carries_information():
 
 
 def test_head_to_head_change_resamples_each_set_and_needs_the_judgements():
-    e = _results({"sft": {"main": 20, "far": 10}, "ppo": {"main": 20, "far": 10}}, {"far": None})
+    e = _results({"sft": {"main": 10, "far": 10}, "ppo": {"main": 30, "far": 10}}, {"far": None})  # primary: PPO wins
     e["head_to_head"] = {"sft": {}, "ppo": {"main": {"win_rate": 40.0}, "far": {"win_rate": 90.0}}}
     row = _row(compute_findings(e, None, None, None), H2H)
     assert row["verdict"] == "not run" and "head_to_head_preferences" in row["evidence"]
@@ -223,3 +224,17 @@ def test_each_metric_is_set_against_the_ground_truth_where_there_is_one(tmp_path
     without = Sections(tmp_path / "none")
     metric_validity(without, {**d, "policies": {p: {"ead": t["ead"]} for p, t in d["policies"].items()}})
     assert without.sections == [] and without.figures == []
+
+
+def test_secondary_claims_wait_for_the_primary_ones():
+    """The same far-set effect is decided when PPO wins in distribution and not when it does not."""
+    open_gate = _results({"sft": {"main": 10, "far": 10}, "ppo": {"main": 30, "far": 30}}, {"far": None})
+    closed = _results({"sft": {"main": 20, "far": 10}, "ppo": {"main": 20, "far": 30}}, {"far": None})
+    far = "RLHF (PPO) beats SFT out of distribution (far)"
+    rows = {f["claim"]: f for f in compute_findings(open_gate, None, None, None)}
+    assert rows["RLHF (PPO) beats SFT in distribution"]["family"] == "primary"
+    assert rows[far]["family"] == "secondary" and rows[far]["verdict"] == "reproduced"
+    rows = {f["claim"]: f for f in compute_findings(closed, None, None, None)}
+    assert rows["RLHF (PPO) beats SFT in distribution"]["verdict"] == "inconclusive"
+    assert rows[far]["ci_low"] > 0 and rows[far]["verdict"] == "inconclusive"
+    assert rows[far]["p_holm"] >= rows["RLHF (PPO) beats SFT in distribution"]["p_holm"]

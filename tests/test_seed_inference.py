@@ -10,19 +10,21 @@ from rlhflab.stats import t_p_value
 Z = 1.959964
 
 
-def _row(claim, estimate, se, direction=1, verdict="inconclusive"):
+def _row(claim, estimate, se, direction=1, verdict="inconclusive", family="secondary"):
     return {"claim": claim, "verdict": verdict, "direction": direction, "estimate": estimate,
-            "ci_low": estimate - Z * se, "ci_high": estimate + Z * se, "unit": "points", "evidence": "x"}
+            "ci_low": estimate - Z * se, "ci_high": estimate + Z * se, "unit": "points", "family": family,
+            "evidence": "x"}
 
 
-def _runs(claims: dict[str, tuple[list[float], list[float], int]]) -> list[list[dict]]:
+def _runs(claims: dict[str, tuple[list[float], list[float], int]], primary=()) -> list[list[dict]]:
     """claim -> (per-seed estimates, per-seed SEs, direction) as the findings lists of each seed's run."""
     k = len(next(iter(claims.values()))[0])
-    return [[_row(c, ys[i], ses[i], d) for c, (ys, ses, d) in claims.items()] for i in range(k)]
+    return [[_row(c, ys[i], ses[i], d, family="primary" if c in primary else "secondary")
+             for c, (ys, ses, d) in claims.items()] for i in range(k)]
 
 
-def _over(claims):
-    per_run = _runs(claims)
+def _over(claims, primary=()):
+    per_run = _runs(claims, primary)
     return findings_over_seeds(per_run, list(range(len(per_run))))
 
 
@@ -63,7 +65,23 @@ def test_a_claim_significant_alone_is_inconclusive_after_holm_over_the_family():
     assert got["strong"]["ci_low"] > 0  # the interval alone would reproduce it
     assert got["strong"]["p_holm"] == pytest.approx(13 * alone["p_value"])
     assert got["strong"]["verdict"] == "inconclusive"
-    assert "over the 13 claims" in method_note(got, 3)
+    assert "Holm within the 13 secondary claims (no primary claim was checked)" in method_note(got, 3)
+
+
+def test_a_primary_claim_pays_for_its_own_family_and_gates_the_secondary_ones():
+    strong = ([3.0, 4.0, 5.0], [0.5, 0.5, 0.5], 1)  # p = 0.0202 alone (above)
+    nulls = {f"null {i}": ([0.5, -0.5, 0.0], [1.0, 1.0, 1.0], 1) for i in range(12)}
+    got = _over({"strong": strong} | nulls, primary={"strong"})
+    assert got["strong"]["family"] == "primary" and got["strong"]["p_holm"] == pytest.approx(0.0202, abs=1e-4)
+    assert got["strong"]["verdict"] == "reproduced"
+    assert all(got[c]["p_holm"] >= got["strong"]["p_holm"] and got[c]["verdict"] == "inconclusive" for c in nulls)
+    note = method_note(got, 3)
+    assert "Holm within the 1 primary claim (" in note and "Holm within the 12 secondary claims" in note
+    # a claim that is primary in one run and secondary in another: runs of different versions
+    per_run = _runs({"strong": strong}, {"strong"})
+    per_run[1][0]["family"] = "secondary"
+    with pytest.raises(ValueError, match="families"):
+        findings_over_seeds(per_run, [0, 1, 2])
 
 
 @pytest.mark.parametrize("ys, direction, expected", [
@@ -84,7 +102,7 @@ def test_claims_one_seed_checked_join_the_family_and_unrun_claims_stay_out():
     assert got["KL"]["verdict"] == "not run" and "p_holm" not in got["KL"]
     alone = _over({"c": ([10.0, 11.0, 12.0], [1.0, 1.0, 1.0], 1)})["c"]
     assert got["c"]["p_holm"] == pytest.approx(2 * alone["p_value"])
-    assert "over the 2 claims" in method_note(got, 3)
+    assert "Holm within the 2 secondary claims" in method_note(got, 3)
 
 
 def test_a_claim_whose_direction_differs_between_runs_is_refused():

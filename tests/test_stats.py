@@ -174,5 +174,22 @@ def test_holm_multiplies_the_kth_smallest_by_m_minus_k_plus_1_and_keeps_order():
     assert stats.holm([0.9, 0.8]) == [1.0, 1.0]  # capped at 1
 
 
+def test_gatekeeping_holms_each_family_and_lifts_the_secondary_to_the_largest_primary_p():
+    # primary 0.01, 0.02 -> Holm ×2, ×1 = 0.02, 0.02; secondary 0.001, 0.04, 0.5 -> 0.003, 0.08, 0.5,
+    # each then at least the gate 0.02
+    got = stats.gatekept_holm([0.02, 0.001, 0.01, 0.04, 0.5], [True, False, True, False, False])
+    assert got == pytest.approx([0.02, 0.02, 0.02, 0.08, 0.5])
+    # a primary claim that fails closes the gate: no secondary claim is decided
+    closed = stats.gatekept_holm([0.3, 0.0001], [True, False])
+    assert closed == pytest.approx([0.3, 0.3])
+    # the primary family pays for its own size only: with one family of 5 the first claim would get 0.05
+    assert stats.gatekept_holm([0.01] + [0.2] * 4, [True] + [False] * 4)[0] == pytest.approx(0.01)
+    assert stats.holm([0.01] + [0.2] * 4)[0] == pytest.approx(0.05)
+    # no primary claim: plain Holm
+    assert stats.gatekept_holm([0.04, 0.01, 0.03], [False] * 3) == pytest.approx(stats.holm([0.04, 0.01, 0.03]))
+    with pytest.raises(ValueError, match="primary flags"):
+        stats.gatekept_holm([0.1, 0.2], [True])
+
+
 def test_the_standard_error_divides_the_sample_deviation_by_root_n():
     assert stats.standard_error([1.0, 2.0, 3.0, 4.0]) == pytest.approx((5 / 3) ** 0.5 / 2)  # s² = 5/3, n = 4

@@ -209,7 +209,8 @@ def aggregate(
 ) -> None:
     """Mean ± SE over seeds of the win rates, gaps and diversity of several finished runs (one config,
     distinct seeds), and each finding over seeds: the random-effects combination of the seeds'
-    estimates with Holm's correction, and how many seeds reproduce it on their own."""
+    estimates with the findings' multiplicity control (Holm per family, primary gating secondary), and how many
+    seeds reproduce it on their own."""
     from pathlib import Path
 
     from rlhflab.aggregate import aggregate_runs
@@ -220,7 +221,7 @@ def aggregate(
         _error(e)
         raise typer.Exit(1)
     for claim, v in result["findings"].items():
-        combined = (f"{v['estimate']:+.3g} [{v['ci_low']:+.3g}, {v['ci_high']:+.3g}], Holm p {v['p_holm']:.2g}; "
+        combined = (f"{v['estimate']:+.3g} [{v['ci_low']:+.3g}, {v['ci_high']:+.3g}], adj. p {v['p_holm']:.2g}; "
                     if "ci_low" in v else "")
         out.print(f"{v['verdict']} over seeds ({combined}{v['reproduced_in']}/{v['checked_in']} seeds reproduce): "
                   f"{claim}", markup=False)

@@ -192,7 +192,7 @@ class OnlineTrainer:
     def normalise(self, scores: torch.Tensor) -> torch.Tensor:
         if not self.cfg.normalize_rewards:
             return scores
-        if self.loop.score_norm is None:  # fixed from the first batch, so rewards stay comparable
+        if self.loop.score_norm is None:  # fixed from the first samples, so rewards stay comparable
             whole = self.accelerator.gather(scores) if self.world > 1 else scores  # every process, the same norm
             self.loop.score_norm = [whole.mean().item(), whole.std().clamp(min=1e-6).item()]
         mu, sd = self.loop.score_norm
@@ -239,8 +239,14 @@ class OnlineTrainer:
         if world > 1:  # shares differ in size by one at most, so gather them as lists
             raw, scores, kl = (torch.tensor(gather_object(t.tolist()), dtype=t.dtype) for t in (raw, scores, kl))
             gold = gather_object(gold)
+        if self.cfg.normalize_rewards and self.loop.score_norm is None:
+            # the first validation pass samples the starting policy, as the first batch would; every process
+            # holds the whole set here, so all of them get the same norm without another gather
+            self.loop.score_norm = [scores.mean().item(), scores.std().clamp(min=1e-6).item()]
+        # select on the reward the policy is trained on: with normalised scores, β·KL is weighed against
+        # score standard deviations, not the RM's raw units
         out = {"val_rm_score": raw.mean().item(), "val_kl": kl.mean().item(), "val_kl_coef": self.loop.kl_coef,
-               "val_objective": kl_objective(scores, kl, self.loop.kl_coef)}
+               "val_objective": kl_objective(self.normalise(scores), kl, self.loop.kl_coef)}
         if self.gold:
             out["val_gold"] = mean(gold)
         return out

@@ -14,9 +14,10 @@ max(1, q) (Röver et al. 2015) stops it from collapsing when 3 seeds happen to a
 than their own SEs say. (`rlhflab.stats.random_effects`.)
 
 The per-seed SE is not stored: it is taken from the seed's 95% bootstrap interval,
-SE = (high − low) / (2 · 1.96). Holm's correction runs over every claim at least one seed checked
-(the family a single run corrects over); a claim only one seed checked cannot be combined and enters
-the family with p = 1.
+SE = (high − low) / (2 · 1.96). The multiplicity control is the one a single run uses
+(`rlhflab.report.claims`: Holm within the primary family, which gates Holm within the secondary
+one) over every claim at least one seed checked; a claim only one seed checked cannot be combined
+and enters its family with p = 1.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from typing import Sequence
 
 from rlhflab.report.figures import save_grid
 from rlhflab.report.findings import ALPHA
-from rlhflab.stats import holm, random_effects, se_from_interval, verdict
+from rlhflab.report.claims import is_primary, multiplicity_text
+from rlhflab.stats import gatekept_holm, random_effects, se_from_interval, verdict
 
 FOREST = "findings_forest.png"
 
@@ -44,7 +46,12 @@ def _claim_entry(claim: str, rows: list[tuple[object, dict]]) -> dict:
                          "aggregate runs of one rlhflab version")
     verdicts = [r.get("verdict") for _, r in rows]
     tested = [(s, r) for s, r in rows if _checked(r)]
+    families = {r.get("family", "secondary") for _, r in rows}
+    if len(families) != 1:
+        raise ValueError(f"claim {claim!r} is in families {sorted(families)} in different runs: "
+                         "aggregate runs of one rlhflab version")
     entry = {"direction": directions.pop(), "unit": rows[0][1].get("unit", "points"), "verdict": "not run",
+             "family": families.pop(),
              "reproduced_in": verdicts.count("reproduced"), "contradicted_in": verdicts.count("contradicted"),
              "inconclusive_in": verdicts.count("inconclusive"), "checked_in": len(tested),
              "seeds": [{"seed": s, "estimate": r["estimate"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
@@ -59,8 +66,8 @@ def _claim_entry(claim: str, rows: list[tuple[object, dict]]) -> dict:
 
 def findings_over_seeds(per_run: list[list[dict]], seeds: Sequence) -> dict[str, dict]:
     """claim -> the per-seed estimates (with their intervals and SEs), their random-effects
-    combination ("estimate", "se", "ci_low", "ci_high", "p_value", "tau2", "df"), the Holm-adjusted
-    p over the family ("p_holm"), the over-seed verdict in the claim's own direction, and the seeds'
+    combination ("estimate", "se", "ci_low", "ci_high", "p_value", "tau2", "df"), the adjusted p
+    ("p_holm": Holm per family, the primary family gating the secondary), the over-seed verdict in the claim's own direction, and the seeds'
     own verdict counts. `per_run[i]` is the findings list of the run of seed `seeds[i]`."""
     rows: dict[str, list[tuple[object, dict]]] = {}
     for seed, findings in zip(seeds, per_run, strict=True):
@@ -68,7 +75,7 @@ def findings_over_seeds(per_run: list[list[dict]], seeds: Sequence) -> dict[str,
             rows.setdefault(row["claim"], []).append((seed, row))
     out = {claim: _claim_entry(claim, rs) for claim, rs in rows.items()}
     family = [e for e in out.values() if e["checked_in"]]
-    for e, p in zip(family, holm([e["p_value"] for e in family])):
+    for e, p in zip(family, gatekept_holm([e["p_value"] for e in family], [is_primary(e) for e in family])):
         e["p_holm"] = p
         e["verdict"] = (verdict(e["ci_low"], e["ci_high"], e["direction"], significant=p < ALPHA)
                         if "ci_low" in e else "inconclusive")
@@ -77,7 +84,7 @@ def findings_over_seeds(per_run: list[list[dict]], seeds: Sequence) -> dict[str,
 
 def method_note(findings: dict[str, dict], n_seeds: int) -> str:
     """The paragraph aggregate.md prints about the method and its assumptions."""
-    m = sum(e["checked_in"] > 0 for e in findings.values())
+    checked = [{**e, "verdict": None} for e in findings.values() if e["checked_in"] > 0]
     return (f"Over the {n_seeds} seeds, each claim's per-seed estimates are combined by a random-effects "
             "meta-analysis: each seed contributes its paired estimate with a standard error taken from its own 95% "
             "bootstrap interval, SE = (high − low) / (2 × 1.96) (the findings store the interval, not the SE); the "
@@ -86,10 +93,10 @@ def method_note(findings: dict[str, dict], n_seeds: int) -> str:
             "degrees of freedom, k the number of seeds that checked the claim. This assumes the seeds are "
             "exchangeable runs of one config that differ only in the seed (they share the data and the base "
             "model, so the spread is training and sampling randomness, not a new sample of data), and that each "
-            "seed's estimate is approximately normal with the SE its interval implies. Holm's correction runs "
-            f"over the {m} claim{'s' if m != 1 else ''} checked in at least one seed, as a single run's table does (a claim checked "
-            "in one seed only enters with p = 1). A claim is *reproduced* / *contradicted* when the combined 95% "
-            f"interval excludes 0 on the claimed / opposite side and its Holm-adjusted p is below {ALPHA}; "
+            "seed's estimate is approximately normal with the SE its interval implies. The p-values of the claims "
+            f"checked in at least one seed are adjusted as a single run's table is: {multiplicity_text(checked)} (a "
+            "claim checked in one seed only enters with p = 1). A claim is *reproduced* / *contradicted* when the "
+            f"combined 95% interval excludes 0 on the claimed / opposite side and its adjusted p is below {ALPHA}; "
             "otherwise *inconclusive*.")
 
 
@@ -99,7 +106,7 @@ def _fmt(x: float) -> str:
 
 def findings_table(findings: dict[str, dict]) -> list[str]:
     """The markdown rows of the over-seed findings table, per-seed estimates beside the combined one."""
-    lines = ["| claim | over seeds | combined Δ, 95% CI | Holm p | τ² | per seed: Δ [95% CI] | seeds: reproduced / "
+    lines = ["| claim | over seeds | combined Δ, 95% CI | adj. p | τ² | per seed: Δ [95% CI] | seeds: reproduced / "
              "contradicted / inconclusive |", "|---|---|---|---|---|---|---|"]
     for c, e in findings.items():
         combined = f"{_fmt(e['estimate'])} [{_fmt(e['ci_low'])}, {_fmt(e['ci_high'])}]" if "ci_low" in e else "–"

@@ -123,6 +123,27 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return out
 
 
+def gatekept_holm(p_values: Sequence[float], primary: Sequence[bool]) -> list[float]:
+    """Adjusted p-values of a serial gatekeeping procedure over two families (Dmitrienko & Tamhane
+    2007, "Gatekeeping procedures with clinical trial applications"): Holm within the primary
+    family; the secondary family is tested, by Holm within it, only once every primary hypothesis is
+    rejected, so a secondary adjusted p is the larger of its own Holm p and the largest primary one.
+    Rejecting adjusted p < α controls the family-wise error rate at α over both families together,
+    while the primary claims pay for the size of their own family only. No primary: plain Holm."""
+    if len(primary) != len(p_values):
+        raise ValueError(f"{len(p_values)} p-values but {len(primary)} primary flags")
+    first = [i for i, f in enumerate(primary) if f]
+    rest = [i for i, f in enumerate(primary) if not f]
+    out = [0.0] * len(p_values)
+    for idx, adjusted in ((first, holm([p_values[i] for i in first])), (rest, holm([p_values[i] for i in rest]))):
+        for i, p in zip(idx, adjusted):
+            out[i] = p
+    gate = max((out[i] for i in first), default=0.0)
+    for i in rest:
+        out[i] = max(out[i], gate)
+    return out
+
+
 # --------------------------------------------------------------------------- across seeds ---
 
 # two-sided 95% Student-t quantiles t_{0.975, df} for df = 1..30 (standard tables)

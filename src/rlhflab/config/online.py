@@ -31,7 +31,8 @@ class OnlineRL(Section):
     # --- reward ---
     eos_penalty: float | None = Field(-10.0, description="EOS trick: score of a truncated completion; null = off")
     normalize_rewards: bool = Field(
-        False, description="standardise RM scores with the mean/std of the first rollout batch (ivison2024 does not)")
+        False, description="standardise RM scores with the mean/std of the starting policy's samples (the first "
+        "validation pass, else the first rollout batch), in training and in checkpoint selection; ivison2024 does not")
     optim: Optimizer = Field(default_factory=lambda: Optimizer(
         lr=1e-6, warmup_ratio=0.1, schedule="constant", adam_beta1=0.9, adam_beta2=0.95, adam_epsilon=1e-5,
         weight_decay=0.0, max_grad_norm=1.0), description="ivison2024 table 9: lr 1e-6, Adam β2 0.95, ε 1e-5, constant")

@@ -1,5 +1,13 @@
 """What every claim of the report shares: where each test set lies, which sets carry information,
-one row per claim, the slope statistic, and the verdicts decided over the whole table (Holm).
+one row per claim, the slope statistic, and the verdicts decided over the whole table (Holm within
+two families, the primary one gating the secondary, `rlhflab.stats.gatekept_holm`).
+
+The primary family is fixed before any data: the papers' headline performance claims, PPO and
+best-of-N against SFT on the in-distribution sets (kirk2024 §5, ivison2024 §3). Every other claim
+(out of distribution per set, gaps, shift, head-to-head, diversity, KL) is secondary: it is
+decided only once every primary claim is, at the Holm level of its own family. Why: with one
+family of ~20 claims, the first Holm step asks p < 0.0025, which three seeds on a t(2)
+distribution reach only for t > 14; a study that could never decide its headline is no test.
 
 Whether a test set is in or out of distribution is read from `eval_results["sets"][name]
 ["distribution"]`, never from the set's name. A set on which every policy's PvR win rate is
@@ -13,12 +21,13 @@ from typing import Sequence
 
 import numpy as np
 
-from rlhflab.stats import holm, verdict
+from rlhflab.stats import gatekept_holm, verdict
 
 FLOOR = 2.0  # PvR win rate (%) below which a policy "does not succeed" on a set
 ALPHA = 0.05
 RESAMPLES = 10000  # the smallest p is 2/(draws + 1): Holm over ~15 claims keeps it near 0.003, far below 0.05
 TEST = "paired bootstrap over inputs"
+FAMILIES = ("primary", "secondary")
 NAMES = {"sft": "SFT", "bon": "best-of-N", "ppo": "PPO", "dpo": "DPO", "grpo": "GRPO", "rloo": "RLOO",
          "online_dpo": "online DPO"}
 # decimals shown per unit: win-rate points, a diversity score, and the two slopes
@@ -80,12 +89,32 @@ def slope(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 def claim_row(claim: str, direction: int, stat: dict | None, evidence: str, scale: float = 1.0,
-              unit: str = "points") -> dict:
+              unit: str = "points", family: str = "secondary") -> dict:
+    if family not in FAMILIES:
+        raise ValueError(f"family {family!r}: one of {FAMILIES}")
     if stat is None:
-        return {"claim": claim, "verdict": "not run", "direction": direction, "unit": unit, "evidence": evidence}
+        return {"claim": claim, "verdict": "not run", "direction": direction, "unit": unit, "family": family,
+                "evidence": evidence}
     return {"claim": claim, "verdict": None, "direction": direction, "estimate": scale * stat["estimate"],
             "ci_low": scale * stat["ci_low"], "ci_high": scale * stat["ci_high"], "p_value": stat["p_value"],
-            "n": stat["n"], "unit": unit, "evidence": evidence}
+            "n": stat["n"], "unit": unit, "family": family, "evidence": evidence}
+
+
+def is_primary(row: dict) -> bool:
+    return row.get("family") == "primary"
+
+
+def multiplicity_text(rows) -> str:
+    """How the table's p-values are adjusted, with the size of each family, for the method notes."""
+    tested = [r for r in rows if r.get("verdict") != "not run"]
+    k = sum(map(is_primary, tested))
+    m = len(tested) - k
+    second = f"Holm within the {m} secondary claim{'s' if m != 1 else ''}"
+    if not k:
+        return f"{second} (no primary claim was checked)"
+    return (f"Holm within the {k} primary claim{'s' if k != 1 else ''} (the in-distribution claims that PPO and best-of-N "
+            f"beat SFT, fixed in advance as the papers' headline claims) and, only once every primary claim is decided, {second} "
+            "(serial gatekeeping, Dmitrienko & Tamhane 2007: the family-wise error over both families stays below α)")
 
 
 def interval_text(row: dict) -> str:
@@ -94,10 +123,11 @@ def interval_text(row: dict) -> str:
 
 
 def decide(rows: list[dict]) -> list[dict]:
-    """Holm-adjust the p-values of every tested claim and give each its verdict."""
+    """Adjust the p-values of every tested claim (Holm per family, the primary family gating the
+    secondary) and give each its verdict."""
     tested = [r for r in rows if r["verdict"] is None]
-    for r, p in zip(tested, holm([r["p_value"] for r in tested])):
+    for r, p in zip(tested, gatekept_holm([r["p_value"] for r in tested], [is_primary(r) for r in tested])):
         r["p_holm"] = p
         r["verdict"] = verdict(r["ci_low"], r["ci_high"], r["direction"], significant=p < ALPHA)
-        r["evidence"] += f": {interval_text(r)}, Holm p = {p:.3g}"
+        r["evidence"] += f": {interval_text(r)}, adjusted p = {p:.3g}"
     return rows

@@ -26,7 +26,7 @@ def _json(path: Path):
 
 
 def findings_table(findings: list[dict]) -> tuple[list[str], list[list]]:
-    head = ["claim", "verdict", "estimate", "ci_low", "ci_high", "p_value", "p_holm", "unit", "n"]
+    head = ["claim", "verdict", "estimate", "ci_low", "ci_high", "p_value", "p_holm", "family", "unit", "n"]
     return head, [[f.get(k) for k in head] for f in findings]
 
 
@@ -94,7 +94,8 @@ def run_tables(run_dir: Path) -> dict[str, tuple[str, list[str], list[list]]]:
     run_dir = Path(run_dir)
     out: dict[str, tuple[str, list[str], list[list]]] = {}
     if (findings := _json(run_dir / "report" / "findings.json")) is not None:
-        out["findings"] = ("Findings: paired estimates, 95% bootstrap intervals, Holm-adjusted p",
+        out["findings"] = ("Findings: paired estimates, 95% bootstrap intervals, adjusted p (Holm per family, the "
+                           "primary gating the secondary)",
                            *findings_table(findings))
     if (results := _json(run_dir / "eval" / "results.json")) is not None:
         out["pvr"] = (f"PvR win rate (%) against the reference outputs, judge {results.get('judge')}",

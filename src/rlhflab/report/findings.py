@@ -5,13 +5,15 @@
 PPO stage's `manifest.json` (any of them None when that stage did not run) and returns one row per
 claim it can check:
 
-    {"claim", "verdict", "estimate", "ci_low", "ci_high", "p_value", "p_holm", "direction", "evidence"}
+    {"claim", "verdict", "estimate", "ci_low", "ci_high", "p_value", "p_holm", "direction", "family", "evidence"}
 
 Every comparison is paired: the policies were judged (or sampled) on the same inputs, so the
 estimate is the mean per-input difference and its 95% interval comes from a paired bootstrap over
 inputs (`rlhflab.stats`). A claim about gaps resamples each test set's inputs independently.
 The verdict is *reproduced* when the interval excludes 0 in the claimed direction and the
-Holm-adjusted p-value over all claims of the table is below α = 0.05, *contradicted* when the
+adjusted p-value is below α = 0.05 (Holm within the primary family — PPO and best-of-N against
+SFT in distribution — which gates Holm within the secondary family of every other claim:
+`rlhflab.report.claims`), *contradicted* when the
 same holds in the opposite direction, else *inconclusive*; a claim whose stage did not run is
 "not run". So no verdict can disagree with its own interval.
 
@@ -22,7 +24,7 @@ head-to-head and length-control claims, in `diversity_claims` the diversity and 
 
 from __future__ import annotations
 
-from rlhflab.report.claims import (ALPHA, DIGITS, FLOOR, NAMES, RESAMPLES, TEST, claim_row, decide, distribution,
+from rlhflab.report.claims import (ALPHA, DIGITS, FLOOR, NAMES, RESAMPLES, TEST, claim_row, decide, distribution, multiplicity_text,
                                    evaluated_sets, gap_pairs, mean_gap, ordered_sets, sets_in, uninformative_sets)
 from rlhflab.report.diversity_claims import (KL_CLAIM, KL_TREND_CLAIM, across_input_claims, kl_claims, kl_metric,
                                              per_input_claims)
@@ -40,7 +42,7 @@ def compute_findings(eval_results: dict | None, diversity: dict | None, kl_sweep
                      ppo_metrics: dict | None, *, seed: int = 0, floor: float = FLOOR,
                      extra: list[dict] = ()) -> list[dict]:
     """The claims this study can check, each with its paired interval and a verdict (see module doc);
-    `extra` rows (other evaluations' claims, undecided) join the same Holm correction."""
+    `extra` rows (other evaluations' claims, undecided) join the secondary family's correction."""
     rows: list[dict] = []
     e, d = eval_results, diversity
     prefs = (e or {}).get("preferences") or {}
@@ -52,7 +54,8 @@ def compute_findings(eval_results: dict | None, diversity: dict | None, kl_sweep
     def pvr_claim(claim: str, a: str, b: str, s: str, extra: str = "") -> None:
         st = paired_bootstrap(prefs[a][s], prefs[b][s], resamples=RESAMPLES, seed=seed, key=f"{a}-{b}-{s}")
         wa, wb = e["pvr"][a][s]["win_rate"], e["pvr"][b][s]["win_rate"]
-        rows.append(claim_row(claim, 1, st, f"PvR {wa:.1f} vs {wb:.1f} on {st['n']} paired inputs" + extra, 100.0))
+        rows.append(claim_row(claim, 1, st, f"PvR {wa:.1f} vs {wb:.1f} on {st['n']} paired inputs" + extra, 100.0,
+                              family="primary" if s in ids else "secondary"))
 
     if e and {"ppo", "sft"} <= set(prefs):
         for s in evaluated_sets(e):
@@ -77,12 +80,11 @@ def compute_findings(eval_results: dict | None, diversity: dict | None, kl_sweep
 
 def method_note(findings: list[dict]) -> str:
     """One sentence naming the test and the number of comparisons, for the report."""
-    m = sum(f["verdict"] != "not run" for f in findings)
     return (f"Each claim is tested by a {TEST} ({RESAMPLES} resamples; both policies scored on the same "
             "inputs, per-input differences resampled; a quantity over several test sets — a gap, the slope against "
             "the measured shift, the head-to-head change — resamples each set's inputs within the set; the KL trend "
             "averages each input's own slope of diversity on ln β), with a 95% percentile "
             f"interval. Verdicts: *reproduced* / *contradicted* when the interval excludes 0 on the claimed / "
-            f"opposite side and the Holm-adjusted p-value over the {m} comparisons of this table is below "
-            f"{ALPHA}; otherwise *inconclusive*. Test sets where every policy's PvR is below {FLOOR:g}% "
+            f"opposite side and the adjusted p-value is below {ALPHA} — {multiplicity_text(findings)}; otherwise "
+            f"*inconclusive*. Test sets where every policy's PvR is below {FLOOR:g}% "
             "carry no information about generalisation: they get no claim and are left out of every mean gap.")

@@ -88,7 +88,7 @@ def pvr_table(results: dict) -> list[str]:
 
 
 def findings_table(findings: list[dict]) -> list[str]:
-    lines = ["| claim (from the papers) | verdict | estimate [95% CI] | Holm p |", "| --- | --- | --- | --- |"]
+    lines = ["| claim (from the papers) | verdict | estimate [95% CI] | adj. p |", "| --- | --- | --- | --- |"]
     for f in findings:
         if f["verdict"] == "not run":
             lines.append(f"| {f['claim']} | not run | – | – |")
@@ -109,6 +109,6 @@ def readme_tables(run_dir: Path, headlines: dict[str, tuple[str, ...]]) -> str:
         out += pvr_table(results)
     findings = _json(run_dir / "report" / "findings.json")
     if findings:
-        out += ["", "Findings (paired bootstrap over inputs, Holm-corrected over the table):", ""]
+        out += ["", "Findings (paired bootstrap over inputs; p adjusted by Holm per family, the primary family gating the secondary):", ""]
         out += findings_table(findings)
     return "\n".join(out) + "\n"
