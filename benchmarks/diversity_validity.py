@@ -10,8 +10,11 @@ rlhflab.evaluation.diversity_validity (after Tevet & Berant 2021) on a finished 
 3. The study's policies, when the run has diversity/diversity.json with the ground truth: the same
    correlations with the policies as conditions.
 
+4. With --paraphrase-sets, the conTest on sets you wrote (real text, no ground truth needed).
+
     python benchmarks/diversity_validity.py runs/quickstart-s0 [--taus 0.2,0.4,0.7,1.0,1.3]
-        [--inputs 64] [--k 8] [--sets 200] [--bootstrap 1000] [--no-sweep] [--out validity.json]
+        [--inputs 64] [--k 8] [--sets 200] [--bootstrap 1000] [--no-sweep]
+        [--paraphrase-sets examples/paraphrase_sets.jsonl] [--out validity.json]
 
 Needs a GPU for the sweep in reasonable time (5 τ × inputs × K samples); --no-sweep runs 2 and 3 only.
 """
@@ -27,7 +30,8 @@ from pathlib import Path
 from rlhflab.config import load_config
 from rlhflab.data.records import RECORD_TYPES, read_json, read_records
 from rlhflab.evaluation.diversity import load_sentence_encoder, nli_for
-from rlhflab.evaluation.diversity_validity import condition_correlations, content_vs_form, mean_correlations
+from rlhflab.evaluation.diversity_validity import (condition_correlations, content_vs_form, mean_correlations,
+                                                   paraphrase_separation, read_paraphrase_sets)
 from rlhflab.evaluation.ground_truth_diversity import GROUND_TRUTH_TASKS, measured_diversity
 from rlhflab.layout import TASK_INFO, Layout
 
@@ -44,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--set-size", type=int, choices=(2, 3), default=3, help="samples per content-vs-form set")
     ap.add_argument("--bootstrap", type=_positive, default=1000, help="bootstrap resamples of the inputs")
     ap.add_argument("--no-sweep", action="store_true", help="skip the temperature sweep (no model is loaded)")
+    ap.add_argument("--paraphrase-sets", type=Path, help="also run the content-vs-form test on your own sets (JSONL, "
+                    "docs/diversity-validity.md), e.g. examples/paraphrase_sets.jsonl")
     ap.add_argument("--out", type=Path, help="also write every number as JSON here")
     a = ap.parse_args(argv)
     if a.k < 2:
@@ -159,6 +165,10 @@ def main(argv: list[str] | None = None) -> dict:
         out["content_vs_form"][f"{varied}_slots"] = sep
         print_separation(f"Content vs form, {a.sets} + {a.sets} sets of {a.set_size}, content sets varying "
                          f"{varied} of 4 facts (content metric: d > 0, AUROC → 1)", sep)
+    if a.paraphrase_sets:
+        sep = paraphrase_separation(measure, read_paraphrase_sets(a.paraphrase_sets))
+        out["paraphrase_sets"] = sep
+        print_separation(f"Content vs form on {a.paraphrase_sets} (content metric: d > 0, AUROC → 1)", sep)
     policies = a.run_dir / "diversity" / "diversity.json"
     if policies.exists() and "content" in next(iter(read_json(policies)["policies"].values()), {}):
         tables = read_json(policies)["policies"]

@@ -21,6 +21,9 @@ TINY = [
     "rm.optim.micro_batch_size=16", "rm.eval_every=5",
     "ppo.prompt_batch_size=32", "ppo.minibatch_size=16", "ppo.epochs=10", "ppo.max_steps=10", "ppo.optim.lr=1e-4",
     "ppo.eval_every=4", "ppo.save_every=4",
+    # the trainers' end-to-end tests were tuned on raw RM scores and β = 0.05; normalised rewards have tests of
+    # their own (test_ppo_end_to_end)
+    "ppo.normalize_rewards=false", "ppo.kl_coef=0.05", "task.n_preference_proxy=null", "eval.lc_resamples=10000",
     "dpo.optim.lr=1e-4", "dpo.optim.micro_batch_size=16", "dpo.eval_every=10", "dpo.n_sample_check=48",
     "diversity.n_inputs=16", "diversity.samples_per_input=8", "diversity.policies=[sft,ppo,dpo]",
     "eval.max_inputs_per_test_set=16", "eval.bootstrap=100", "eval.gold_noise=true",

@@ -203,7 +203,7 @@ def test_an_absurd_data_size_is_refused_before_anything_runs(tmp_path):
     assert preflight(load_config("quickstart").task) is None
     res = CliRunner().invoke(app, ["run", "quickstart", "--set", "task.n_sft_train=1000000000",
                                    "--set", f"output_dir={tmp_path}"])
-    assert res.exit_code == 1 and "the task asks for 1,000,016,800 records: about 1,600.0 GB of memory" in res.output
+    assert res.exit_code == 1 and "the task asks for 1,000,018,800 records: about 1,600.0 GB of memory" in res.output
     assert "hours to generate; lower task.n_* or pass --yes" in " ".join(res.output.split())
     assert not any(tmp_path.iterdir())
 

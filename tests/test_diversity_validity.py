@@ -14,7 +14,8 @@ from rlhflab.data.synthetic import delexicalise
 from rlhflab.evaluation.diversity import Spread
 from rlhflab.evaluation.diversity_validity import (auroc, average_ranks, clustered_spearman, condition_correlations,
                                                    content_vs_form, content_vs_form_sets, mean_correlations,
-                                                   row_bootstrap, separation, spearman, standardised_difference)
+                                                   paraphrase_separation, read_paraphrase_sets, row_bootstrap,
+                                                   separation, spearman, standardised_difference)
 from rlhflab.evaluation.ground_truth_diversity import ground_truth_table
 
 
@@ -86,6 +87,50 @@ def test_content_vs_form_separates_by_the_ground_truth():
     assert out["content"]["auroc"] == 1.0 and out["content"]["d"] == math.inf
     assert (out["content"]["content_mean"], out["content"]["form_mean"]) == (1.0, 0.0)
     assert math.isnan(out["form"]["auroc"])  # content sets have no pair of equal content to word differently
+
+
+def _distinct_words(texts, n, k):
+    """A hand-checkable metric: per set, distinct words / all words."""
+    vals = []
+    for i in range(n):
+        words = " ".join(texts[i * k:(i + 1) * k]).split()
+        vals.append(len(set(words)) / len(words))
+    return {"distinct": {"per_input": {"values": vals}}}
+
+
+def _write_sets(path, rows):
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_user_paraphrase_sets_are_read_and_separated_by_hand(tmp_path):
+    f = _write_sets(tmp_path / "sets.jsonl", [
+        {"kind": "form", "texts": ["the cat sat", "a cat was sitting"], "id": "f1"},  # 6 distinct of 7 words
+        {"kind": "content", "texts": ["the cat sat", "the dog ran"]},  # 5 of 6
+        {"kind": "form", "texts": ["it rains", "it is raining"]},  # 4 of 5
+        {"kind": "content", "texts": ["it rains", "it snows"]}])  # 3 of 4
+    sets = read_paraphrase_sets(f)
+    assert sets["form"][0] == ["the cat sat", "a cat was sitting"] and len(sets["content"]) == 2
+    sep = paraphrase_separation(_distinct_words, sets)["distinct"]
+    # content 5/6, 3/4 against form 6/7, 4/5: the word count ranks the sets by wording, not meaning
+    assert sep["content_mean"] == pytest.approx((5 / 6 + 3 / 4) / 2)
+    assert sep["form_mean"] == pytest.approx((6 / 7 + 4 / 5) / 2)
+    assert sep["auroc"] == pytest.approx(0.25) and sep["n"] == 4  # 1 of the 4 (content, form) pairs ranked right
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([{"kind": "meaning", "texts": ["a", "b"]}], ' line 1: "kind" must be "content"'),
+    ([{"kind": "form", "texts": ["a"]}], ' line 1: "texts" must be a list of two or more'),
+    ([{"kind": "form", "texts": ["a", "b"]}, {"kind": "form", "texts": ["a", "b", "c"]}], " line 2: 3 texts where"),
+    ([{"kind": "form", "texts": ["a", "b"]}] * 2 + [{"kind": "content", "texts": ["a", "b"]}],
+     '1 set(s) of kind "content"'),
+])
+def test_bad_paraphrase_sets_name_the_line_and_the_fix(tmp_path, rows, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_paraphrase_sets(_write_sets(tmp_path / "sets.jsonl", rows))
+    (tmp_path / "broken.jsonl").write_text('{"kind": "form"\n')
+    with pytest.raises(ValueError, match="broken.jsonl line 1: not valid JSON"):
+        read_paraphrase_sets(tmp_path / "broken.jsonl")
 
 
 def _table(**per_metric):

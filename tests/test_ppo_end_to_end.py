@@ -143,3 +143,13 @@ def test_ppo_options_shared_value_head_minibatch_forward_adaptive_kl(tiny_run, t
     val = trainer.validate()  # checkpoint selection scores with the adapted β, not the configured one
     assert val["val_kl_coef"] == trainer.loop.kl_coef != trainer.cfg.kl_coef
     assert trainer.loop.score_norm is not None  # normalisation fixed from the first batch
+
+
+def test_normalised_rewards_take_their_norm_from_the_first_validation_pass(tiny_run, tmp_path):
+    """Before any batch, the validation pass samples the SFT policy: its scores set the norm, so the
+    starting point's objective is 0 (mean of standardised scores, no KL yet)."""
+    cfg, _ = tiny_run
+    trainer = _trainer(cfg, tmp_path, tmp_path, ["ppo.normalize_rewards=true", "ppo.val_prompts=8"])
+    first = trainer.validate()
+    assert trainer.loop.score_norm is not None and first["val_kl"] == pytest.approx(0.0, abs=1e-5)
+    assert first["val_objective"] == pytest.approx(0.0, abs=1e-5)

@@ -223,7 +223,12 @@ def test_each_metric_is_set_against_the_ground_truth_where_there_is_one(tmp_path
     assert "| EAD | +1.00 [" in body and "| NLI | -1.00 [" in body and (tmp_path / "figures" / "metric_validity.png").exists()
     without = Sections(tmp_path / "none")
     metric_validity(without, {**d, "policies": {p: {"ead": t["ead"]} for p, t in d["policies"].items()}})
-    assert without.sections == [] and without.figures == []
+    # no ground truth (a real dataset): the section says which metric the synthetic validation supports
+    assert without.figures == [] and [t for t, _ in without.sections] == ["Do the diversity metrics measure diversity here?"]
+    assert "read EAD as lexical diversity" in without.sections[0][1] and "--paraphrase-sets" in without.sections[0][1]
+    nothing = Sections(tmp_path / "nothing")
+    metric_validity(nothing, None)
+    assert nothing.sections == []
 
 
 def test_secondary_claims_wait_for_the_primary_ones():

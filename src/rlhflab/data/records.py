@@ -106,7 +106,9 @@ def _lines(path: Path):
 MAX_LINE_BYTES = 4 << 20  # longer records are refused: a model's context truncates them anyway
 
 
-def read_records(path: str | Path, cls: type[R]) -> list[R]:
+def json_lines(path: str | Path):
+    """(line number, "<path> line <n>", object) for every non-empty line of a JSONL file; a missing
+    file, a directory, a broken link or a line that is not JSON raise RecordError naming it."""
     path = Path(path)
     if path.is_symlink() and not path.exists():
         raise RecordError(f"{path}: a symbolic link to nothing (broken or looping); point it at a JSONL file")
@@ -114,7 +116,6 @@ def read_records(path: str | Path, cls: type[R]) -> list[R]:
         raise RecordError(f"{path}: no such file")
     if path.is_dir():
         raise RecordError(f"{path}: is a directory; give a JSONL file of records")
-    out: list[R] = []
     for lineno, line in _lines(path):
         if not line.strip():
             continue
@@ -123,6 +124,13 @@ def read_records(path: str | Path, cls: type[R]) -> list[R]:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise RecordError(f"{where}: not valid JSON: {e.msg} (column {e.colno})") from None
+        yield lineno, where, obj
+
+
+def read_records(path: str | Path, cls: type[R]) -> list[R]:
+    path = Path(path)
+    out: list[R] = []
+    for lineno, where, obj in json_lines(path):
         rec = _validate(obj, cls, where)
         if not rec.id:
             rec.id = f"{path.stem}-{lineno}"

@@ -188,6 +188,48 @@ def content_vs_form(measure: Callable[[list[str], int, int], Table], n_sets: int
             for m in f_table if m in c_table}
 
 
+# ------------------------------------------------- conTest on sets a user wrote (any text) ---
+
+PARAPHRASE_KINDS = ("content", "form")
+
+
+def read_paraphrase_sets(path) -> dict[str, list[list[str]]]:
+    """A user's conTest sets from JSONL, one set per line: {"kind": "content" | "form", "texts": [k
+    strings], "id": optional}. A *form* set says one thing k ways (paraphrases); a *content* set says k
+    different things in as alike a wording as the writer can. Every set has the same k ≥ 2 (each set is
+    one "input" of the metrics' per-input estimators), and each kind needs two sets or more. Errors
+    name the file, the line and the fix."""
+    from rlhflab.data.records import json_lines
+
+    sets: dict[str, list[list[str]]] = {k: [] for k in PARAPHRASE_KINDS}
+    size = None
+    for _, where, row in json_lines(path):
+        if not isinstance(row, dict) or row.get("kind") not in PARAPHRASE_KINDS:
+            raise ValueError(f'{where}: "kind" must be "content" (k different meanings) or "form" (one meaning '
+                             "in k wordings)")
+        texts = row.get("texts")
+        if not isinstance(texts, list) or len(texts) < 2 or not all(isinstance(t, str) and t.strip() for t in texts):
+            raise ValueError(f'{where}: "texts" must be a list of two or more non-empty strings')
+        if size is not None and len(texts) != size:
+            raise ValueError(f"{where}: {len(texts)} texts where the sets before have {size}; give every set the "
+                             "same number of texts")
+        size = len(texts)
+        sets[row["kind"]].append(texts)
+    for kind, got in sets.items():
+        if len(got) < 2:
+            raise ValueError(f'{path}: {len(got)} set(s) of kind "{kind}"; the test needs two or more of each kind')
+    return sets
+
+
+def paraphrase_separation(measure: Callable[[list[str], int, int], Table],
+                          sets: Mapping[str, Sequence[Sequence[str]]]) -> dict[str, dict]:
+    """Each metric's separation of a user's content sets from their form sets (`read_paraphrase_sets`)."""
+    k = len(sets["content"][0])
+    tables = {kind: measure([t for group in sets[kind] for t in group], len(sets[kind]), k) for kind in PARAPHRASE_KINDS}
+    return {m: separation(per_input_values(tables["content"], m), per_input_values(tables["form"], m))
+            for m in tables["form"] if m in tables["content"]}
+
+
 # ------------------------------------------------------------ decTest and the policies ---
 
 

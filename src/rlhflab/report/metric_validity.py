@@ -21,6 +21,18 @@ GROUND_TRUTH = "content"
 PAPERS = ("ead", "sentence_bert", "nli")
 
 
+# What the synthetic task's validation found (docs/diversity-validity.md, benchmarks/diversity_validity.py), for
+# runs whose outputs have no known meaning
+NO_GROUND_TRUTH = (
+    "This task has no ground truth for what an output means, so the metrics cannot be checked on these outputs. "
+    "On the synthetic task, where it is known (docs/diversity-validity.md), Sentence-BERT and NLI tell sets that "
+    "differ in one fact from sets that only reword one fact (conTest AUROC 1.0 each), while EAD ranks the "
+    "rewordings as *more* diverse (AUROC 0.14): read EAD as lexical diversity, and Sentence-BERT and NLI as the "
+    "closer proxies of semantic diversity. To check this on your own kind of text, write content and paraphrase "
+    "sets (JSONL: docs/diversity-validity.md) and run `python benchmarks/diversity_validity.py RUN --no-sweep "
+    "--paraphrase-sets FILE`.")
+
+
 def _cell(st: dict | None) -> str:
     if not st or st.get("estimate") is None or math.isnan(st["estimate"]):
         return "–"
@@ -57,6 +69,8 @@ def metric_validity(rep, d: dict | None, seed: int = 0) -> None:
     """Add the section (a table and one figure, a panel per metric) when the diversity stage
     measured the ground truth; else nothing."""
     rows = validity_rows(d, seed) if d else []
+    if d and not rows:
+        rep.add("Do the diversity metrics measure diversity here?", NO_GROUND_TRUTH)
     if not rows:
         return
     rep.grid("metric_validity", "Each diversity metric against ground-truth content diversity",
