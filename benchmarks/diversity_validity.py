@@ -166,7 +166,19 @@ def main(argv: list[str] | None = None) -> dict:
         print_separation(f"Content vs form, {a.sets} + {a.sets} sets of {a.set_size}, content sets varying "
                          f"{varied} of 4 facts (content metric: d > 0, AUROC → 1)", sep)
     if a.paraphrase_sets:
-        sep = paraphrase_separation(measure, read_paraphrase_sets(a.paraphrase_sets))
+        # your own text: no ground truth, and NLI only from a real classifier (the synthetic task's exact
+        # oracle reads its facts, not English)
+        metrics = [m for m in div.metrics if m != "nli" or div.nli_model]
+        if len(metrics) < len(div.metrics):
+            print("\nNLI left out of the sets you wrote: set diversity.nli_model to an MNLI classifier to include it",
+                  file=sys.stderr)
+        plain = div.model_copy(update={"metrics": metrics})
+
+        def measure_text(texts: list[str], n: int, k: int) -> dict:
+            return measured_diversity(texts, n, k, plain, None, encoder=encoder, nli=nli if div.nli_model else None,
+                                      seed=cfg.seed)
+
+        sep = paraphrase_separation(measure_text, read_paraphrase_sets(a.paraphrase_sets))
         out["paraphrase_sets"] = sep
         print_separation(f"Content vs form on {a.paraphrase_sets} (content metric: d > 0, AUROC → 1)", sep)
     policies = a.run_dir / "diversity" / "diversity.json"
