@@ -79,6 +79,11 @@ def clock() -> float:
     return time.perf_counter()
 
 
+def score_norm(scores: torch.Tensor) -> list[float]:
+    """The mean and standard deviation that standardise RM scores (`normalize_rewards`)."""
+    return [scores.mean().item(), scores.std().clamp(min=1e-6).item()]
+
+
 class OnlineTrainer:
     """The shared loop; see the module docstring for what a method adds."""
 
@@ -194,7 +199,7 @@ class OnlineTrainer:
             return scores
         if self.loop.score_norm is None:  # fixed from the first samples, so rewards stay comparable
             whole = self.accelerator.gather(scores) if self.world > 1 else scores  # every process, the same norm
-            self.loop.score_norm = [whole.mean().item(), whole.std().clamp(min=1e-6).item()]
+            self.loop.score_norm = score_norm(whole)
         mu, sd = self.loop.score_norm
         return (scores - mu) / sd
 
@@ -242,7 +247,7 @@ class OnlineTrainer:
         if self.cfg.normalize_rewards and self.loop.score_norm is None:
             # the first validation pass samples the starting policy, as the first batch would; every process
             # holds the whole set here, so all of them get the same norm without another gather
-            self.loop.score_norm = [scores.mean().item(), scores.std().clamp(min=1e-6).item()]
+            self.loop.score_norm = score_norm(scores)
         # select on the reward the policy is trained on: with normalised scores, β·KL is weighed against
         # score standard deviations, not the RM's raw units
         out = {"val_rm_score": raw.mean().item(), "val_kl": kl.mean().item(), "val_kl_coef": self.loop.kl_coef,

@@ -39,19 +39,20 @@ def _checked(row: dict) -> bool:
         isinstance(row.get(k), (int, float)) and math.isfinite(row[k]) for k in ("ci_low", "ci_high"))
 
 
-def _claim_entry(claim: str, rows: list[tuple[object, dict]]) -> dict:
-    directions = {r["direction"] for _, r in rows}
-    if len(directions) != 1:
-        raise ValueError(f"claim {claim!r} has directions {sorted(directions)} in different runs: "
+def _one(claim: str, rows: list[tuple[object, dict]], key: str, plural: str, default=None):
+    """The value every run gives the claim's `key`; runs that differ are of different rlhflab versions."""
+    values = {r.get(key, default) for _, r in rows}
+    if len(values) != 1:
+        raise ValueError(f"claim {claim!r} has {plural} {sorted(values)} in different runs: "
                          "aggregate runs of one rlhflab version")
+    return values.pop()
+
+
+def _claim_entry(claim: str, rows: list[tuple[object, dict]]) -> dict:
     verdicts = [r.get("verdict") for _, r in rows]
     tested = [(s, r) for s, r in rows if _checked(r)]
-    families = {r.get("family", "secondary") for _, r in rows}
-    if len(families) != 1:
-        raise ValueError(f"claim {claim!r} is in families {sorted(families)} in different runs: "
-                         "aggregate runs of one rlhflab version")
-    entry = {"direction": directions.pop(), "unit": rows[0][1].get("unit", "points"), "verdict": "not run",
-             "family": families.pop(),
+    entry = {"direction": _one(claim, rows, "direction", "directions"), "unit": rows[0][1].get("unit", "points"),
+             "verdict": "not run", "family": _one(claim, rows, "family", "families", default="secondary"),
              "reproduced_in": verdicts.count("reproduced"), "contradicted_in": verdicts.count("contradicted"),
              "inconclusive_in": verdicts.count("inconclusive"), "checked_in": len(tested),
              "seeds": [{"seed": s, "estimate": r["estimate"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
@@ -67,8 +68,9 @@ def _claim_entry(claim: str, rows: list[tuple[object, dict]]) -> dict:
 def findings_over_seeds(per_run: list[list[dict]], seeds: Sequence) -> dict[str, dict]:
     """claim -> the per-seed estimates (with their intervals and SEs), their random-effects
     combination ("estimate", "se", "ci_low", "ci_high", "p_value", "tau2", "df"), the adjusted p
-    ("p_holm": Holm per family, the primary family gating the secondary), the over-seed verdict in the claim's own direction, and the seeds'
-    own verdict counts. `per_run[i]` is the findings list of the run of seed `seeds[i]`."""
+    ("p_holm": Holm per family, the primary family gating the secondary), the over-seed verdict in the
+    claim's own direction, and the seeds' own verdict counts. `per_run[i]` is the findings list of the
+    run of seed `seeds[i]`."""
     rows: dict[str, list[tuple[object, dict]]] = {}
     for seed, findings in zip(seeds, per_run, strict=True):
         for row in findings:
@@ -84,7 +86,7 @@ def findings_over_seeds(per_run: list[list[dict]], seeds: Sequence) -> dict[str,
 
 def method_note(findings: dict[str, dict], n_seeds: int) -> str:
     """The paragraph aggregate.md prints about the method and its assumptions."""
-    checked = [{**e, "verdict": None} for e in findings.values() if e["checked_in"] > 0]
+    checked = [e for e in findings.values() if e["checked_in"] > 0]
     return (f"Over the {n_seeds} seeds, each claim's per-seed estimates are combined by a random-effects "
             "meta-analysis: each seed contributes its paired estimate with a standard error taken from its own 95% "
             "bootstrap interval, SE = (high − low) / (2 × 1.96) (the findings store the interval, not the SE); the "

@@ -104,17 +104,18 @@ def is_primary(row: dict) -> bool:
     return row.get("family") == "primary"
 
 
-def multiplicity_text(rows) -> str:
-    """How the table's p-values are adjusted, with the size of each family, for the method notes."""
-    tested = [r for r in rows if r.get("verdict") != "not run"]
+def multiplicity_text(tested) -> str:
+    """How the table's p-values are adjusted, with the size of each family, for the method notes;
+    `tested`: the rows (claims) whose p-values were adjusted."""
     k = sum(map(is_primary, tested))
     m = len(tested) - k
     second = f"Holm within the {m} secondary claim{'s' if m != 1 else ''}"
     if not k:
         return f"{second} (no primary claim was checked)"
-    return (f"Holm within the {k} primary claim{'s' if k != 1 else ''} (the in-distribution claims that PPO and best-of-N "
-            f"beat SFT, fixed in advance as the papers' headline claims) and, only once every primary claim is decided, {second} "
-            "(serial gatekeeping, Dmitrienko & Tamhane 2007: the family-wise error over both families stays below α)")
+    return (f"Holm within the {k} primary claim{'s' if k != 1 else ''} (the in-distribution claims that PPO and "
+            "best-of-N beat SFT, fixed in advance as the papers' headline claims) and, only once every primary claim "
+            f"is decided, {second} (serial gatekeeping, Dmitrienko & Tamhane 2007: the family-wise error over both "
+            "families stays below α)")
 
 
 def interval_text(row: dict) -> str:

@@ -24,8 +24,9 @@ head-to-head and length-control claims, in `diversity_claims` the diversity and 
 
 from __future__ import annotations
 
-from rlhflab.report.claims import (ALPHA, DIGITS, FLOOR, NAMES, RESAMPLES, TEST, claim_row, decide, distribution, multiplicity_text,
-                                   evaluated_sets, gap_pairs, mean_gap, ordered_sets, sets_in, uninformative_sets)
+from rlhflab.report.claims import (ALPHA, DIGITS, FLOOR, NAMES, RESAMPLES, TEST, claim_row, decide, distribution,
+                                   multiplicity_text, evaluated_sets, gap_pairs, mean_gap, ordered_sets, sets_in,
+                                   uninformative_sets)
 from rlhflab.report.diversity_claims import (KL_CLAIM, KL_TREND_CLAIM, across_input_claims, kl_claims, kl_metric,
                                              per_input_claims)
 from rlhflab.report.generalisation import (GAP_CLAIM, H2H_CLAIM, LC_CLAIM, SHIFT_CLAIM, gap_claim, head_to_head_claims,
@@ -80,11 +81,12 @@ def compute_findings(eval_results: dict | None, diversity: dict | None, kl_sweep
 
 def method_note(findings: list[dict]) -> str:
     """One sentence naming the test and the number of comparisons, for the report."""
+    tested = [f for f in findings if f["verdict"] != "not run"]
     return (f"Each claim is tested by a {TEST} ({RESAMPLES} resamples; both policies scored on the same "
             "inputs, per-input differences resampled; a quantity over several test sets — a gap, the slope against "
             "the measured shift, the head-to-head change — resamples each set's inputs within the set; the KL trend "
             "averages each input's own slope of diversity on ln β), with a 95% percentile "
             f"interval. Verdicts: *reproduced* / *contradicted* when the interval excludes 0 on the claimed / "
-            f"opposite side and the adjusted p-value is below {ALPHA} — {multiplicity_text(findings)}; otherwise "
+            f"opposite side and the adjusted p-value is below {ALPHA} — {multiplicity_text(tested)}; otherwise "
             f"*inconclusive*. Test sets where every policy's PvR is below {FLOOR:g}% "
             "carry no information about generalisation: they get no claim and are left out of every mean gap.")
